@@ -1,0 +1,100 @@
+"""Frozen-backbone trial with and without the feature cache: how much faster is the cached one?
+
+The same trial (digits, a small timm CNN, whole backbone frozen, 10 epochs)
+runs without the cache, with an empty cache (it computes every split's
+features once: the cold case, the figure compared with the target) and again
+with the cache the cold run filled (the warm case: every later trial of a
+study on this backbone). Runs are interleaved and repeated; medians of the
+wall clock of ``train_trial`` (model building and data loading excluded,
+identical for all three) are compared. The last line is one JSON object.
+
+    python bench/cache.py [--backbone resnet18] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+
+from tl_bench.config import TrialConfig, TrialResult
+from tl_bench.data import DatasetSplits, load_dataset
+from tl_bench.train import FeatureCache, build_for, train_trial
+
+TARGET = 8.0
+
+
+def timed(config: TrialConfig, data: DatasetSplits, cache: FeatureCache | None) -> tuple[float, TrialResult]:
+    model = build_for(config, data.num_classes)
+    start = time.perf_counter()
+    result = train_trial(config, model, data, cache=cache)
+    return time.perf_counter() - start, result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backbone", default="resnet18")
+    parser.add_argument("--img-size", type=int, default=32)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    config = TrialConfig(
+        dataset="digits",
+        backbone=args.backbone,
+        img_size=args.img_size,
+        freeze_depth="all",
+        epochs=args.epochs,
+        batch_size=64,
+        lr=1e-2,
+        seed=0,
+    )
+    interpolation = build_for(config, 10).backbone.data_config["interpolation"]
+    data = load_dataset("digits", img_size=args.img_size, seed=0, interpolation=interpolation)
+    timed(config.replace(epochs=1), data, FeatureCache(None))  # warm-up: allocator, kernels
+    timed(config.replace(epochs=1, use_cache=False), data, None)
+
+    times: dict[str, list[float]] = {"uncached": [], "cold": [], "warm": []}
+    results: dict[str, TrialResult] = {}
+    for repeat in range(args.repeats):
+        cache = FeatureCache(None)
+        for name, cfg, use in (
+            ("uncached", config.replace(use_cache=False), None),
+            ("cold", config, cache),
+            ("warm", config, cache),
+        ):
+            seconds, results[name] = timed(cfg, data, use)
+            times[name].append(seconds)
+            print(f"repeat {repeat}: {name:8s} {seconds:7.2f} s  test_acc {results[name].test_acc:.4f}", flush=True)
+
+    median = {name: statistics.median(values) for name, values in times.items()}
+    ratio = median["uncached"] / median["cold"]
+    figures = {
+        "benchmark": "cache",
+        "ratio": round(ratio, 2),
+        "target": TARGET,
+        "met": ratio >= TARGET,
+        "warm_ratio": round(median["uncached"] / median["warm"], 2),
+        "uncached_s": round(median["uncached"], 3),
+        "cached_cold_s": round(median["cold"], 3),
+        "cached_warm_s": round(median["warm"], 3),
+        "uncached_train_s": round(results["uncached"].train_time_s, 3),
+        "cached_cold_train_s": round(results["cold"].train_time_s, 3),
+        "test_acc_uncached": results["uncached"].test_acc,
+        "test_acc_cached": results["cold"].test_acc,
+        "backbone": config.backbone,
+        "img_size": config.img_size,
+        "epochs": config.epochs,
+        "split_sizes": [len(data.train), len(data.val), len(data.test)],
+        "repeats": args.repeats,
+        "device": results["cold"].device,
+        "torch_threads": torch.get_num_threads(),
+    }
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

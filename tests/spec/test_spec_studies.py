@@ -1,0 +1,56 @@
+"""Every study file shipped in studies/ validates, and the quickstart has what it promises."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tl_bench.models import HEADS, NECKS, count_stages
+from tl_bench.spec import load_spec
+
+STUDIES = Path(__file__).resolve().parents[2] / "studies"
+FILES = sorted(STUDIES.glob("*.yaml"))
+
+
+def test_the_expected_study_files_exist() -> None:
+    names = {p.stem for p in FILES}
+    assert {"quickstart", "cifar10", "vtab1k", "imagefolder_template"} <= names
+
+
+@pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
+def test_every_study_file_validates(path: Path) -> None:
+    spec = load_spec(path)
+    assert spec.source_path == path
+    assert spec.runs_dir == STUDIES / "runs"
+    assert all(ds.key for ds in spec.datasets)
+
+
+def test_quickstart_is_offline_transfer_on_digits() -> None:
+    spec = load_spec(STUDIES / "quickstart.yaml")
+    (ds,) = spec.datasets
+    assert (ds.name, ds.train_size, ds.val_size, ds.img_size, ds.download) == ("digits", 800, 200, 32, False)
+    backbones = {b.name: b.weights for b in spec.space.backbones}
+    assert set(backbones) == {"test_resnet", "test_convnext", "test_vit"}
+    assert all(w == ["scratch", "local:shapes"] for w in backbones.values())
+    depths = spec.space.freeze_depth
+    middle = [d for d in depths if d not in (0, "all")]
+    assert 0 in depths and "all" in depths and middle
+    assert all(0 < d < count_stages(b) for d in middle for b in backbones)  # a real middle for every backbone
+    assert len(spec.space.neck) >= 3 and set(spec.space.neck) <= set(NECKS)
+    assert len(spec.space.head) >= 3 and set(spec.space.head) <= set(HEADS)
+    assert spec.pruner.name != "none" and not spec.objective.is_multi
+    assert spec.pretrain["shapes"].dataset.name == "shapes"
+    assert spec.budget.n_trials is not None and spec.budget.n_trials <= 30
+
+
+def test_real_target_studies_use_published_weights() -> None:
+    cifar = load_spec(STUDIES / "cifar10.yaml")
+    assert cifar.datasets[0].name == "torchvision:CIFAR10" and cifar.datasets[0].download
+    assert {b.name for b in cifar.space.backbones} == {"resnet50", "convnext_tiny", "vit_small_patch16_224"}
+    assert all("pretrained" in b.weights for b in cifar.space.backbones)
+    vtab = load_spec(STUDIES / "vtab1k.yaml")
+    assert [d.key for d in vtab.datasets] == ["Flowers102", "OxfordIIITPet", "DTD", "CIFAR100"]
+    assert all((d.train_size, d.val_size) == (800, 200) for d in vtab.datasets)
+    template = load_spec(STUDIES / "imagefolder_template.yaml")
+    assert template.datasets[0].name == f"imagefolder:{STUDIES / 'data' / 'my_images'}"

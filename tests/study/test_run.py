@@ -1,0 +1,105 @@
+"""End-to-end studies on digits with a tiny backbone: real Optuna storage, real MLflow store."""
+
+from __future__ import annotations
+
+import mlflow
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from tl_bench.spec import load_spec
+from tl_bench.study.run_spec import run_spec
+from tl_bench.study.runner import RunOptions
+
+pytestmark = pytest.mark.slow
+
+
+def _runs(spec):  # type: ignore[no-untyped-def]
+    return mlflow.search_runs(experiment_names=[spec.name], output_format="list", max_results=5000,
+                              run_view_type=mlflow.entities.ViewType.ALL) if mlflow.set_tracking_uri(spec.tracking_uri) is None else []
+
+
+def _split(runs):  # type: ignore[no-untyped-def]
+    parents = [r for r in runs if r.data.tags.get("tlb.kind") == "study"]
+    children = [r for r in runs if r.data.tags.get("tlb.kind") == "trial"]
+    return parents, children
+
+
+def test_study_records_one_parent_and_a_child_per_trial_and_resumes(make_spec) -> None:  # type: ignore[no-untyped-def]
+    spec = load_spec(make_spec())
+    outcome = run_spec(spec, RunOptions(n_trials=3), quiet=True)[0]
+    study = optuna.load_study(study_name="small/digits", storage=spec.storage_url)  # plain Optuna opens it
+    finished = study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
+    assert len(finished) == 3 and outcome.counts["COMPLETE"] + outcome.counts["PRUNED"] == 3
+
+    parents, children = _split(_runs(spec))
+    assert len(parents) == 1 and parents[0].info.run_id == outcome.parent_run_id
+    assert parents[0].info.status == "FINISHED"
+    assert parents[0].data.metrics["n_complete"] + parents[0].data.metrics["n_pruned"] == 3
+    assert len(children) == 3
+    by_id = {r.info.run_id: r for r in children}
+    for trial in study.trials:
+        run = by_id[trial.user_attrs["mlflow_run_id"]]  # each side finds the other
+        assert run.data.tags["tlb.trial"] == str(trial.number)
+        assert run.data.tags["tlb.study"] == "small" and run.data.tags["mlflow.parentRunId"] == outcome.parent_run_id
+        assert run.data.tags["tlb.state"] == trial.state.name
+        for param in ("backbone", "weights", "freeze_depth", "neck", "head", "lr", "epochs", "batch_size", "seed"):
+            assert param in run.data.params
+        if trial.state == TrialState.COMPLETE:
+            assert run.info.status == "FINISHED"
+            assert run.data.metrics["val_acc"] == pytest.approx(trial.values[0])
+            for metric in ("test_acc", "params_total", "params_trainable", "flops_fwd_per_image",
+                           "train_time_s", "train_throughput_ips", "peak_mem_mb"):
+                assert metric in run.data.metrics
+            assert run.inputs.dataset_inputs and run.inputs.dataset_inputs[0].dataset.name == "digits"
+
+    # Same command with a larger budget tops the study up; finished trials are not repeated.
+    run_spec(spec, RunOptions(n_trials=5), quiet=True)
+    study = optuna.load_study(study_name="small/digits", storage=spec.storage_url)
+    assert len(study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))) == 5
+    assert [t.number for t in study.trials] == list(range(len(study.trials)))
+    parents, children = _split(_runs(spec))
+    assert len(parents) == 1 and len(children) == len(study.trials) == 5
+    assert len({r.data.tags["tlb.trial"] for r in children}) == 5
+
+
+def test_failing_trials_are_recorded_and_the_study_ends(make_spec) -> None:  # type: ignore[no-untyped-def]
+    spec = load_spec(make_spec(fixed={"epochs": 2, "lr": 1.0e30, "optimizer": "sgd"},
+                               space={"backbones": ["test_resnet"], "freeze_depth": [0]}))
+    outcome = run_spec(spec, RunOptions(n_trials=2), quiet=True)[0]
+    assert outcome.counts["FAIL"] >= 3 and outcome.counts["COMPLETE"] == 0  # bounded: it does not loop forever
+    _, children = _split(_runs(spec))
+    assert len(children) == outcome.counts["FAIL"]
+    for run in children:
+        assert run.info.status == "FAILED" and run.data.tags["tlb.state"] == "FAIL"
+        assert "NonFiniteLossError" in run.data.tags["tlb.error"]
+
+
+def test_a_bad_trial_is_pruned_and_marked_killed(make_spec) -> None:  # type: ignore[no-untyped-def]
+    good = {"backbone": "test_resnet", "freeze_depth": 0, "neck": "gap", "head": "linear", "lr": 1.0e-2}
+    bad = {**good, "lr": 1.0e-7}
+    spec = load_spec(make_spec(
+        space={"backbones": ["test_resnet"], "freeze_depth": [0], "neck": ["gap"], "head": ["linear"],
+               "lr": {"low": 1.0e-7, "high": 1.0e-2, "log": True}},
+        fixed={"epochs": 3, "batch_size": 32},
+        pruner={"name": "median", "n_startup_trials": 1, "n_warmup_steps": 0},
+        baselines=[good, bad],
+    ))
+    run_spec(spec, RunOptions(n_trials=2), quiet=True)
+    study = optuna.load_study(study_name="small/digits", storage=spec.storage_url)
+    assert [t.state for t in study.trials[:2]] == [TrialState.COMPLETE, TrialState.PRUNED]
+    _, children = _split(_runs(spec))
+    pruned = [r for r in children if r.data.tags["tlb.trial"] == "1"][0]
+    assert pruned.info.status == "KILLED" and pruned.data.tags["tlb.state"] == "PRUNED"
+    assert "epoch_val_acc" in pruned.data.metrics  # its curve up to the pruning epoch is kept
+
+
+def test_multi_objective_study_gives_a_pareto_front(make_spec) -> None:  # type: ignore[no-untyped-def]
+    spec = load_spec(make_spec(objective={"metric": "val_acc", "cost": "params_trainable"}, sampler={"name": "nsga2", "seed": 0}))
+    run_spec(spec, RunOptions(n_trials=3), quiet=True)
+    study = optuna.load_study(study_name="small/digits", storage=spec.storage_url)
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    assert study.best_trials and all(len(t.values) == 2 for t in study.best_trials)
+    parents, _ = _split(_runs(spec))
+    artifacts = mlflow.MlflowClient(spec.tracking_uri).list_artifacts(parents[0].info.run_id)
+    assert "optuna_plots.html" in {a.path for a in artifacts}

@@ -1,0 +1,3 @@
+from tl_bench.cli import main
+
+main()

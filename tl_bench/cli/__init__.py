@@ -1,0 +1,14 @@
+"""Command-line interface: ``tl-bench COMMAND``. Each command lives in its own module."""
+
+from __future__ import annotations
+
+from tl_bench.cli.app import app, main
+
+# Command modules register themselves on import.
+from tl_bench.cli import models_cmd  # noqa: E402,F401  list backbones/necks/heads, inspect
+from tl_bench.cli import data_cmd  # noqa: E402,F401
+from tl_bench.cli import run_cmd  # noqa: E402,F401  run
+from tl_bench.cli import pretrain_cmd  # noqa: E402,F401  pretrain
+from tl_bench.cli import leaderboard_cmd  # noqa: E402,F401
+
+__all__ = ["app", "main"]

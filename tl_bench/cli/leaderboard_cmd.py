@@ -1,0 +1,123 @@
+"""``tl-bench leaderboard``, ``tl-bench ui`` and ``tl-bench dashboard``: look at what the studies wrote."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from tl_bench.cli.app import app
+from tl_bench.errors import TLBenchError
+
+_SPEC = typer.Option(None, "--spec", help="Study file: read its MLflow store (and, for the leaderboard, its study).")
+_URI = typer.Option(None, "--tracking-uri", help="MLflow tracking URI (sqlite:///..., a folder, http://...).")
+
+
+def _store(tracking_uri: str | None, spec: Path | None) -> tuple[str, str | None]:
+    """The tracking URI to read and the study a spec names (None without a spec)."""
+    from tl_bench.run_frame import resolve_tracking_uri
+
+    study = None
+    if spec is not None:
+        from tl_bench.spec import load_spec
+
+        loaded = load_spec(spec)
+        study = loaded.name
+        tracking_uri = tracking_uri or loaded.tracking_uri
+    return resolve_tracking_uri(tracking_uri), study
+
+
+@app.command("leaderboard")
+def leaderboard_command(
+    spec: Optional[Path] = _SPEC,
+    tracking_uri: Optional[str] = _URI,
+    study: Optional[str] = typer.Option(None, "--study", help="Only this study (the spec's name; default with --spec)."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="Only this dataset."),
+    backbone: Optional[str] = typer.Option(None, "--backbone", help="Backbone pattern, e.g. 'resnet*'."),
+    weights: Optional[str] = typer.Option(None, "--weights", help="Only these weights, e.g. scratch, pretrained."),
+    freeze_depth: Optional[str] = typer.Option(None, "--freeze-depth", help="Only this freeze depth (a number or all)."),
+    min_epochs: Optional[int] = typer.Option(None, "--min-epochs", min=1, help="Only trials of at least N epochs."),
+    across: bool = typer.Option(False, "--across-datasets", help="One row per combination run on every dataset."),
+    metric: str = typer.Option("test_acc", "--metric", help="Metric that ranks (any logged metric)."),
+    ascending: bool = typer.Option(False, "--ascending", help="Lower is better (costs)."),
+    include_unfinished: bool = typer.Option(False, "--include-unfinished", help="Also pruned, failed, running trials."),
+    top: Optional[int] = typer.Option(None, "--top", min=1, help="Rows per dataset (overall with --across-datasets)."),
+    csv: Optional[Path] = typer.Option(None, "--csv", help="Write the leaderboard as CSV to this file."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="csv, md or json: print that instead of the table "
+                                                               "(or write it with --out)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the leaderboard here (format: --format or suffix)."),
+) -> None:
+    """Rank combinations (backbone, weights, freeze depth, neck, head): best trial by validation, shown by test."""
+    from rich.console import Console
+
+    from tl_bench.leaderboard import across_datasets, format_board, leaderboard, print_leaderboard, write_board
+    from tl_bench.leaderboard_output import FORMATS
+
+    if fmt is not None and fmt not in FORMATS:
+        raise TLBenchError(f"unknown --format {fmt!r}; accepted: {', '.join(FORMATS)}")
+    uri, spec_study = _store(tracking_uri, spec)
+    filters = dict(study=study or spec_study, dataset=dataset, backbone=backbone, weights=weights,
+                   freeze_depth=freeze_depth, min_epochs=min_epochs, include_unfinished=include_unfinished)
+    if across:
+        frame = across_datasets(uri, metric=metric, ascending=ascending, top=top, **filters)
+    else:
+        frame = leaderboard(uri, metric=metric, ascending=ascending, top=top, **filters)  # type: ignore[arg-type]
+    written = []
+    if csv is not None:
+        written.append(write_board(frame, csv, "csv"))
+    if out is not None:
+        written.append(write_board(frame, out, fmt))
+    if fmt is not None and out is None:
+        sys.stdout.write(format_board(frame, fmt))
+    else:
+        order = "ascending" if ascending else "descending"
+        what = "across datasets" if across else "per dataset"
+        print_leaderboard(frame, console=Console(), title=f"Leaderboard {what}, ranked by {metric} ({order})")
+    for path in written:
+        typer.echo(f"wrote {len(frame)} rows to {path}", err=True)
+
+
+@app.command("ui")
+def mlflow_ui(
+    spec: Optional[Path] = _SPEC,
+    tracking_uri: Optional[str] = _URI,
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind (loopback by default)."),
+    port: int = typer.Option(5000, "--port", min=0, max=65535, help="Port; 0 picks a free one."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Server worker processes."),
+) -> None:
+    """Start the MLflow UI on the study's store and print its URL (Ctrl-C stops it)."""
+    from tl_bench.ui import LOOPBACK, free_port, serve_ui
+
+    artifact_root = None
+    if spec is not None and tracking_uri is None:
+        from tl_bench.spec import load_spec
+
+        artifact_root = load_spec(spec).artifact_location
+    uri, _ = _store(tracking_uri, spec)
+    if host != LOOPBACK:
+        typer.echo(f"warning: binding {host} exposes the UI beyond this machine", err=True)
+    port = port or free_port(host)
+    code = serve_ui(uri, host=host, port=port, workers=workers, artifact_root=artifact_root,
+                    announce=lambda line: typer.echo(line))
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command("dashboard")
+def dashboard_command(
+    definition: Optional[Path] = typer.Argument(None, help="Dashboard YAML (default: the built-in overview, "
+                                                           "dashboards/overview.yaml)."),
+    out: Path = typer.Option(..., "--out", help="HTML file to write (self-contained, works offline)."),
+    spec: Optional[Path] = _SPEC,
+    tracking_uri: Optional[str] = _URI,
+    study: Optional[str] = typer.Option(None, "--study", help="Only this study (default with --spec: its name)."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="Only this dataset."),
+) -> None:
+    """Render a dashboard of the leaderboard, Pareto front, heatmaps, freeze depth and importances."""
+    from tl_bench.dashboard import render_dashboard
+
+    uri, spec_study = _store(tracking_uri, spec)
+    path = render_dashboard(definition, uri, study=study or spec_study, dataset=dataset, out=out)
+    typer.echo(f"wrote {path}")

@@ -1,0 +1,45 @@
+"""``tl-bench pretrain SPEC``: train the spec's local source checkpoints ahead of a study."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from tl_bench.cli.app import app, print_json
+
+
+@app.command("pretrain")
+def pretrain(
+    spec_path: Path = typer.Argument(..., help="Study file whose pretrain: section to train."),
+    name: Optional[list[str]] = typer.Option(None, "--name", help="Only these pretrain entries (repeatable)."),
+    backbone: Optional[list[str]] = typer.Option(None, "--backbone", help="Only these backbones (repeatable)."),
+    tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow tracking URI for the pretraining runs."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object: {local:NAME: {backbone: path}}."),
+) -> None:
+    """Pretrain each backbone that lists ``local:NAME`` weights (skipped when its checkpoint exists)."""
+    from tl_bench.pretrain import ensure_pretrained
+    from tl_bench.spec import load_spec
+    from tl_bench.tracking import Tracker
+
+    spec = load_spec(spec_path).with_overrides(tracking_uri=tracking_uri)
+    tracker = Tracker(spec.tracking_uri, spec.name, artifact_location=spec.artifact_location)
+    done: dict[str, dict[str, str]] = {}
+    for entry in spec.space.backbones:
+        if backbone and entry.name not in backbone:
+            continue
+        for weights in entry.weights:
+            source = weights.split(":", 1)[1] if weights.startswith("local:") else None
+            if source is None or (name and source not in name):
+                continue
+            path = ensure_pretrained(spec, source, entry.name, tracker=tracker, quiet=json_out)
+            done.setdefault(weights, {})[entry.name] = str(path)
+    if json_out:
+        print_json(done)
+    elif not done:
+        typer.echo("nothing to pretrain: no backbone lists local:NAME weights")
+    else:
+        for weights, paths in done.items():
+            for bb, path in paths.items():
+                typer.echo(f"{weights:16s} {bb:24s} {path}")

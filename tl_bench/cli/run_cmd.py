@@ -1,0 +1,82 @@
+"""``tl-bench run SPEC``: search every dataset of a study file, then show the leaderboard."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import zlib
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from tl_bench.cli.app import app
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _sigterm_as_interrupt() -> None:
+    # SIGTERM ends the current trial the same way Ctrl-C does: recorded in both stores, then exit.
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+@app.command("run")
+def run(
+    spec_path: Path = typer.Argument(..., help="Study file (YAML), e.g. studies/quickstart.yaml."),
+    dataset: Optional[list[str]] = typer.Option(None, "--dataset", help="Run only these datasets (repeatable)."),
+    n_trials: Optional[int] = typer.Option(None, "--n-trials", min=0, help="Budget of finished trials per dataset study."),
+    timeout: Optional[float] = typer.Option(None, "--timeout", min=0, help="Seconds per dataset study in this invocation."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Worker processes on this machine."),
+    storage: Optional[str] = typer.Option(None, "--storage", help="Optuna storage URL (default: the spec's, or runs/optuna.db)."),
+    tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow tracking URI (default: runs/mlflow.db)."),
+    worker_index: Optional[int] = typer.Option(None, "--worker-index", min=0, help="Distinct per host when many hosts share a storage; seeds the sampler."),
+    top: int = typer.Option(10, "--top", help="Leaderboard rows shown per dataset at the end."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress display or leaderboard."),
+) -> None:
+    """Search backbone x weights x freeze depth x neck x head x hyperparameters for each dataset."""
+    from tl_bench.spec import load_spec
+    from tl_bench.study.run_spec import run_spec
+    from tl_bench.study.runner import RunOptions
+
+    spec = load_spec(spec_path).with_overrides(
+        storage=storage, tracking_uri=tracking_uri, n_trials=n_trials, timeout_s=timeout, datasets=dataset
+    )
+    if worker_index is None:
+        # A shared storage may have other hosts drawing from the same seed: offset by host and process.
+        shared = storage is not None or spec.storage_url != load_spec(spec_path).storage_url
+        worker_index = zlib.crc32(f"{socket.gethostname()}:{os.getpid()}".encode()) % 100_000 if shared else 0
+    argv = ["run", str(spec_path), "--storage", spec.storage_url, "--tracking-uri", spec.tracking_uri]
+    for name in dataset or []:
+        argv += ["--dataset", name]
+    if n_trials is not None:
+        argv += ["--n-trials", str(n_trials)]
+    if timeout is not None:
+        argv += ["--timeout", str(timeout)]
+    _sigterm_as_interrupt()
+    options = RunOptions(n_trials=n_trials, timeout_s=timeout, workers=workers, worker_index=worker_index)
+    try:
+        outcomes = run_spec(spec, options, worker_argv=argv, quiet=quiet)
+    except KeyboardInterrupt:
+        Console(stderr=True).print("interrupted: the current trial was recorded as failed in Optuna and MLflow")
+        raise typer.Exit(130) from None
+    if quiet:
+        return
+    _print_results(spec, outcomes, top)
+
+
+def _print_results(spec, outcomes, top: int) -> None:  # type: ignore[no-untyped-def]
+    from tl_bench.leaderboard import leaderboard, print_leaderboard
+
+    console = Console()
+    for outcome in outcomes:
+        counts = ", ".join(f"{v} {k.lower()}" for k, v in outcome.counts.items() if v)
+        console.print(f"\n[bold]{spec.name} / {outcome.dataset}[/bold]: {counts or 'no trials'}")
+        frame = leaderboard(spec.tracking_uri, study=spec.name, dataset=outcome.dataset, top=top)
+        print_leaderboard(frame, console=console, title=f"Leaderboard: {outcome.dataset} (top {top}, ranked by test_acc)")
+    console.print(f"\nBrowse every trial in the MLflow UI:  tl-bench ui --spec {spec.source_path}")
+    console.print(f"  (or: mlflow ui --backend-store-uri {spec.tracking_uri})")
+    console.print(f"Export the leaderboard:  tl-bench leaderboard --spec {spec.source_path} --csv leaderboard.csv")

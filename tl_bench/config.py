@@ -1,0 +1,124 @@
+"""The two plain-value records that cross module boundaries.
+
+``TrialConfig`` is everything that determines one trial: it is what gets
+logged, hashed for caches and reproduced. ``TrialResult`` is everything the
+trainer measured. Neither knows about Optuna or MLflow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal, Union
+
+FreezeDepth = Union[int, Literal["all"]]
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    # what is being transferred
+    dataset: str  # registry name, e.g. "digits", "shapes", "imagefolder:/data/pets", "torchvision:CIFAR10"
+    backbone: str  # any timm model name, e.g. "test_resnet", "resnet50"
+    weights: str = "scratch"  # "scratch" | "pretrained" (timm default tag) | "timm:TAG" | "local:NAME" | checkpoint path
+    weights_path: str | None = None  # resolved checkpoint file when weights names a local file
+    freeze_depth: FreezeDepth = 0  # leading backbone stages kept frozen; "all" = linear probe
+    neck: str = "gap"  # neck registry key
+    head: str = "linear"  # head registry key
+    neck_dim: int = 256  # output width of necks that project (bottleneck, mlp, multiscale)
+    head_hidden: int = 256  # hidden width of the mlp head
+    # data
+    img_size: int = 32  # square input size fed to the backbone
+    train_size: int | None = None  # stratified limit on the training split (None = all)
+    val_size: int | None = None  # stratified limit on the validation split (None = default share)
+    split_seed: int = 0  # seed of the train/val/test split, independent of the training seed
+    data_root: str | None = None  # folder for torchvision datasets and caches
+    download: bool = False  # allow torchvision downloads
+    dataset_options: dict[str, Any] = field(default_factory=dict)  # per-dataset extras, e.g. shapes' num_classes
+    augment: bool = False  # light random training augmentation (disables the feature cache)
+    # optimisation
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    lr: float = 1e-3  # learning rate of neck and head
+    backbone_lr_scale: float = 0.1  # backbone lr = lr * backbone_lr_scale
+    weight_decay: float = 1e-4
+    momentum: float = 0.9  # sgd only
+    epochs: int = 5
+    warmup_epochs: float = 0.0  # linear warmup before the cosine schedule
+    batch_size: int = 64
+    label_smoothing: float = 0.0
+    grad_clip: float | None = None  # max gradient norm; None = off
+    seed: int = 0  # training seed (init of neck/head, shuffling, augmentation)
+    select: Literal["last", "best_val"] = "best_val"  # which epoch's weights are tested
+    # execution
+    device: str = "auto"  # "auto" picks cuda when available
+    use_cache: bool = True  # use the frozen-feature cache when the config allows it
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrialConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ValueError(f"unknown TrialConfig fields {unknown}; accepted: {sorted(names)}")
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> "TrialConfig":
+        return dataclasses.replace(self, **changes)
+
+    def digest(self) -> str:
+        """Stable short hash of every field (sorted JSON)."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+@dataclass
+class TrialResult:
+    # accuracy (fractions in [0, 1])
+    val_acc: float  # validation accuracy of the selected epoch
+    test_acc: float  # test accuracy of the selected epoch's weights, measured once
+    val_loss: float | None = None
+    val_top5: float | None = None  # only when there are at least 5 classes
+    test_balanced_acc: float | None = None
+    test_per_class_acc: list[float] = field(default_factory=list)
+    best_epoch: int = 0  # 1-based epoch whose weights were tested
+    epochs_run: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)  # per epoch: epoch, train_loss, val_acc, val_loss, val_top5, lr
+    # cost, measured
+    setup_time_s: float = 0.0  # building the model and loading data, not part of training time
+    train_time_s: float = 0.0  # wall clock of the training epochs (cache fill included)
+    eval_time_s: float = 0.0  # wall clock of validation and test passes
+    train_throughput_ips: float = 0.0  # training images per second
+    flops_fwd_per_image: float = 0.0  # whole model forward, FlopCounterMode
+    flops_train_per_image: float = 0.0  # per image per training step as actually run (cache aware)
+    train_flops_total: float = 0.0
+    peak_mem_mb: float = 0.0  # CUDA peak allocated, or peak RSS growth on CPU
+    # size
+    params_total: int = 0
+    params_trainable: int = 0
+    params_backbone: int = 0
+    params_neck: int = 0
+    params_head: int = 0
+    n_stages: int = 0
+    trainable_fraction: float = 0.0
+    # how it ran
+    cache_used: bool = False
+    device: str = "cpu"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def metrics(self) -> dict[str, float]:
+        """Scalar numeric fields, for trackers (lists and strings left out)."""
+        out: dict[str, float] = {}
+        for key, value in self.to_dict().items():
+            if isinstance(value, bool):
+                out[key] = float(value)
+            elif isinstance(value, (int, float)) and value is not None:
+                out[key] = float(value)
+        return out
+
+
+__all__ = ["FreezeDepth", "TrialConfig", "TrialResult"]

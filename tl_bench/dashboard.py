@@ -1,0 +1,109 @@
+"""``dashboards/*.yaml`` -> one self-contained HTML file (plotly.js embedded, works offline).
+
+Everything comes from MLflow: the leaderboard from trial runs, parameter
+importances from the ``importance.*`` metrics of the parent runs.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import html
+import re
+from pathlib import Path
+
+import pandas as pd
+import plotly.offline
+
+from tl_bench.dashboard_panels import (
+    freeze_depth_panel,
+    note,
+    heatmap_panel,
+    importance_panel,
+    leaderboard_panel,
+    pareto_panel,
+)
+from tl_bench.dashboard_spec import DEFAULT_DASHBOARD, Dashboard, ImportancePanel, LeaderboardPanel, load_dashboard
+from tl_bench.errors import TLBenchError
+from tl_bench.leaderboard import rank_runs
+from tl_bench.run_frame import importance_frame, trial_runs
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 1.5rem auto; max-width: 1200px; color: #222; }
+h1 { font-size: 1.5rem; } h2 { font-size: 1.15rem; margin-top: 2rem; border-bottom: 1px solid #ddd; }
+.meta, .note { color: #666; } table.board { border-collapse: collapse; font-size: 0.85rem; }
+table.board th, table.board td { padding: 0.2rem 0.5rem; border-bottom: 1px solid #eee; text-align: right; }
+"""
+
+
+def render_dashboard(
+    definition: Path | None,
+    tracking_uri: str,
+    *,
+    study: str | None = None,
+    dataset: str | None = None,
+    out: Path,
+) -> Path:
+    """Render ``definition`` (None: the built-in overview) on the store's runs into ``out``.
+
+    ``study`` and ``dataset`` override the definition's filters. Returns ``out``.
+    """
+    dash = load_dashboard(definition)
+    html_text = dashboard_html(dash, tracking_uri, study=study, dataset=dataset)
+    out = Path(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(html_text, encoding="utf-8")
+    except OSError as err:
+        raise TLBenchError(f"cannot write the dashboard to {out}: {err.strerror or err}; "
+                           "accepted: a file path in a writable folder") from err
+    return out
+
+
+def dashboard_html(dash: Dashboard = DEFAULT_DASHBOARD, tracking_uri: str = "", *, study: str | None = None,
+                   dataset: str | None = None) -> str:
+    """The dashboard page as one HTML string."""
+    filters = dash.filters.model_copy(update={k: v for k, v in {"study": study, "dataset": dataset}.items() if v})
+    runs = trial_runs(tracking_uri, study=filters.study, dataset=filters.dataset)
+    boards: dict[str, pd.DataFrame] = {}
+
+    def board(metric: str) -> pd.DataFrame:
+        if metric not in boards:
+            boards[metric] = rank_runs(runs, backbone=filters.backbone, weights=filters.weights,
+                                       freeze_depth=filters.freeze_depth, min_epochs=filters.min_epochs,
+                                       metric=metric)
+        return boards[metric]
+
+    sections = []
+    for panel in dash.panels:
+        metric = getattr(panel, "metric", None) or dash.metric
+        try:
+            if isinstance(panel, ImportancePanel):
+                body = importance_panel(importance_frame(tracking_uri, study=filters.study, dataset=filters.dataset),
+                                        panel)
+            elif isinstance(panel, LeaderboardPanel):
+                body = leaderboard_panel(board(metric), panel, metric)
+            else:
+                render = {"pareto": pareto_panel, "heatmap": heatmap_panel, "freeze_depth": freeze_depth_panel}
+                body = render[panel.kind](board(metric), panel, metric)  # type: ignore[operator]
+        except TLBenchError as err:  # e.g. a metric no run logged: the other panels still render
+            body = note(str(err))
+        sections.append(f'<section class="panel {panel.kind}"><h2>{html.escape(panel.title)}</h2>\n{body}\n</section>')
+    scope = ", ".join(f"{k}={v}" for k, v in filters.model_dump().items() if v is not None) or "all studies"
+    stamp = _dt.datetime.now().isoformat(timespec="seconds")
+    return (
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+        f"<title>{html.escape(dash.title)}</title><style>{_STYLE}</style>"
+        f"<script type=\"text/javascript\">{plotly.offline.get_plotlyjs()}</script></head><body>"
+        f"<h1>{html.escape(dash.title)}</h1><p class=\"meta\">{len(runs)} finished trial runs; "
+        f"{html.escape(scope)}; metric {html.escape(dash.metric)}; {html.escape(_no_password(tracking_uri))}; "
+        f"{stamp}</p>\n"
+        + "\n".join(sections) + "\n</body></html>\n"
+    )
+
+
+def _no_password(uri: str) -> str:
+    # Database URIs may carry credentials; the page may be shared.
+    return re.sub(r"//([^:/@]+):[^@/]*@", r"//\1:***@", uri)
+
+
+__all__ = ["dashboard_html", "render_dashboard"]

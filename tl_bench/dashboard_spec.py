@@ -1,0 +1,158 @@
+"""Dashboard definitions (``dashboards/*.yaml``): which panels, which metrics, which filters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal, Union, get_args
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from tl_bench.errors import TLBenchError
+
+Dimension = Literal["backbone", "weights", "freeze_depth", "neck", "head"]
+Cost = Literal["train_time_s", "params_trainable", "params_total", "flops_fwd_per_image", "peak_mem_mb"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Filters(_Strict):
+    """The leaderboard's filters; ``study`` and ``dataset`` given on the command line win."""
+
+    study: str | None = None
+    dataset: str | None = None
+    backbone: str | None = None  # fnmatch pattern
+    weights: str | None = None
+    freeze_depth: int | str | None = None
+    min_epochs: int | None = Field(default=None, ge=1)
+
+
+class LeaderboardPanel(_Strict):
+    kind: Literal["leaderboard"]
+    title: str = "Leaderboard"
+    top: int = Field(default=20, ge=1)  # rows per dataset
+    metric: str | None = None  # ranks the table; default: the dashboard's metric
+
+
+class ParetoPanel(_Strict):
+    kind: Literal["pareto"]
+    title: str = "Accuracy against training cost"
+    cost: Cost = "train_time_s"
+    metric: str | None = None
+    log_x: bool = True  # costs span orders of magnitude
+
+
+class HeatmapPanel(_Strict):
+    kind: Literal["heatmap"]
+    title: str = "Best accuracy: backbone x head"
+    rows: Dimension = "backbone"
+    columns: Dimension = "head"
+    metric: str | None = None
+
+
+class FreezeDepthPanel(_Strict):
+    kind: Literal["freeze_depth"]
+    title: str = "Accuracy against freeze depth"
+    metric: str | None = None
+
+
+class ImportancePanel(_Strict):
+    kind: Literal["importance"]
+    title: str = "Parameter importances (Optuna)"
+    top: int = Field(default=12, ge=1)  # parameters shown per dataset
+
+
+Panel = Annotated[
+    Union[LeaderboardPanel, ParetoPanel, HeatmapPanel, FreezeDepthPanel, ImportancePanel],
+    Field(discriminator="kind"),
+]
+PANEL_KINDS = {get_args(m.model_fields["kind"].annotation)[0]: m
+               for m in (LeaderboardPanel, ParetoPanel, HeatmapPanel, FreezeDepthPanel, ImportancePanel)}
+
+
+class Dashboard(_Strict):
+    title: str = "tl-bench dashboard"
+    metric: str = "test_acc"  # what "accuracy" means in every panel that does not say
+    filters: Filters = Filters()
+    panels: list[Panel] = Field(min_length=1)
+
+
+DEFAULT_DASHBOARD = Dashboard(
+    title="tl-bench overview",
+    panels=[
+        LeaderboardPanel(kind="leaderboard"),
+        ParetoPanel(kind="pareto"),
+        HeatmapPanel(kind="heatmap", title="Best accuracy: backbone x head", rows="backbone", columns="head"),
+        HeatmapPanel(kind="heatmap", title="Best accuracy: backbone x neck", rows="backbone", columns="neck"),
+        FreezeDepthPanel(kind="freeze_depth"),
+        ImportancePanel(kind="importance"),
+    ],
+)
+
+
+def _accepted(loc: tuple[str | int, ...]) -> str:
+    """The field names accepted where a validation error points."""
+    model: type[BaseModel] = Dashboard
+    for part in loc[:-1]:
+        if part == "filters":
+            model = Filters
+        elif isinstance(part, str) and part in PANEL_KINDS:
+            model = PANEL_KINDS[part]
+    return ", ".join(model.model_fields)
+
+
+def _one_line(err: ValidationError, source: str) -> str:
+    first = err.errors()[0]
+    loc = tuple(first["loc"])
+    where = ".".join(str(p) for p in loc) or "(top level)"
+    msg = first["msg"]
+    if first["type"] == "extra_forbidden":
+        msg = f"unknown field; accepted: {_accepted(loc)}"
+    elif first["type"] == "missing":
+        msg = f"required field missing; accepted: {_accepted(loc)}"
+    return f"dashboard {source}: {where}: {msg}"
+
+
+def parse_dashboard(data: object, source: str = "<dict>") -> Dashboard:
+    """Validate a parsed YAML mapping; a bad field is a ``TLBenchError`` naming its path."""
+    if not isinstance(data, dict):
+        raise TLBenchError(f"dashboard {source}: expected a mapping with title, metric, filters and panels")
+    try:
+        return Dashboard.model_validate(data)
+    except ValidationError as err:
+        raise TLBenchError(_one_line(err, source)) from None
+
+
+def load_dashboard(path: str | Path | None) -> Dashboard:
+    """Read a dashboard definition; ``None`` is the built-in overview (``dashboards/overview.yaml``)."""
+    if path is None:
+        return DEFAULT_DASHBOARD
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise TLBenchError(f"cannot read dashboard {path}: {err.strerror or err}; "
+                           "accepted: a YAML file such as dashboards/overview.yaml") from err
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise TLBenchError(f"dashboard {path}:{where} is not valid YAML") from None
+    return parse_dashboard(data, str(path))
+
+
+__all__ = [
+    "DEFAULT_DASHBOARD",
+    "Dashboard",
+    "Filters",
+    "FreezeDepthPanel",
+    "HeatmapPanel",
+    "ImportancePanel",
+    "LeaderboardPanel",
+    "ParetoPanel",
+    "load_dashboard",
+    "parse_dashboard",
+]

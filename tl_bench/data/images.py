@@ -1,0 +1,166 @@
+"""Decoding and resizing images into uint8 CHW tensors, eagerly or on access.
+
+Every dataset is resized once, to a square ``img_size``, with one of
+``INTERPOLATIONS``; the trainer only converts to float and normalises.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms.v2 import functional as TF
+
+from tl_bench.errors import DatasetError
+
+INTERPOLATIONS: tuple[str, ...] = ("nearest", "bilinear", "bicubic")
+
+# Resizing a whole array dataset at once would double its peak memory.
+_RESIZE_CHUNK = 2048
+
+
+def check_interpolation(interpolation: str) -> None:
+    if interpolation not in INTERPOLATIONS:
+        raise DatasetError(f"unknown interpolation {interpolation!r}; accepted: {', '.join(INTERPOLATIONS)}")
+
+
+def resize_uint8(images: torch.Tensor, size: int, interpolation: str) -> torch.Tensor:
+    """Resize uint8 (3,H,W) or (N,3,H,W) to a square ``size`` (antialiased when shrinking)."""
+    if images.shape[-2:] == (size, size):
+        return images.contiguous()
+    mode = InterpolationMode(interpolation)
+    if images.ndim == 3 or images.shape[0] <= _RESIZE_CHUNK:
+        return TF.resize(images, [size, size], interpolation=mode, antialias=True)
+    out = torch.empty((images.shape[0], images.shape[1], size, size), dtype=images.dtype)
+    for start in range(0, images.shape[0], _RESIZE_CHUNK):
+        chunk = images[start : start + _RESIZE_CHUNK]
+        out[start : start + len(chunk)] = TF.resize(chunk, [size, size], interpolation=mode, antialias=True)
+    return out
+
+
+def pil_to_uint8(image: Image.Image, size: int, interpolation: str) -> torch.Tensor:
+    rgb = image.convert("RGB")
+    return resize_uint8(TF.pil_to_tensor(rgb), size, interpolation)
+
+
+def decode_bytes(data: bytes, size: int, interpolation: str) -> torch.Tensor:
+    """Decode an encoded image to uint8 (3, size, size); raises PIL's own errors."""
+    with Image.open(io.BytesIO(data)) as image:
+        # JPEG decoders can scale by 1/2..1/8 while decoding: far cheaper than a full decode.
+        image.draft("RGB", (size, size))
+        image.load()
+        return pil_to_uint8(image, size, interpolation)
+
+
+def read_image(job: tuple[str, int, str, bool]) -> tuple[str, torch.Tensor | None, str | None]:
+    """Read one file given (path, size, interpolation, keep).
+
+    Returns the sha256 of its bytes, the decoded image (when ``keep``) and,
+    for an unreadable file, a short reason instead of raising.
+    """
+    path, size, interpolation, keep = job
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as err:
+        return "", None, f"cannot be read ({err.strerror})"
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        image = decode_bytes(data, size, interpolation)
+    except UnidentifiedImageError:
+        return digest, None, "not an image"
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
+        return digest, None, f"corrupt image ({first_line})"
+    return digest, image if keep else None, None
+
+
+def parallel_map(fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+    """Map over threads: PIL decoding and torch resizing release the GIL."""
+    workers = min(8, os.cpu_count() or 1)
+    if workers == 1 or len(items) < 64:
+        return [fn(item) for item in items]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(fn, items, chunksize=32))
+
+
+class ArrayItems:
+    """Item loader over a raw uint8 (N,3,H,W) array: resizes one item on access."""
+
+    def __init__(self, raw: np.ndarray | torch.Tensor, size: int, interpolation: str) -> None:
+        self.raw = torch.as_tensor(raw)
+        self.size, self.interpolation = size, interpolation
+
+    def __call__(self, index: int) -> torch.Tensor:
+        return resize_uint8(self.raw[index], self.size, self.interpolation)
+
+
+class FileItems:
+    """Item loader over image files: decodes and resizes one file on access."""
+
+    def __init__(self, paths: Sequence[str], size: int, interpolation: str) -> None:
+        self.paths = list(paths)
+        self.size, self.interpolation = size, interpolation
+
+    def __call__(self, index: int) -> torch.Tensor:
+        path = self.paths[index]
+        try:
+            with open(path, "rb") as handle:
+                return decode_bytes(handle.read(), self.size, self.interpolation)
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+            raise DatasetError(f"cannot read image {path}: {err}") from None
+
+
+class LazyImages(torch.utils.data.Dataset):
+    """Images of one split decoded on access, for sets too large to hold in memory.
+
+    Indexes like the in-memory uint8 tensor it stands in for: an int gives
+    (3,S,S), a slice / list / LongTensor of positions gives (B,3,S,S).
+    """
+
+    dtype = torch.uint8
+
+    def __init__(self, loader: Callable[[int], torch.Tensor], indices: Sequence[int] | np.ndarray, size: int) -> None:
+        self.loader = loader
+        self.indices = np.asarray(indices, dtype=np.int64)
+        self.size = size
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        return (len(self.indices), 3, self.size, self.size)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, key: Any) -> torch.Tensor:
+        if isinstance(key, (int, np.integer)) or (isinstance(key, torch.Tensor) and key.ndim == 0):
+            return self.loader(int(self.indices[int(key)]))
+        positions = np.arange(len(self))[key] if isinstance(key, slice) else np.asarray(key, dtype=np.int64)
+        if len(positions) == 0:
+            return torch.empty((0, 3, self.size, self.size), dtype=torch.uint8)
+        return torch.stack([self.loader(int(self.indices[p])) for p in positions])
+
+    def subset(self, positions: Sequence[int] | np.ndarray) -> "LazyImages":
+        return LazyImages(self.loader, self.indices[np.asarray(positions, dtype=np.int64)], self.size)
+
+
+__all__ = [
+    "INTERPOLATIONS",
+    "ArrayItems",
+    "FileItems",
+    "LazyImages",
+    "check_interpolation",
+    "decode_bytes",
+    "parallel_map",
+    "pil_to_uint8",
+    "read_image",
+    "resize_uint8",
+]

@@ -1,0 +1,69 @@
+"""Errors a user can cause. Each carries one line: what was wrong and what is accepted.
+
+The CLI prints ``str(error)`` and exits with ``error.exit_code``; no traceback.
+"""
+
+from __future__ import annotations
+
+
+class TLBenchError(Exception):
+    """Base class of every user-facing error; its message is one line."""
+
+    exit_code = 2
+
+
+class UnknownBackboneError(TLBenchError):
+    """A backbone name that timm does not know."""
+
+
+class UnknownNeckError(TLBenchError):
+    """A neck name missing from the neck registry."""
+
+
+class UnknownHeadError(TLBenchError):
+    """A head name missing from the head registry."""
+
+
+class FreezeDepthError(TLBenchError):
+    """A freeze depth outside the backbone's range."""
+
+
+class WeightsError(TLBenchError):
+    """A weights choice that cannot be loaded (missing, corrupt or incompatible file, unknown tag)."""
+
+
+class DatasetError(TLBenchError):
+    """A dataset that cannot be loaded (unknown name, missing folder, empty, one class, too small)."""
+
+
+class SpecError(TLBenchError):
+    """A study file that does not validate; the message names the file and the field path."""
+
+
+class StorageError(TLBenchError):
+    """An Optuna storage or MLflow tracking URI that cannot be reached or does not match."""
+
+
+class NonFiniteLossError(TLBenchError):
+    """Training produced a NaN or infinite loss."""
+
+    def __init__(self, epoch: int, step: int, value: float) -> None:
+        self.epoch, self.step, self.value = epoch, step, value
+        super().__init__(
+            f"loss became {value} at epoch {epoch}, step {step}: "
+            "lower the learning rate or enable gradient clipping"
+        )
+
+
+__all__ = [
+    "TLBenchError",
+    "UnknownBackboneError",
+    "UnknownNeckError",
+    "UnknownHeadError",
+    "FreezeDepthError",
+    "WeightsError",
+    "DatasetError",
+    "SpecError",
+    "StorageError",
+    "NonFiniteLossError",
+]

@@ -1,0 +1,228 @@
+"""MLflow trial runs -> ranked leaderboard (one row per combination) -> CSV / table.
+
+A *combination* is (dataset, backbone, weights, freeze_depth, neck, head). A
+*setting* is a combination with all its other searched and fixed parameters
+(learning rate, batch size, epochs, ...): runs of one setting that differ only
+in ``seed`` are averaged, with their spread. Each combination is represented
+by its setting with the best mean validation accuracy; test accuracy is shown
+and ranks by default, but never chooses.
+"""
+
+from __future__ import annotations
+
+from fnmatch import fnmatchcase
+
+import pandas as pd
+
+from tl_bench.errors import TLBenchError
+from tl_bench.leaderboard_output import format_board, print_leaderboard, read_csv, write_board, write_csv
+from tl_bench.leaderboard_schema import (
+    COMBINATION,
+    CSV_COLUMNS,
+    EXTRA_COLUMNS,
+    INT_COLUMNS,
+    MEAN_COLUMNS,
+    RUN_ONLY_PARAMS,
+    tidy_ints,
+)
+from tl_bench.pareto import pareto_mask
+from tl_bench.run_frame import resolve_tracking_uri, trial_runs
+
+
+def leaderboard(
+    tracking_uri: str | None = None,
+    *,
+    study: str | None = None,
+    dataset: str | None = None,
+    backbone: str | None = None,
+    weights: str | None = None,
+    freeze_depth: int | str | None = None,
+    min_epochs: int | None = None,
+    metric: str = "test_acc",
+    ascending: bool = False,
+    include_unfinished: bool = False,
+    top: int | None = None,
+) -> pd.DataFrame:
+    """The ranked leaderboard of every trial run in the store (all pages of results).
+
+    Args:
+        tracking_uri: MLflow tracking URI; None resolves like the CLI (``$MLFLOW_TRACKING_URI``,
+            then ``studies/runs/mlflow.db``).
+        study, dataset: exact names (the spec's ``name``; a dataset of it).
+        backbone: an ``fnmatch`` pattern, e.g. ``"test_*"``.
+        weights, freeze_depth: exact values (``freeze_depth`` compares as text: ``2`` or ``"all"``).
+        min_epochs: keep trials configured for at least this many epochs.
+        metric: the metric that ranks (any logged metric), ``ascending`` for costs.
+        include_unfinished: also use pruned, failed and running trials (column ``state`` added).
+        top: keep the first ``top`` rows of each dataset.
+
+    Returns:
+        One row per combination with the columns of ``CSV_COLUMNS`` in that order, then
+        ``EXTRA_COLUMNS`` (``n_seeds``, ``test_acc_std``, ``val_acc_std``, ``is_pareto_params``),
+        then ``metric`` when it is not one of those. ``rank`` counts within each dataset,
+        ties share the lowest rank (1, 2, 2, 4). A combination whose chosen trial lacks the
+        ranking metric is kept, ranked last (all such rows share rank ``ranked + 1``).
+        Averaged metrics are means over seeds; ``run_id``, ``trial`` and ``seed`` name the
+        seed run with the best validation accuracy. ``is_pareto``: on the front of
+        ``test_acc`` (max) against ``train_time_s`` (min) within the dataset;
+        ``is_pareto_params``: against ``params_trainable``.
+    """
+    uri = resolve_tracking_uri(tracking_uri)
+    runs = trial_runs(uri, study=study, dataset=dataset, include_unfinished=include_unfinished)
+    return rank_runs(runs, backbone=backbone, weights=weights, freeze_depth=freeze_depth,
+                     min_epochs=min_epochs, metric=metric, ascending=ascending,
+                     include_state=include_unfinished, top=top)
+
+
+def rank_runs(
+    runs: pd.DataFrame,
+    *,
+    backbone: str | None = None,
+    weights: str | None = None,
+    freeze_depth: int | str | None = None,
+    min_epochs: int | None = None,
+    metric: str = "test_acc",
+    ascending: bool = False,
+    include_state: bool = False,
+    top: int | None = None,
+) -> pd.DataFrame:
+    """``leaderboard`` on a frame of trial runs already read (``tl_bench.run_frame.trial_runs``)."""
+    trials = trial_table(runs, metric)
+    if backbone is not None:
+        trials = trials[[fnmatchcase(str(b), backbone) for b in trials["backbone"]]]
+    if weights is not None:
+        trials = trials[trials["weights"] == weights]
+    if freeze_depth is not None:
+        trials = trials[trials["freeze_depth"] == str(freeze_depth)]
+    if min_epochs is not None:
+        trials = trials[trials["epochs"] >= min_epochs]
+    board = _best_settings(trials, metric)
+    board["rank"] = _rank(board, metric, ascending)
+    board["is_pareto"] = _pareto(board, "train_time_s")
+    board["is_pareto_params"] = _pareto(board, "params_trainable")
+    board = board.sort_values(["dataset", "rank", *COMBINATION[1:]], kind="stable", ignore_index=True)
+    if top is not None:
+        board = board.groupby("dataset", sort=False).head(top).reset_index(drop=True)
+    columns = [*CSV_COLUMNS, *EXTRA_COLUMNS]
+    columns += [metric] if metric not in columns else []
+    columns += ["state"] if include_state else []
+    return tidy_ints(board[columns], INT_COLUMNS)
+
+
+def _column(runs: pd.DataFrame, name: str) -> pd.Series:
+    return runs[name] if name in runs.columns else pd.Series(None, index=runs.index, dtype=object)
+
+
+def trial_table(runs: pd.DataFrame, metric: str = "test_acc") -> pd.DataFrame:
+    """One typed row per trial run: the leaderboard's columns plus ``setting`` (runs that
+    differ only in seed share it) and the ranking ``metric``."""
+    metrics = {c[len("metrics."):] for c in runs.columns if c.startswith("metrics.")}
+    if len(runs) and metric not in metrics:
+        raise TLBenchError(f"no trial run has the metric {metric!r}; accepted: {', '.join(sorted(metrics))}")
+    out = pd.DataFrame({"run_id": runs["run_id"], "study": runs["study"], "state": runs["state"]})
+    out["dataset"] = runs["dataset"].fillna(_column(runs, "params.dataset"))
+    for name in ("backbone", "weights", "freeze_depth", "neck", "head"):
+        out[name] = _column(runs, "params." + name)
+    for name in ("lr", "batch_size", "epochs", "seed"):
+        out[name] = pd.to_numeric(_column(runs, "params." + name), errors="coerce")
+    out["trial"] = pd.to_numeric(runs["trial"], errors="coerce")
+    n_stages = pd.to_numeric(_column(runs, "metrics.n_stages"), errors="coerce")
+    out["n_stages"] = n_stages.fillna(pd.to_numeric(runs["n_stages_tag"], errors="coerce"))
+    for name in dict.fromkeys((*MEAN_COLUMNS, metric)):
+        if name not in out.columns or name in MEAN_COLUMNS:
+            out[name] = pd.to_numeric(_column(runs, "metrics." + name), errors="coerce")
+    key = [c for c in runs.columns if c.startswith("params.") and c[len("params."):] not in RUN_ONLY_PARAMS]
+    keys = pd.concat([out[list(COMBINATION)], runs[key]], axis=1).astype(str)
+    out["setting"] = keys.groupby(list(keys.columns), sort=False).ngroup() if len(keys) else []
+    return out
+
+
+def _best_settings(trials: pd.DataFrame, metric: str) -> pd.DataFrame:
+    # Within a setting, the seed run with the best validation accuracy names the row.
+    order = ["val_acc", "trial", "run_id"]
+    representative = trials.sort_values(order, ascending=[False, True, True], na_position="last", kind="stable")
+    representative = representative.drop_duplicates("setting").set_index("setting")
+    grouped = trials.groupby("setting", sort=False)
+    means = grouped[list(dict.fromkeys((*MEAN_COLUMNS, metric)))].mean()
+    settings = representative.drop(columns=means.columns).join(means)
+    settings["n_seeds"] = grouped.size()
+    settings["test_acc_std"] = grouped["test_acc"].std()
+    settings["val_acc_std"] = grouped["val_acc"].std()
+    # Per combination, the setting with the best mean validation accuracy (test never chooses).
+    settings = settings.sort_values(["val_acc", "n_seeds", "trial"], ascending=[False, False, True],
+                                    na_position="last", kind="stable")
+    return settings.drop_duplicates(list(COMBINATION)).reset_index(drop=True)
+
+
+def _rank(board: pd.DataFrame, metric: str, ascending: bool) -> pd.Series:
+    score = board[metric]
+    rank = score.groupby(board["dataset"]).rank(method="min", ascending=ascending)
+    ranked = score.notna().groupby(board["dataset"]).transform("sum")
+    return rank.fillna(ranked + 1)
+
+
+def _pareto(board: pd.DataFrame, cost: str) -> pd.Series:
+    mask = pd.Series(False, index=board.index)
+    for _, rows in board.groupby("dataset", sort=False):
+        mask[rows.index] = pareto_mask(rows["test_acc"].to_numpy(), rows[cost].to_numpy())
+    return mask
+
+
+def across_datasets(
+    source: pd.DataFrame | str | None = None,
+    *,
+    metric: str = "test_acc",
+    ascending: bool = False,
+    top: int | None = None,
+    **filters: object,
+) -> pd.DataFrame:
+    """VTAB-style summary over datasets, from a ``leaderboard`` frame or the leaderboard's arguments.
+
+    Only combinations (backbone, weights, freeze_depth, neck, head) present with the metric on
+    every dataset of ``source`` count. For each: ``mean_<metric>``, ``mean_rank`` (ranked
+    among those common combinations on each dataset, ties share the lowest rank), ``wins``
+    (datasets where it ranks first, ties included), mean training time and trainable
+    parameters, and one ``<metric>[<dataset>]`` column per dataset. Rows are ranked by the
+    mean metric, then by mean rank.
+    """
+    board = source if isinstance(source, pd.DataFrame) else leaderboard(source, metric=metric, ascending=ascending,
+                                                                          **filters)  # type: ignore[arg-type]
+    if metric not in board.columns:
+        raise TLBenchError(f"the leaderboard has no column {metric!r}; accepted: {', '.join(board.columns)}")
+    combo = list(COMBINATION[1:])
+    board = board[board[metric].notna()]
+    datasets = sorted(board["dataset"].unique())
+    counts = board.groupby(combo, sort=False)["dataset"].transform("nunique")
+    common = board[counts == len(datasets)].copy()
+    common["_rank"] = common.groupby("dataset")[metric].rank(method="min", ascending=ascending)
+    grouped = common.groupby(combo, sort=False)
+    out = grouped[metric].mean().rename(f"mean_{metric}").to_frame()
+    out["mean_rank"] = grouped["_rank"].mean()
+    out["wins"] = grouped["_rank"].agg(lambda r: int((r == 1).sum()))
+    out["n_datasets"] = grouped["dataset"].nunique()
+    for column in ("train_time_s", "params_trainable"):
+        if column != metric:
+            out[f"mean_{column}"] = grouped[column].mean()
+    wide = common.pivot_table(index=combo, columns="dataset", values=metric, aggfunc="first")
+    out = out.join(wide.rename(columns=lambda d: f"{metric}[{d}]")).reset_index()
+    out = out.sort_values([f"mean_{metric}", "mean_rank", *combo], ascending=[ascending, True, *[True] * len(combo)],
+                          kind="stable", ignore_index=True)
+    out.insert(0, "rank", out[f"mean_{metric}"].rank(method="min", ascending=ascending))
+    out = tidy_ints(out, ("rank", "wins", "n_datasets"))
+    return out.head(top).reset_index(drop=True) if top is not None else out
+
+
+__all__ = [
+    "COMBINATION",
+    "CSV_COLUMNS",
+    "EXTRA_COLUMNS",
+    "across_datasets",
+    "format_board",
+    "leaderboard",
+    "print_leaderboard",
+    "rank_runs",
+    "read_csv",
+    "trial_table",
+    "write_board",
+    "write_csv",
+]

@@ -1,0 +1,57 @@
+"""The leaderboard's columns: a stable CSV schema (order fixed, documented in README)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import pandas as pd
+
+# Fixed order; new columns only ever go at the end.
+CSV_COLUMNS: tuple[str, ...] = (
+    "rank", "dataset", "backbone", "weights", "freeze_depth", "n_stages", "neck", "head",
+    "test_acc", "val_acc", "params_total", "params_trainable", "flops_fwd_per_image",
+    "train_time_s", "train_throughput_ips", "peak_mem_mb", "epochs", "lr", "batch_size",
+    "seed", "study", "trial", "run_id", "is_pareto",
+)
+# Seed spread and the second Pareto front, after the fixed columns.
+EXTRA_COLUMNS: tuple[str, ...] = ("n_seeds", "test_acc_std", "val_acc_std", "is_pareto_params")
+COMBINATION: tuple[str, ...] = ("dataset", "backbone", "weights", "freeze_depth", "neck", "head")
+# Metrics averaged over the seeds of a setting.
+MEAN_COLUMNS: tuple[str, ...] = (
+    "test_acc", "val_acc", "params_total", "params_trainable", "flops_fwd_per_image",
+    "train_time_s", "train_throughput_ips", "peak_mem_mb",
+)
+INT_COLUMNS: tuple[str, ...] = (
+    "rank", "n_stages", "params_total", "params_trainable", "epochs", "batch_size", "seed", "trial", "n_seeds",
+)
+# Params that say how a trial ran rather than what it was: runs differing in them are repeats.
+RUN_ONLY_PARAMS = frozenset({"seed", "device", "use_cache", "data_root", "download"})
+# Text columns whose values may look numeric (freeze depth "2"); read_csv pins them to text.
+TEXT_COLUMNS: tuple[str, ...] = ("dataset", "backbone", "weights", "freeze_depth", "neck", "head", "study", "run_id")
+
+
+def tidy_ints(frame: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
+    """Whole-number columns as int64 when complete, float64 with NaN otherwise.
+
+    That is exactly what ``pandas.read_csv`` infers from the written file, so a
+    board loads back unchanged.
+    """
+    frame = frame.copy()
+    for column in columns:
+        if column not in frame.columns:
+            continue
+        values = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+        frame[column] = values.astype("int64") if len(values) and values.notna().all() else values
+    return frame
+
+
+__all__ = [
+    "COMBINATION",
+    "CSV_COLUMNS",
+    "EXTRA_COLUMNS",
+    "INT_COLUMNS",
+    "MEAN_COLUMNS",
+    "RUN_ONLY_PARAMS",
+    "TEXT_COLUMNS",
+    "tidy_ints",
+]

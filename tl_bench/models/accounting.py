@@ -1,0 +1,106 @@
+"""What a built model costs: parameter counts per part and measured FLOPs per image.
+
+FLOPs come from ``torch.utils.flop_counter.FlopCounterMode`` (one multiply-add
+counts 2, so timm's "GMACs" x 2). Training FLOPs per image are measured, not
+estimated: one forward plus the backward that autograd actually runs given
+the model's ``requires_grad`` flags (weight gradients of trainable layers,
+input gradients down to the first trainable layer; nothing below a frozen
+prefix). Matmuls, convolutions and attention are counted; elementwise ops
+and norms are not, as in timm's published figures.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
+
+from tl_bench.models.model import TransferModel
+
+_aten = torch.ops.aten
+
+
+def _cpu_sdpa(query, key, value, *args, out_shape=None, **kwargs) -> int:
+    return sdpa_flop_count(query, key, value)
+
+
+def _cpu_sdpa_backward(grad_out, query, key, value, *args, out_shape=None, **kwargs) -> int:
+    return sdpa_backward_flop_count(grad_out, query, key, value)
+
+
+# PyTorch counts the CUDA attention kernels but not the CPU one; count it too so
+# a model reports the same FLOPs on every device
+_CUSTOM = {
+    _aten._scaled_dot_product_flash_attention_for_cpu: _cpu_sdpa,
+    _aten._scaled_dot_product_flash_attention_for_cpu_backward: _cpu_sdpa_backward,
+}
+
+
+def count_params(model: TransferModel) -> dict[str, float]:
+    """Total, trainable and per-part parameter counts, and the trainable fraction."""
+
+    def n(module: nn.Module, trainable: bool = False) -> int:
+        return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable)
+
+    total = n(model)
+    trainable = n(model, trainable=True)
+    return {
+        "params_total": total,
+        "params_trainable": trainable,
+        "params_backbone": n(model.backbone),
+        "params_neck": n(model.neck),
+        "params_head": n(model.head),
+        "trainable_fraction": trainable / total if total else 0.0,
+    }
+
+
+def _count(fn: Callable[[], object]) -> int:
+    with FlopCounterMode(display=False, custom_mapping=_CUSTOM) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def _train_step(params: list[nn.Parameter], run: Callable[[], torch.Tensor]) -> None:
+    # autograd.grad instead of backward(): same backward graph, but no .grad left on the model
+    out = run()
+    if params:
+        torch.autograd.grad(out.float().sum(), params, allow_unused=True)
+
+
+def measure_flops(model: TransferModel, img_size: int | None = None, batch_size: int = 1) -> dict[str, float]:
+    """Measured FLOPs per image: ``flops_fwd_per_image``, ``flops_train_per_image``, ``flops_head_train_per_image``.
+
+    ``flops_train_per_image`` = forward + backward of the whole model with its real
+    ``requires_grad`` flags; ``flops_head_train_per_image`` = the same for neck and
+    head alone on precomputed features, the cost of a step when a feature cache
+    replaces the backbone. The model runs in eval mode (the counted ops are the
+    same as in train mode) so BatchNorm statistics are not touched; its mode and
+    gradients are left as they were.
+    """
+    size = img_size or model.backbone.img_size
+    param = next(model.parameters())
+    x = torch.zeros(batch_size, 3, size, size, device=param.device, dtype=param.dtype)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    head_trainable = [p for m in (model.neck, model.head) for p in m.parameters() if p.requires_grad]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            feats: list = []
+            backbone_fwd = _count(lambda: feats.extend(model.extract_feat(x)))
+            head_fwd = _count(lambda: model.forward_from_features(feats))
+        with torch.enable_grad():
+            train = _count(lambda: _train_step(trainable, lambda: model(x)))
+            head_train = _count(lambda: _train_step(head_trainable, lambda: model.forward_from_features(feats)))
+    finally:
+        model.train(was_training)
+    return {
+        "flops_fwd_per_image": (backbone_fwd + head_fwd) / batch_size,
+        "flops_train_per_image": train / batch_size,
+        "flops_head_train_per_image": head_train / batch_size,
+    }
+
+
+__all__ = ["count_params", "measure_flops"]

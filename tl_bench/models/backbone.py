@@ -1,0 +1,244 @@
+"""The backbone: any timm model without its classifier, with a freeze depth.
+
+``Backbone(x)`` returns a list of features whose last item is the timm
+model's ``forward_features`` output ((N, C, H, W) or (N, L, C)); when a neck
+reads several scales, the maps of the preceding stages come first (timm's
+``forward_intermediates``). Frozen stages keep ``requires_grad=False`` and
+stay in eval mode, re-applied on every ``.train()`` call.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+from typing import Any
+
+import timm
+import torch
+from timm.data import resolve_model_data_config
+from timm.models import get_pretrained_cfg
+from torch import Tensor, nn
+
+from tl_bench.config import FreezeDepth
+from tl_bench.errors import FreezeDepthError, TLBenchError, UnknownBackboneError
+from tl_bench.models.stages import StageInfo, drop_modules, frozen_roots, param_groups, stage_name, unused_head_modules
+from tl_bench.models.weights import LoadReport, check_hub_tag, create_pretrained, load_backbone_file, resolve_weights
+
+
+@functools.lru_cache(maxsize=1)
+def _all_models() -> tuple[str, ...]:
+    return tuple(timm.list_models())
+
+
+def check_backbone(name: str) -> None:
+    """UnknownBackboneError naming the closest timm names when timm does not know ``name``."""
+    arch, _, tag = name.partition(".")
+    if not timm.is_model(arch):
+        close = difflib.get_close_matches(arch, _all_models(), n=5, cutoff=0.5)
+        hint = f"closest timm names: {', '.join(close)}" if close else "no close timm name"
+        raise UnknownBackboneError(
+            f"unknown backbone {name!r}: {hint} (see `tl-bench list backbones PATTERN`)"
+        )
+    if tag and name not in timm.list_pretrained(f"{arch}.*"):
+        tags = ", ".join(t.partition(".")[2] for t in timm.list_pretrained(f"{arch}.*")[:8]) or "none"
+        raise UnknownBackboneError(f"backbone {name!r}: timm has no tag {tag!r} for {arch}; accepted tags: {tags}")
+
+
+def _create_timm(name: str, img_size: int | None, pretrained_name: str | None = None) -> nn.Module:
+    """The classifier-free timm model; ``img_size`` is passed to models that take it (ViTs, Swin)."""
+    build = (lambda **kw: create_pretrained(pretrained_name, **kw)) if pretrained_name else (
+        lambda **kw: timm.create_model(name, pretrained=False, **kw)
+    )
+    if img_size is not None:
+        try:
+            return build(num_classes=0, img_size=img_size)
+        except TypeError as err:
+            if "img_size" not in str(err):
+                raise
+        except (AssertionError, ValueError, RuntimeError) as err:
+            raise TLBenchError(f"backbone {name!r} cannot be built for img_size {img_size}: {err}") from None
+    return build(num_classes=0)
+
+
+def resolve_freeze_depth(depth: FreezeDepth | str, n_stages: int, name: str) -> int:
+    """``all`` -> n_stages; anything outside 0..n_stages is a FreezeDepthError."""
+    if depth == "all":
+        return n_stages
+    if isinstance(depth, str) and depth.strip().isdigit():
+        depth = int(depth)
+    if isinstance(depth, bool) or not isinstance(depth, int) or not 0 <= depth <= n_stages:
+        raise FreezeDepthError(
+            f"freeze depth {depth!r} is out of range for {name}: accepted 0..{n_stages} or 'all'"
+        )
+    return depth
+
+
+# unused head modules depend on the architecture only; probing once per name saves a forward per build
+_UNUSED_BY_NAME: dict[str, list[str]] = {}
+
+
+def _drop_unused(model: nn.Module, name: str, img_size: int) -> list[str]:
+    if name not in _UNUSED_BY_NAME:
+        try:
+            _UNUSED_BY_NAME[name] = unused_head_modules(model, img_size)
+        except (RuntimeError, ValueError, AssertionError) as err:
+            first = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+            raise TLBenchError(f"backbone {name!r} cannot run at img_size {img_size}: {first}") from None
+    drop_modules(model, _UNUSED_BY_NAME[name])
+    return list(_UNUSED_BY_NAME[name])
+
+
+@functools.lru_cache(maxsize=None)
+def count_stages(name: str) -> int:
+    """Number of stages of a timm model (stem first), without allocating its weights."""
+    check_backbone(name)
+    try:
+        with torch.device("meta"):
+            model = _create_timm(name, None)
+            _drop_unused(model, name, _default_size(model))
+    except Exception:  # a few models cannot initialise or run on the meta device
+        model = _create_timm(name, None)
+        _drop_unused(model, name, _default_size(model))
+    return len(param_groups(model))
+
+
+def _default_size(model: nn.Module) -> int:
+    return int(model.pretrained_cfg.get("input_size", (3, 224, 224))[-1])
+
+
+def default_img_size(name: str) -> int:
+    """The input size timm's pretrained config gives ``name`` (224 when it has none)."""
+    check_backbone(name)
+    cfg = get_pretrained_cfg(name)
+    return int(cfg.input_size[-1]) if cfg is not None and cfg.input_size else 224
+
+
+class Backbone(nn.Module):
+    """A classifier-free timm model split into stages, the first ``freeze_depth`` frozen."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        name: str,
+        img_size: int,
+        freeze_depth: FreezeDepth = 0,
+        scales: int = 1,
+        weights: str = "scratch",
+        dropped_modules: list[str] | None = None,
+        load_report: LoadReport | None = None,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.name = name
+        self.img_size = img_size
+        self.weights = weights
+        self.dropped_modules = list(dropped_modules or [])
+        self.load_report = load_report
+        self.num_prefix_tokens = int(getattr(model, "num_prefix_tokens", 0) or 0)
+        self._nhwc = getattr(model, "output_fmt", "NCHW") == "NHWC"  # Swin-style models
+        self._groups = param_groups(model)
+        self.n_stages = len(self._groups)
+        self.feature_indices = self._feature_indices(scales)
+        info = getattr(model, "feature_info", [])
+        self.feature_dims = [int(info[i]["num_chs"]) for i in self.feature_indices] + [int(model.num_features)]
+        self.data_config: dict[str, Any] = dict(resolve_model_data_config(model))
+        self.data_config["input_size"] = (3, img_size, img_size)
+        self._frozen: list[nn.Module] = []
+        self.freeze(freeze_depth)
+
+    def _feature_indices(self, scales: int) -> list[int]:
+        """timm feature indices of the maps before the final output, for multi-scale necks."""
+        if scales <= 1:
+            return []
+        if not hasattr(self.model, "forward_intermediates") or not getattr(self.model, "feature_info", None):
+            raise TLBenchError(
+                f"backbone {self.name!r} has no forward_intermediates in timm, so it cannot feed a multi-scale "
+                "neck; use a single-scale neck such as 'gap'"
+            )
+        n = len(self.model.feature_info)
+        k = min(scales, n)
+        return list(range(n - k, n - 1))
+
+    @property
+    def multiscale(self) -> bool:
+        return bool(self.feature_indices)
+
+    def freeze(self, depth: FreezeDepth) -> None:
+        """Freeze the first ``depth`` stages (``all`` = every stage) and unfreeze the rest."""
+        self.freeze_depth = resolve_freeze_depth(depth, self.n_stages, self.name)
+        params = dict(self.model.named_parameters())
+        for index, names in enumerate(self._groups):
+            for n in names:
+                params[n].requires_grad_(index >= self.freeze_depth)
+        self._frozen = frozen_roots(self.model)
+        self.train(self.training)
+
+    @property
+    def fully_frozen(self) -> bool:
+        return not any(p.requires_grad for p in self.parameters())
+
+    @property
+    def stages(self) -> list[StageInfo]:
+        params = dict(self.model.named_parameters())
+        return [
+            StageInfo(i, stage_name(names), sum(params[n].numel() for n in names), i < self.freeze_depth)
+            for i, names in enumerate(self._groups)
+        ]
+
+    def train(self, mode: bool = True) -> "Backbone":
+        super().train(mode)
+        if mode:
+            # frozen stages must never update BatchNorm statistics, whoever calls train()
+            for module in self._frozen:
+                module.eval()
+        return self
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        if self.feature_indices:
+            final, maps = self.model.forward_intermediates(x, indices=self.feature_indices)
+            feats = [*maps, final]
+        else:
+            feats = [self.model.forward_features(x)]
+        if self._nhwc and feats[-1].ndim == 4:
+            feats[-1] = feats[-1].permute(0, 3, 1, 2)
+        return feats
+
+
+def create_backbone(
+    name: str,
+    *,
+    img_size: int,
+    weights: str = "scratch",
+    weights_path: str | None = None,
+    freeze_depth: FreezeDepth = 0,
+    scales: int = 1,
+) -> Backbone:
+    """Create the timm model, load its weights, drop unused head modules and freeze."""
+    check_backbone(name)
+    choice = resolve_weights(weights, weights_path)
+    pretrained_name = check_hub_tag(name, choice.tag) if choice.kind == "hub" else None
+    model = _create_timm(name, img_size, pretrained_name)
+    dropped = _drop_unused(model, name, img_size)
+    report = load_backbone_file(model, choice.path, dropped) if choice.kind == "file" else None
+    return Backbone(
+        model,
+        name=name,
+        img_size=img_size,
+        freeze_depth=freeze_depth,
+        scales=scales,
+        weights=weights,
+        dropped_modules=dropped,
+        load_report=report,
+    )
+
+
+__all__ = [
+    "Backbone",
+    "StageInfo",
+    "check_backbone",
+    "count_stages",
+    "create_backbone",
+    "default_img_size",
+    "resolve_freeze_depth",
+]

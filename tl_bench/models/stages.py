@@ -1,0 +1,130 @@
+"""Stages of a timm model, one definition for every architecture.
+
+Stages are timm's own coarse parameter groups (``group_matcher(coarse=True)``
+through ``timm.models.group_parameters``), stem first. Freeze depth k freezes
+the first k of them. Head-side modules that ``forward_features`` never calls
+(ConvNeXt's ``head.norm``, MobileNetV3's ``conv_head``, ViT's ``fc_norm``)
+are removed first: they would otherwise count as a stage and as parameters
+that can never receive a gradient.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import torch
+from timm.models import group_parameters
+from torch import nn
+
+
+@dataclass(frozen=True)
+class StageInfo:
+    index: int  # 0 is the stem
+    name: str  # module prefixes the stage covers, e.g. "layer1" or "cls_token+pos_embed+patch_embed"
+    n_params: int
+    frozen: bool
+
+
+def _matchers(model: nn.Module) -> list[re.Pattern[str]]:
+    """The regexes of timm's coarse grouping (a callable matcher has none we can read)."""
+    spec = model.group_matcher(coarse=True)
+    if not isinstance(spec, dict):
+        return []
+    out = []
+    for value in spec.values():
+        if value is None:
+            continue
+        items = value if isinstance(value, (list, tuple)) else [(value, None)]
+        out += [re.compile(item[0]) for item in items]
+    return out
+
+
+def param_groups(model: nn.Module) -> list[list[str]]:
+    """Parameter names per stage, stem first."""
+    try:
+        groups = group_parameters(model, model.group_matcher(coarse=True))
+        return [groups[k] for k in sorted(groups) if groups[k]]
+    except (AttributeError, NotImplementedError):
+        # no grouping from timm: every top-level child is a stage, in definition order
+        order: dict[str, list[str]] = {}
+        for name, _ in model.named_parameters():
+            order.setdefault(name.split(".")[0], []).append(name)
+        return list(order.values())
+
+
+def unused_head_modules(model: nn.Module, img_size: int) -> list[str]:
+    """Names of head-side modules with parameters that ``forward_features`` does not call.
+
+    Only modules outside every coarse group are candidates (timm puts necks and
+    heads there); a forward pass with hooks tells which of them actually run.
+    """
+    try:
+        matchers = _matchers(model)
+    except (AttributeError, NotImplementedError):
+        return []
+    if not matchers:
+        return []
+    candidates = {}
+    for name, module in model.named_modules():
+        own = [f"{name}.{p}" for p, _ in module.named_parameters(recurse=False)]
+        if name and own and not any(m.match(p) for p in own for m in matchers):
+            candidates[name] = module
+    if not candidates:
+        return []
+    called: set[str] = set()
+    hooks = [m.register_forward_pre_hook(lambda *_, n=n: called.add(n)) for n, m in candidates.items()]
+    device = next(model.parameters()).device
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model.forward_features(torch.zeros(1, 3, img_size, img_size, device=device))
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    unused = [n for n in candidates if n not in called]
+    # a parent listed with its child: keep only the outermost name
+    return [n for n in unused if not any(n.startswith(f"{o}.") for o in unused)]
+
+
+def drop_modules(model: nn.Module, names: list[str]) -> None:
+    for name in names:
+        model.set_submodule(name, nn.Identity())
+
+
+def stage_name(param_names: list[str]) -> str:
+    """Readable label of a stage: its module prefixes up to the first index, e.g. ``stages.0``."""
+    labels: list[str] = []
+    for full in param_names:
+        parts = full.split(".")
+        cut = next((i + 1 for i, p in enumerate(parts[:-1]) if p.isdigit()), max(len(parts) - 1, 1))
+        label = ".".join(parts[:cut])
+        if label not in labels:
+            labels.append(label)
+    return "+".join(labels[:4]) + (f"+{len(labels) - 4} more" if len(labels) > 4 else "")
+
+
+def frozen_roots(model: nn.Module) -> list[nn.Module]:
+    """Outermost modules whose every parameter is frozen (parameter-free ones follow their parent).
+
+    Putting these in eval mode stops BatchNorm statistics and dropout in the
+    frozen part, including parameter-free norms and drop-path layers.
+    """
+    out: list[nn.Module] = []
+
+    def visit(module: nn.Module, parent_frozen: bool) -> None:
+        params = list(module.parameters())
+        frozen = all(not p.requires_grad for p in params) if params else parent_frozen
+        if frozen:
+            out.append(module)
+            return
+        for child in module.children():
+            visit(child, False)
+
+    visit(model, False)
+    return out
+
+
+__all__ = ["StageInfo", "drop_modules", "frozen_roots", "param_groups", "stage_name", "unused_head_modules"]

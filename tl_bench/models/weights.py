@@ -1,0 +1,213 @@
+"""Where backbone weights come from: scratch, timm's hub tags, or a checkpoint file.
+
+A ``weights`` string is one of ``scratch``, ``pretrained`` (timm's default
+tag), ``timm:TAG``, ``local:NAME`` (the caller resolves NAME to
+``weights_path``) or a path ending in ``.safetensors``/``.pth``/``.pt``.
+Files are read with ``weights_only=True``; either a bare backbone state dict
+or a whole timm model state dict is accepted, with the classifier dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import timm
+import torch
+from safetensors.torch import save_file
+from timm.models import load_state_dict
+from torch import nn
+
+from tl_bench.errors import WeightsError
+
+_log = logging.getLogger(__name__)
+
+CHECKPOINT_SUFFIXES = (".safetensors", ".pth", ".pt")
+ACCEPTED = "'scratch', 'pretrained', 'timm:TAG', 'local:NAME' (with weights_path) or a .safetensors/.pth/.pt file"
+# wrappers a whole-model checkpoint may put around the backbone's own keys
+_PREFIXES = ("", "backbone.model.", "model.", "backbone.", "encoder.")
+_CLASSIFIER_NAMES = ("fc", "head", "classifier", "head.fc", "last_linear", "head_dist")
+
+
+@dataclass(frozen=True)
+class WeightsChoice:
+    kind: Literal["scratch", "hub", "file"]
+    tag: str = ""  # hub tag; "" means timm's default pretrained tag
+    path: Path | None = None
+
+
+@dataclass
+class LoadReport:
+    """What a checkpoint file gave the backbone."""
+
+    path: str
+    loaded: int
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)  # classifier / unused head keys, expected to go
+
+    def summary(self) -> str:
+        return (
+            f"{self.path}: loaded {self.loaded} tensors, {len(self.missing)} missing "
+            f"{_preview(self.missing)}, {len(self.unexpected)} unexpected {_preview(self.unexpected)}, "
+            f"{len(self.dropped)} classifier keys dropped"
+        )
+
+
+def _preview(keys: list[str], n: int = 3) -> str:
+    if not keys:
+        return ""
+    more = f", +{len(keys) - n} more" if len(keys) > n else ""
+    return "(" + ", ".join(keys[:n]) + more + ")"
+
+
+def resolve_weights(weights: str, weights_path: str | Path | None = None) -> WeightsChoice:
+    """Turn the user's weights label (and resolved file, if any) into a choice."""
+    if weights == "pretrained" or weights.startswith("timm:"):
+        if weights_path is not None:
+            raise WeightsError(f"weights {weights!r} come from timm, but weights_path={str(weights_path)!r} was also given")
+        return WeightsChoice("hub", tag=weights.partition(":")[2])
+    if weights_path is not None:
+        return WeightsChoice("file", path=Path(weights_path))
+    if weights == "scratch":
+        return WeightsChoice("scratch")
+    if weights.startswith("local:"):
+        raise WeightsError(f"weights {weights!r} name a local checkpoint but no weights_path was resolved for it")
+    if weights.endswith(CHECKPOINT_SUFFIXES):
+        return WeightsChoice("file", path=Path(weights))
+    raise WeightsError(f"unknown weights {weights!r}; accepted: {ACCEPTED}")
+
+
+def check_hub_tag(name: str, tag: str) -> str:
+    """The full ``arch.tag`` timm name to download; WeightsError when timm has no such weights."""
+    arch = name.partition(".")[0]
+    available = timm.list_pretrained(f"{arch}.*")
+    if not tag:
+        if "." in name:
+            tag = name.partition(".")[2]
+        elif not available:
+            raise WeightsError(f"timm has no pretrained weights for {arch}; use weights 'scratch' or a checkpoint file")
+        else:
+            return arch  # timm picks its default tag
+    full = f"{arch}.{tag}"
+    if full not in available:
+        tags = ", ".join(a.partition(".")[2] for a in available[:8]) or "none"
+        raise WeightsError(f"timm has no pretrained tag {tag!r} for {arch}; accepted tags: {tags}")
+    return full
+
+
+def create_pretrained(name: str, **kwargs: object) -> nn.Module:
+    """``timm.create_model(name, pretrained=True)``, with hub failures turned into one line."""
+    try:
+        return timm.create_model(name, pretrained=True, **kwargs)
+    except TypeError:
+        raise  # a wrong keyword is the caller's business, not a download failure
+    except Exception as err:  # hub, network and cache errors come in many types
+        first = str(err).strip().splitlines()[0][:160] if str(err).strip() else ""
+        raise WeightsError(
+            f"could not load pretrained weights {name!r}: the model hub or local cache was unreachable "
+            f"or incomplete ({type(err).__name__}: {first})"
+        ) from None
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """Tensors of a checkpoint file; wrappers (state_dict, model, EMA, DDP prefixes) removed."""
+    if not path.is_file():
+        raise WeightsError(f"weights file {str(path)!r} does not exist")
+    if not str(path).endswith(CHECKPOINT_SUFFIXES):
+        raise WeightsError(f"weights file {str(path)!r} is not .safetensors, .pth or .pt")
+    try:
+        state = load_state_dict(str(path), use_ema=False, device="cpu", weights_only=True)
+    except Exception as err:  # corrupt files and pickles with forbidden globals
+        first = str(err).strip().splitlines()[0][:160] if str(err).strip() else ""
+        raise WeightsError(f"weights file {str(path)!r} cannot be read ({type(err).__name__}: {first})") from None
+    tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    if not tensors:
+        raise WeightsError(f"weights file {str(path)!r} holds no tensors")
+    return tensors
+
+
+def _classifier_prefixes(model: nn.Module) -> tuple[str, ...]:
+    names = model.pretrained_cfg.get("classifier") if hasattr(model, "pretrained_cfg") else None
+    names = (names,) if isinstance(names, str) else tuple(names or ())
+    return tuple(f"{n}." for n in (*names, *_CLASSIFIER_NAMES))
+
+
+def load_backbone_file(model: nn.Module, path: Path, dropped_modules: list[str]) -> LoadReport:
+    """Load a checkpoint into a (classifier-free) timm model; report what matched.
+
+    ``dropped_modules`` are head-side modules removed from ``model``; their keys
+    are expected in whole-model checkpoints and dropped quietly.
+    """
+    state = read_state_dict(path)
+    own = model.state_dict()
+    # the prefix under which most keys match is the one the checkpoint used
+    prefix = max(_PREFIXES, key=lambda p: sum(k[len(p):] in own for k in state if k.startswith(p)))
+    outside = [k for k in state if not k.startswith(prefix)]  # e.g. neck/head of a whole TransferModel
+    state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    head = _classifier_prefixes(model) + tuple(f"{m}." for m in dropped_modules)
+    dropped = [k for k in state if k not in own and k.startswith(head)]
+    state = {k: v for k, v in state.items() if k not in dropped}
+    if not any(k in own for k in state):
+        raise WeightsError(
+            f"weights file {str(path)!r} matches no key of {type(model).__name__} "
+            f"(file keys {_preview(sorted(state))}, model keys {_preview(sorted(own))})"
+        )
+    bad = [k for k, v in state.items() if k in own and v.shape != own[k].shape]
+    if bad:
+        k = bad[0]
+        raise WeightsError(
+            f"weights file {str(path)!r} does not fit this backbone: {len(bad)} shape mismatches, "
+            f"e.g. {k} {tuple(state[k].shape)} in file vs {tuple(own[k].shape)} in model"
+        )
+    result = model.load_state_dict(state, strict=False)
+    report = LoadReport(
+        path=str(path),
+        loaded=sum(k in own for k in state),
+        # batch-norm step counters are bookkeeping, not weights
+        missing=[k for k in result.missing_keys if not k.endswith("num_batches_tracked")],
+        unexpected=list(result.unexpected_keys),
+        dropped=dropped + outside,
+    )
+    if report.missing or report.unexpected:
+        _log.warning("partial weights: %s", report.summary())
+    return report
+
+
+def save_backbone_checkpoint(model: nn.Module, path: str | Path, metadata: dict[str, str] | None = None) -> Path:
+    """Write the backbone's weights only: ``.safetensors`` (with metadata) or ``.pth``/``.pt``.
+
+    ``model`` is a TransferModel or its Backbone; keys are the timm model's own,
+    so the file loads as ``weights_path`` into any backbone of the same name.
+    """
+    from tl_bench.models.backbone import Backbone  # local: backbone imports this module
+
+    backbone = getattr(model, "backbone", model)
+    if not isinstance(backbone, Backbone):
+        raise TypeError(f"expected a TransferModel or Backbone, got {type(model).__name__}")
+    path = Path(path)
+    if not str(path).endswith(CHECKPOINT_SUFFIXES):
+        raise WeightsError(f"checkpoint path {str(path)!r} must end in .safetensors, .pth or .pt")
+    meta = {"backbone": backbone.name, **{str(k): str(v) for k, v in (metadata or {}).items()}}
+    # clone: safetensors refuses tensors that share storage
+    state = {k: v.detach().to("cpu").clone().contiguous() for k, v in backbone.model.state_dict().items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".safetensors":
+        save_file(state, str(path), metadata=meta)
+    else:
+        torch.save({"state_dict": state, "metadata": meta}, path)
+    return path
+
+
+__all__ = [
+    "LoadReport",
+    "WeightsChoice",
+    "check_hub_tag",
+    "create_pretrained",
+    "load_backbone_file",
+    "read_state_dict",
+    "resolve_weights",
+    "save_backbone_checkpoint",
+]

@@ -1,0 +1,184 @@
+"""Turn a pydantic validation error into one line: field path, what is wrong, what is accepted.
+
+pydantic reports *where* (``loc``) and *what*; the accepted values are read
+back from the schema itself by walking the models along ``loc``, so the
+message stays true when a field changes.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from typing import Annotated, Any, Literal, get_args, get_origin
+
+import annotated_types
+from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticCustomError
+
+NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
+NAME_WORDS = "a name of letters, digits, '_', '.' and '-'"
+
+
+def explain_validation_error(err: ValidationError, root: type[BaseModel]) -> tuple[str, str, str]:
+    """(field path, what is wrong, what is accepted) for the first error pydantic found."""
+    first = err.errors(include_url=False)[0]
+    loc, kind, ctx = first["loc"], first["type"], first.get("ctx") or {}
+    path, target, meta, parent, words = _walk(root, loc)
+    text = format_path(path)
+    accepted = words or describe(target, meta)
+    if kind == "spec":  # raised by the schema's own validators: they say both halves
+        return text, str(ctx["what"]), str(ctx["accepted"])
+    if kind == "extra_forbidden":
+        keys = ", ".join(parent.model_fields) if parent is not None else "none"
+        return text, f"unknown field {loc[-1]!r}", keys
+    if kind == "missing":
+        return text, "required field is missing", accepted
+    if kind == "union_tag_invalid":  # the discriminator field itself (``name``) is what is wrong
+        field = str(ctx.get("discriminator", "")).strip("'")
+        return f"{text}.{field}", f"unknown value {ctx.get('tag')!r}", str(ctx.get("expected_tags"))
+    if kind == "union_tag_not_found":
+        return text, f"{ctx.get('discriminator')} is missing", accepted
+    if kind == "literal_error":
+        return text, f"{_show(first['input'])} is not accepted", str(ctx.get("expected"))
+    if kind == "too_short" and not first["input"]:
+        return text, "the list is empty", accepted
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return text, f"expected a mapping (got {_show(first['input'])})", accepted
+    if kind == "string_pattern_mismatch":
+        return text, f"invalid name {_show(first['input'])}", accepted
+    what = f"{first['msg'][0].lower()}{first['msg'][1:]} (got {_show(first['input'])})"
+    return text, what, accepted
+
+
+def format_path(path: list[str | int]) -> str:
+    """``['space', 'backbones', 1, 'weights']`` -> ``space.backbones[1].weights``."""
+    out = ""
+    for item in path:
+        out += f"[{item}]" if isinstance(item, int) else (f".{item}" if out else str(item))
+    return out or "top level"
+
+
+def describe(tp: Any, meta: list[Any] | tuple[Any, ...] = ()) -> str:
+    """Plain words for the values an annotation accepts."""
+    tp, meta = _unwrap(tp, list(meta))
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return getattr(tp, "accepted_text", "") or "a mapping with keys " + ", ".join(tp.model_fields)
+    if tp is Any:
+        return "any value"
+    if tp is None or tp is type(None):
+        return "null"
+    if _is_union(tp):
+        members = get_args(tp)
+        words = " or ".join(describe(m) for m in members if m is not type(None))
+        return words + (" or null" if type(None) in members else "")
+    origin = get_origin(tp)
+    if origin is Literal:
+        return ", ".join(repr(v) for v in get_args(tp))
+    if tp is bool:
+        return "true or false"
+    if tp is int:
+        return "an integer" + _bounds(meta)
+    if tp is float:
+        return "a number" + _bounds(meta)
+    if tp is str:
+        patterns = [getattr(m, "pattern", None) for m in meta]
+        return NAME_WORDS if NAME_PATTERN in patterns else "a string"
+    if origin in (list, tuple, set):
+        args = get_args(tp)
+        item = describe(args[0]) if args else "any value"
+        some = any(isinstance(m, annotated_types.MinLen) and m.min_length > 0 for m in meta)
+        return ("a non-empty list" if some else "a list") + f", each {item}"
+    if origin is dict or tp is dict:
+        return "a mapping"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _walk(root: type[BaseModel], loc: tuple[Any, ...]) -> tuple[list[Any], Any, list[Any], Any, str]:
+    """Follow ``loc`` through the schema: printed path, target type, its metadata, the model
+    holding it, and the field's own description of what it accepts (if any)."""
+    tp: Any = root
+    meta: list[Any] = []
+    parent: Any = None
+    words = ""
+    path: list[Any] = []
+    items = list(loc)
+    for index, item in enumerate(items):
+        if item == "[key]":
+            continue  # consumed with the dict key before it
+        tp, meta = _unwrap(tp, meta)
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            parent = tp
+            field: FieldInfo | None = tp.model_fields.get(item) if isinstance(item, str) else None
+            if field is None:  # a key the model does not have
+                path.append(item)
+                tp, meta, words = Any, [], ""
+                continue
+            if item not in getattr(tp, "flattened_fields", ()):
+                path.append(item)
+            tp, meta, words = field.annotation, list(field.metadata), field.description or ""
+            continue
+        origin = get_origin(tp)
+        if origin in (list, tuple, set):
+            path.append(item)
+            tp, meta, words = get_args(tp)[0], [], ""
+        elif origin is dict:
+            path.append(item)
+            key_type, value_type = get_args(tp)
+            is_key = index + 1 < len(items) and items[index + 1] == "[key]"
+            tp, meta, words = (key_type if is_key else value_type), [], ""
+        elif _is_union(tp):
+            member = _tagged_member(tp, item)
+            if member is not None:
+                tp, meta, words = member, [], ""
+            # otherwise pydantic is naming the union member it tried: the union stays the target
+        else:
+            path.append(item)
+            tp, meta, words = Any, [], ""
+    return path, tp, meta, parent, words
+
+
+def _tagged_member(union: Any, tag: Any) -> Any:
+    for member in get_args(union):
+        inner, inner_meta = _unwrap(member, [])
+        if any(getattr(m, "tag", None) == tag for m in inner_meta):
+            return inner
+        if isinstance(inner, type) and issubclass(inner, BaseModel) and "name" in inner.model_fields:
+            if tag in get_args(inner.model_fields["name"].annotation):
+                return inner
+    return None
+
+
+def _unwrap(tp: Any, meta: list[Any]) -> tuple[Any, list[Any]]:
+    while get_origin(tp) is Annotated:
+        base, *extra = get_args(tp)
+        tp, meta = base, [*meta, *extra]
+    # ``Annotated[int, Field(ge=0)]`` keeps its constraints inside the FieldInfo
+    expanded = [m for item in meta for m in ([item, *item.metadata] if isinstance(item, FieldInfo) else [item])]
+    return tp, expanded
+
+
+def _is_union(tp: Any) -> bool:
+    return get_origin(tp) in (typing.Union, types.UnionType)
+
+
+def _bounds(meta: list[Any]) -> str:
+    words = []
+    for m in meta:
+        for attr, sign in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
+            if getattr(m, attr, None) is not None:
+                words.append(f"{sign} {getattr(m, attr)}")
+    return (" " + " and ".join(words)) if words else ""
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def spec_issue(what: str, accepted: str) -> PydanticCustomError:
+    """The error a schema validator raises: it carries both halves of the message."""
+    return PydanticCustomError("spec", "{what}; accepted: {accepted}", {"what": what, "accepted": accepted})
+
+
+__all__ = ["NAME_PATTERN", "NAME_WORDS", "describe", "explain_validation_error", "format_path", "spec_issue"]

@@ -1,0 +1,115 @@
+"""Reading a study file: YAML -> schema -> checks against the registries -> StudySpec.
+
+Every problem becomes one SpecError line:
+``<file>: <field.path>: <what is wrong>; accepted: <what is accepted>``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, NoReturn
+
+import yaml
+from pydantic import ValidationError
+
+from tl_bench.errors import SpecError
+from tl_bench.spec.check_refs import (
+    check_backbones,
+    check_datasets,
+    check_freeze_depths,
+    check_parts,
+    stage_counts,
+)
+from tl_bench.spec.check_values import check_baselines, check_fixed, check_hyper, check_tuning
+from tl_bench.spec.explain import explain_validation_error
+from tl_bench.spec.study import StudySpec
+
+_TOP_WORDS = "a mapping with keys " + ", ".join(StudySpec.model_fields)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key written twice in one mapping (the later one would win silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice in one mapping", key_node.start_mark
+                )
+            seen[key] = True
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_spec(path: str | Path) -> StudySpec:
+    """Read and validate a study file; relative paths in it resolve against its folder."""
+    path = Path(path)
+    display = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"{display}: top level: file not found; accepted: the path of a study .yaml file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise SpecError(f"{display}: top level: cannot be read ({err}); accepted: a UTF-8 text file") from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as err:
+        raise SpecError(f"{display}: {_yaml_where(err)}: {_yaml_what(err)}; accepted: valid YAML") from None
+    return _parse(data, path, display)
+
+
+def parse_spec(data: dict[str, Any], *, source: Path) -> StudySpec:
+    """Validate an already-parsed study (``source`` is where it notionally lives: its folder
+    anchors relative paths and the default ``runs/`` stores)."""
+    return _parse(data, Path(source), str(source))
+
+
+def _parse(data: Any, source: Path, display: str) -> StudySpec:
+    def fail(path: str, what: str, accepted: str) -> NoReturn:
+        raise SpecError(f"{display}: {path}: {what}; accepted: {accepted}")
+
+    if data is None:
+        fail("top level", "the study is empty", _TOP_WORDS)
+    if not isinstance(data, dict):
+        fail("top level", f"expected a mapping, got {type(data).__name__}", _TOP_WORDS)
+    absolute = source.absolute()
+    context = {"base_dir": absolute.parent, "source": absolute, "display": display}
+    try:
+        spec = StudySpec.model_validate(data, context=context)
+    except ValidationError as err:
+        fail(*explain_validation_error(err, StudySpec))
+    check_datasets(spec, fail)
+    check_backbones(spec, fail)
+    check_parts(spec, fail)
+    counts = stage_counts(spec) if _needs_counts(spec) else {}
+    if counts:
+        check_freeze_depths(spec, counts, fail)
+    check_hyper(spec, fail)
+    check_fixed(spec, fail)
+    check_tuning(spec, fail)
+    check_baselines(spec, counts, fail)
+    return spec
+
+
+def _needs_counts(spec: StudySpec) -> bool:
+    # Counting stages builds each backbone once; skip it when no depth could be out of range.
+    depths_in_space = any(d not in (0, "all") for d in spec.space.freeze_depth)
+    depths_in_baselines = any(b.get("freeze_depth") not in (None, 0, "all") and "backbone" in b for b in spec.baselines)
+    return depths_in_space or depths_in_baselines
+
+
+def _yaml_where(err: yaml.YAMLError) -> str:
+    mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+    return f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "top level"
+
+
+def _yaml_what(err: yaml.YAMLError) -> str:
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    if isinstance(err, yaml.constructor.ConstructorError):
+        return f"YAML error: {problem}"
+    context = getattr(err, "context", None)
+    return f"YAML syntax error: {problem}" + (f" ({context})" if context else "")
+
+
+__all__ = ["load_spec", "parse_spec"]

@@ -1,0 +1,93 @@
+"""Paths and URLs in a study file resolve against the file's folder, never the current directory.
+
+A study then means the same thing whichever folder a worker starts in.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+WEIGHTS_WORDS = ("scratch", "pretrained")
+WEIGHTS_PREFIXES = ("timm:", "local:")
+WEIGHTS_SUFFIXES = (".safetensors", ".pth", ".pt")
+WEIGHTS_ACCEPTED = (
+    "scratch, pretrained, timm:TAG, local:NAME (declared under pretrain) "
+    "or a .safetensors/.pth/.pt file (relative to the study file)"
+)
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def resolve_path(text: str, base: Path) -> str:
+    """An absolute, normalised path; relative ones are taken from ``base``."""
+    path = Path(os.path.expanduser(text))
+    return os.path.normpath(path if path.is_absolute() else base / path)
+
+
+def weights_kind(text: str) -> str:
+    """``scratch``, ``pretrained``, ``timm``, ``local``, ``file`` or ``unknown``."""
+    if text in WEIGHTS_WORDS:
+        return text
+    for prefix in WEIGHTS_PREFIXES:
+        if text.startswith(prefix):
+            return prefix[:-1]
+    return "file" if text.endswith(WEIGHTS_SUFFIXES) else "unknown"
+
+
+def resolve_weights(text: str, base: Path) -> str:
+    """Weights choices as the runner receives them: file paths made absolute, the rest unchanged."""
+    return resolve_path(text, base) if weights_kind(text) == "file" else text
+
+
+def resolve_dataset_name(name: str, base: Path) -> str:
+    """``imagefolder:PATH`` with PATH made absolute; other registry names unchanged."""
+    if name.startswith("imagefolder:") and name[len("imagefolder:"):]:
+        return "imagefolder:" + resolve_path(name[len("imagefolder:"):], base)
+    return name
+
+
+def dataset_key(name: str) -> str:
+    """Short, filesystem- and study-name-safe name of a dataset (``torchvision:CIFAR10`` -> ``CIFAR10``)."""
+    tail = name.split(":", 1)[1] if ":" in name else name
+    tail = tail.rstrip("/\\")
+    tail = re.split(r"[/\\]", tail)[-1] or name
+    return _UNSAFE.sub("_", tail).strip("._-") or "dataset"
+
+
+def resolve_storage_url(url: str, base: Path) -> str:
+    """SQLite URLs with a relative file become absolute; other database URLs are kept."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix):
+        rest = url[len(prefix):]
+        if rest and not rest.startswith("/") and not rest.startswith(":memory:"):
+            return prefix + resolve_path(rest, base)
+    return url
+
+
+def resolve_tracking_uri(uri: str, base: Path) -> str:
+    """A plain folder becomes a ``file://`` URI; SQLite files resolve like storages; servers are kept."""
+    if uri.startswith("sqlite:///"):
+        return resolve_storage_url(uri, base)
+    if _SCHEME.match(uri) and not re.match(r"^[A-Za-z]:[\\/]", uri):  # a drive letter is a path
+        return uri
+    return Path(resolve_path(uri, base)).as_uri()
+
+
+def is_url(text: str) -> bool:
+    return "://" in text and bool(_SCHEME.match(text))
+
+
+__all__ = [
+    "WEIGHTS_ACCEPTED",
+    "WEIGHTS_SUFFIXES",
+    "dataset_key",
+    "is_url",
+    "resolve_dataset_name",
+    "resolve_path",
+    "resolve_storage_url",
+    "resolve_tracking_uri",
+    "resolve_weights",
+    "weights_kind",
+]

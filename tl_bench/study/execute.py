@@ -1,0 +1,131 @@
+"""One trial from ask to tell, with its MLflow child run kept in step.
+
+Optuna's ask/tell interface (instead of ``study.optimize``) lets every exit
+of a trial -- complete, pruned, failed, interrupted -- be written to both
+stores before anything else happens.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+from optuna.storages._heartbeat import get_heartbeat_thread
+from optuna.trial import TrialState
+
+from tl_bench.config import TrialConfig, TrialResult
+from tl_bench.study.space import SearchSpace, build_config
+from tl_bench.tracking import Tracker
+
+HOST_ATTR = "host"
+PID_ATTR = "pid"
+RUN_ATTR = "mlflow_run_id"
+ERROR_ATTR = "error"
+
+# What the cost objective minimises, read from the trial's result.
+COST_FIELDS = {"train_time_s": "train_time_s", "flops_train": "train_flops_total", "params_trainable": "params_trainable"}
+
+
+def one_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0] if text else ''}".strip()[:1000]
+
+
+@dataclass
+class TrialContext:
+    """What every trial of one dataset study shares."""
+
+    study: optuna.Study
+    space: SearchSpace
+    spec_name: str
+    dataset: Any  # DatasetSpec
+    base: dict[str, Any]  # the dataset's fields and the spec's fixed values
+    tracker: Tracker
+    parent_run_id: str
+    resolve_weights: Callable[[str, str], str | None]
+    train_fn: Callable[..., TrialResult]
+    cost: str | None = None
+    fingerprint: str | None = None
+    cache: Any = None
+    on_progress: Callable[[dict[str, Any]], None] = field(default=lambda info: None)
+
+
+def run_one(ctx: TrialContext) -> TrialState:
+    """Ask for a trial, train it, tell both stores how it ended."""
+    with warnings.catch_warnings():
+        # Optuna warns that heartbeats are meant for Study.optimize; this loop runs them itself.
+        warnings.filterwarnings("ignore", message="Heartbeat of storage")
+        trial = ctx.study.ask()
+    trial.set_user_attr(HOST_ATTR, socket.gethostname())
+    trial.set_user_attr(PID_ATTR, os.getpid())
+    heartbeat = get_heartbeat_thread(trial._trial_id, ctx.study._storage)
+    heartbeat.start()
+    try:
+        return _run(ctx, trial)
+    finally:
+        heartbeat.join()
+
+
+def _run(ctx: TrialContext, trial: optuna.Trial) -> TrialState:
+    history: list[dict[str, float]] = []
+    run_id = ""
+    config: TrialConfig | None = None
+    multi = len(ctx.study.directions) > 1
+    try:
+        config = build_config(
+            ctx.space.suggest(trial), base=ctx.base, resolve_weights=ctx.resolve_weights
+        )
+        run_id = ctx.tracker.start_trial(
+            ctx.parent_run_id,
+            config,
+            study=ctx.spec_name,
+            dataset=ctx.dataset.key,
+            trial_number=trial.number,
+            fingerprint=ctx.fingerprint,
+            extra_tags={"tlb.optuna_study": ctx.study.study_name},
+        )
+        trial.set_user_attr(RUN_ATTR, run_id)
+        ctx.on_progress({"trial": trial.number, "config": config, "epoch": 0})
+
+        def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
+            history.append({"epoch": float(epoch), **metrics})
+            ctx.on_progress({"trial": trial.number, "config": config, "epoch": epoch, **metrics})
+            if not multi:  # Optuna prunes single-objective studies only
+                trial.report(metrics["val_acc"], epoch)
+                if trial.should_prune():
+                    raise optuna.TrialPruned(f"pruned at epoch {epoch} (val_acc {metrics['val_acc']:.4f})")
+
+        result = ctx.train_fn(config, on_epoch=on_epoch, cache=ctx.cache)
+    except optuna.TrialPruned:
+        ctx.study.tell(trial, state=TrialState.PRUNED)
+        ctx.tracker.finish_trial(run_id, "PRUNED", history=history, config=config)
+        return TrialState.PRUNED
+    except (KeyboardInterrupt, SystemExit) as err:
+        # Ctrl-C or SIGTERM: record the trial as failed-by-interrupt in both stores, then stop.
+        reason = "interrupted by " + ("signal" if isinstance(err, SystemExit) else "Ctrl-C")
+        trial.set_user_attr(ERROR_ATTR, reason)
+        ctx.study.tell(trial, state=TrialState.FAIL)
+        ctx.tracker.finish_trial(run_id, "INTERRUPTED", history=history, error=reason, config=config)
+        raise
+    except Exception as err:  # a failing trial is recorded as failed; the study goes on
+        message = one_line(err)
+        trial.set_user_attr(ERROR_ATTR, message)
+        ctx.study.tell(trial, state=TrialState.FAIL)
+        ctx.tracker.finish_trial(run_id, "FAIL", history=history, error=message, config=config)
+        return TrialState.FAIL
+    values = [result.val_acc]
+    if ctx.cost:
+        values.append(float(getattr(result, COST_FIELDS[ctx.cost])))
+    for key in ("test_acc", "train_time_s", "params_trainable", "n_stages"):
+        trial.set_user_attr(key, getattr(result, key))
+    ctx.tracker.finish_trial(run_id, "COMPLETE", result=result, history=history, config=config)
+    ctx.study.tell(trial, values)
+    return TrialState.COMPLETE
+
+
+__all__ = ["TrialContext", "run_one", "COST_FIELDS", "RUN_ATTR", "HOST_ATTR", "PID_ATTR", "ERROR_ATTR", "one_line"]

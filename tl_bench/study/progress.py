@@ -1,0 +1,78 @@
+"""Progress display for long studies: trials done, best so far, current trial's epoch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+
+class StudyProgress:
+    """A rich progress bar per dataset study; silent when ``quiet``."""
+
+    def __init__(self, console: Console | None = None, *, quiet: bool = False) -> None:
+        self.quiet = quiet
+        self.console = console or Console(stderr=True)
+        self.progress = Progress(
+            TextColumn("[bold]{task.fields[dataset]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("best {task.fields[best]}"),
+            TextColumn("{task.fields[current]}"),
+            TimeElapsedColumn(),
+            console=self.console,
+            disable=quiet,
+            transient=False,
+        )
+        self._tasks: dict[str, tuple[Any, optuna.Study | None]] = {}
+        self._current: str | None = None
+
+    def __enter__(self) -> "StudyProgress":
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.progress.__exit__(*exc)
+
+    def start(self, dataset: str, study: optuna.Study | None, total: int | None) -> None:
+        """Show a dataset study; ``study`` may come later through ``attach``."""
+        task = self.progress.add_task("study", total=total, dataset=dataset, best="-", current="")
+        self._tasks[dataset] = (task, study)
+        self._current = dataset
+        self.refresh()
+
+    def attach(self, dataset: str, study: optuna.Study) -> None:
+        task, _ = self._tasks[dataset]
+        self._tasks[dataset] = (task, study)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Re-read trial counts and the best value of every shown study from the storage."""
+        for task, study in self._tasks.values():
+            if study is None:
+                continue
+            trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+            values = [t.values[0] for t in trials if t.state == TrialState.COMPLETE and t.values]
+            best = f"{max(values):.4f}" if values else "-"
+            self.progress.update(task, completed=len(trials), best=best)
+
+    def on_progress(self, info: dict[str, Any]) -> None:
+        """Per-epoch callback of the trial running in this process."""
+        if self._current is None:
+            return
+        config = info.get("config")
+        label = f"trial {info['trial']}"
+        if config is not None:
+            label += f": {config.backbone} {config.weights} f{config.freeze_depth} {config.neck}/{config.head}"
+            label += f" epoch {info.get('epoch', 0)}/{config.epochs}"
+        self.progress.update(self._tasks[self._current][0], current=label)
+        if info.get("epoch", 0) == 0:
+            self.refresh()
+
+    def finish(self) -> None:
+        self.refresh()
+        for task, _ in self._tasks.values():
+            self.progress.update(task, current="done")

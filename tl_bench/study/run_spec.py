@@ -1,0 +1,115 @@
+"""Run every dataset study of a spec: prepare once, then trials (here or in workers), then summaries."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from tl_bench.study.progress import StudyProgress
+from tl_bench.study.runner import DatasetOutcome, RunOptions, run_dataset, spawn_workers
+from tl_bench.study.storage import make_storage
+from tl_bench.study.summary import write_summary
+from tl_bench.tracking import Tracker
+
+CHECKPOINT_SUFFIXES = (".safetensors", ".pth", ".pt")
+
+
+def weights_resolver(spec: Any, tracker: Tracker | None) -> Callable[[str, str], str | None]:
+    """Map a weights label to the checkpoint file it names (pretraining locally when needed)."""
+
+    def resolve(backbone: str, weights: str) -> str | None:
+        if weights.startswith("local:"):
+            from tl_bench.pretrain import ensure_pretrained
+
+            return str(ensure_pretrained(spec, weights.split(":", 1)[1], backbone, tracker=tracker))
+        if weights.endswith(CHECKPOINT_SUFFIXES):
+            return weights
+        return None
+
+    return resolve
+
+
+def dataset_fingerprint(dataset: Any) -> str:
+    """Load the dataset once (memoised for the trials) and return its fingerprint; fails early on bad data."""
+    from tl_bench.data import load_dataset
+
+    loaded = load_dataset(
+        dataset.name,
+        img_size=dataset.img_size,
+        train_size=dataset.train_size,
+        val_size=dataset.val_size,
+        seed=dataset.split_seed,
+        root=dataset.root,
+        download=dataset.download,
+        **dict(dataset.options or {}),
+    )
+    return loaded.fingerprint
+
+
+def run_spec(
+    spec: Any,
+    options: RunOptions,
+    *,
+    worker_argv: list[str] | None = None,
+    quiet: bool = False,
+    train_fn: Callable[..., Any] | None = None,
+) -> list[DatasetOutcome]:
+    """Top every dataset study of ``spec`` up to its budget; returns one outcome per dataset.
+
+    With ``options.workers > 1`` this process sets every study up (pretraining,
+    studies, parent runs, baselines), then ``worker_argv`` is started that
+    many times and this process only watches and summarises.
+    """
+    from tl_bench.models import count_stages
+    from tl_bench.train import FeatureCache, run_trial
+
+    stage_counts = {b.name: count_stages(b.name) for b in spec.space.backbones}
+    tracker = Tracker(spec.tracking_uri, spec.name, artifact_location=spec.artifact_location, enabled=options.track)
+    resolve = weights_resolver(spec, tracker if options.track else None)
+    if options.worker_index == 0:  # pretrain once, before any worker needs the checkpoints
+        for backbone in spec.space.backbones:
+            for weights in backbone.weights:
+                resolve(backbone.name, weights)
+    fingerprints = {ds.key: dataset_fingerprint(ds) for ds in spec.datasets}
+    cache = FeatureCache(Path(spec.cache_dir))
+    common = dict(train_fn=train_fn or run_trial, resolve_weights=resolve, stage_counts=stage_counts, cache=cache)
+    total = options.n_trials if options.n_trials is not None else spec.budget.n_trials
+    outcomes: list[DatasetOutcome] = []
+    with StudyProgress(quiet=quiet) as progress:
+        if options.workers > 1:
+            for ds in spec.datasets:
+                progress.start(ds.key, None, total)
+                setup = RunOptions(n_trials=0, track=options.track, on_study=_attach(progress, ds.key))
+                run_dataset(spec, ds, setup, fingerprint=fingerprints[ds.key], **common)
+            spawn_workers(list(worker_argv or []), options.workers, tick=progress.refresh)
+        for ds in spec.datasets:
+            if options.workers > 1:  # workers did the trials: collect the outcome only
+                run_opts = RunOptions(n_trials=0, track=options.track)
+            else:
+                progress.start(ds.key, None, total)
+                run_opts = RunOptions(
+                    n_trials=options.n_trials,
+                    timeout_s=options.timeout_s,
+                    worker_index=options.worker_index,
+                    track=options.track,
+                    on_progress=progress.on_progress,
+                    on_study=_attach(progress, ds.key),
+                )
+            outcome = run_dataset(spec, ds, run_opts, fingerprint=fingerprints[ds.key], **common)
+            if options.summarize and options.track and options.worker_index == 0:
+                study = optuna.load_study(study_name=outcome.study_name, storage=make_storage(spec.storage_url))
+                write_summary(study, tracker, outcome.parent_run_id)
+                tracker.close_parent(outcome.parent_run_id)
+            outcomes.append(outcome)
+        progress.finish()
+    return outcomes
+
+
+def _attach(progress: StudyProgress, key: str) -> Callable[[optuna.Study], None]:
+    return lambda study: progress.attach(key, study)
+
+
+__all__ = ["run_spec", "weights_resolver", "dataset_fingerprint"]

@@ -1,0 +1,159 @@
+"""The search space: Optuna trial -> TrialConfig.
+
+Conditional parts are named per backbone (``weights@test_vit``,
+``freeze_depth@test_vit``) so each backbone only offers the weights and
+freeze depths it really has: a depth beyond a backbone's stages is never
+offered for it, and ``all`` is not offered twice under another number.
+The grid sampler needs one fixed space, so there the valid
+(backbone, weights, depth, neck, head) combinations become one categorical.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import optuna
+
+from tl_bench.config import FreezeDepth, TrialConfig
+from tl_bench.errors import SpecError
+
+COMBO = "combo"
+_SEP = "|"
+
+
+def valid_depths(depths: Sequence[FreezeDepth], n_stages: int) -> list[FreezeDepth]:
+    """The spec's depths that exist for a backbone with ``n_stages`` stages, without duplicates."""
+    out: list[FreezeDepth] = []
+    for depth in depths:
+        if depth == "all" or (isinstance(depth, int) and 0 <= depth <= n_stages):
+            if depth not in out:
+                out.append(depth)
+    if "all" in out and n_stages in out:
+        out.remove(n_stages)  # freezing every stage *is* "all": one trial, not two
+    return out
+
+
+def _depth_key(depth: FreezeDepth) -> str:
+    return str(depth)
+
+
+def _parse_depth(value: Any) -> FreezeDepth:
+    return "all" if str(value) == "all" else int(value)
+
+
+class SearchSpace:
+    """Search space of one study spec, with each backbone's stage count resolved."""
+
+    def __init__(self, spec: Any, stage_counts: dict[str, int]) -> None:
+        self.spec = spec
+        self.grid = spec.sampler.name == "grid"
+        self.backbones = [b.name for b in spec.space.backbones]
+        self.weights = {b.name: list(b.weights) for b in spec.space.backbones}
+        self.depths: dict[str, list[FreezeDepth]] = {}
+        for name in self.backbones:
+            depths = valid_depths(spec.space.freeze_depth, stage_counts[name])
+            if not depths:
+                raise SpecError(
+                    f"{spec.source_path}: space.freeze_depth: none of {list(spec.space.freeze_depth)} exists for "
+                    f"backbone {name!r}; accepted: 0..{stage_counts[name]} or 'all'"
+                )
+            self.depths[name] = depths
+        self.necks = list(spec.space.neck)
+        self.heads = list(spec.space.head)
+        self.hyper = dict(spec.space.hyper)
+
+    # -- combinations -----------------------------------------------------
+    def combos(self) -> list[str]:
+        out = []
+        for bb in self.backbones:
+            for w, d, n, h in itertools.product(self.weights[bb], self.depths[bb], self.necks, self.heads):
+                out.append(_SEP.join([bb, w, _depth_key(d), n, h]))
+        return out
+
+    def grid_space(self) -> dict[str, list[Any]]:
+        space: dict[str, list[Any]] = {COMBO: self.combos()}
+        for name, rng in self.hyper.items():
+            space[name] = list(rng.choices)
+        return space
+
+    # -- sampling ---------------------------------------------------------
+    def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
+        """Draw the searched values of one trial as TrialConfig field values."""
+        if self.grid:
+            bb, w, d, neck, head = trial.suggest_categorical(COMBO, self.combos()).split(_SEP)
+            values: dict[str, Any] = {"backbone": bb, "weights": w, "freeze_depth": _parse_depth(d), "neck": neck, "head": head}
+        else:
+            bb = trial.suggest_categorical("backbone", self.backbones)
+            values = {
+                "backbone": bb,
+                "weights": self._choose(trial, f"weights@{bb}", self.weights[bb]),
+                "freeze_depth": _parse_depth(self._choose(trial, f"freeze_depth@{bb}", [_depth_key(d) for d in self.depths[bb]])),
+                "neck": self._choose(trial, "neck", self.necks),
+                "head": self._choose(trial, "head", self.heads),
+            }
+        for name, rng in self.hyper.items():
+            values[name] = _suggest_range(trial, name, rng)
+        return values
+
+    @staticmethod
+    def _choose(trial: optuna.Trial, name: str, choices: list[str]) -> str:
+        if len(choices) == 1:
+            trial.set_user_attr(name, choices[0])
+            return choices[0]
+        return str(trial.suggest_categorical(name, choices))
+
+    def baseline_params(self, baseline: dict[str, Any]) -> dict[str, Any]:
+        """Optuna params that make the sampler reproduce a (partial) baseline trial."""
+        bb = baseline.get("backbone", self.backbones[0])
+        params: dict[str, Any] = {}
+        parts = {
+            "weights": baseline.get("weights", self.weights[bb][0]),
+            "freeze_depth": _depth_key(baseline.get("freeze_depth", self.depths[bb][0])),
+            "neck": baseline.get("neck", self.necks[0]),
+            "head": baseline.get("head", self.heads[0]),
+        }
+        if self.grid:
+            params[COMBO] = _SEP.join([bb, parts["weights"], parts["freeze_depth"], parts["neck"], parts["head"]])
+        else:
+            params["backbone"] = bb
+            if len(self.weights[bb]) > 1:
+                params[f"weights@{bb}"] = parts["weights"]
+            if len(self.depths[bb]) > 1:
+                params[f"freeze_depth@{bb}"] = parts["freeze_depth"]
+            for key in ("neck", "head"):
+                if len(getattr(self, key + "s")) > 1:
+                    params[key] = parts[key]
+        for name in self.hyper:
+            if name in baseline:
+                params[name] = baseline[name]
+        return params
+
+
+def _suggest_range(trial: optuna.Trial, name: str, rng: Any) -> Any:
+    choices = getattr(rng, "choices", None)
+    if choices is not None:
+        return trial.suggest_categorical(name, list(choices))
+    if isinstance(rng.low, int) and isinstance(rng.high, int) and not isinstance(rng.low, bool):
+        step = int(rng.step) if getattr(rng, "step", None) else 1
+        return trial.suggest_int(name, rng.low, rng.high, step=step, log=bool(rng.log))
+    kwargs: dict[str, Any] = {"log": bool(rng.log)}
+    if getattr(rng, "step", None):
+        kwargs["step"] = float(rng.step)
+    return trial.suggest_float(name, float(rng.low), float(rng.high), **kwargs)
+
+
+def build_config(
+    values: dict[str, Any],
+    *,
+    base: dict[str, Any],
+    resolve_weights: Callable[[str, str], str | None],
+) -> TrialConfig:
+    """Merge the dataset's fields and fixed values (``base``) with the sampled values."""
+    fields = {**base, **values}
+    fields["weights_path"] = resolve_weights(fields["backbone"], fields["weights"])
+    return TrialConfig.from_dict(fields)
+
+
+__all__ = ["SearchSpace", "build_config", "valid_depths", "COMBO"]

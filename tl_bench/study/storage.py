@@ -1,0 +1,102 @@
+"""Optuna storage and study opening: one study per (spec, dataset), resumable.
+
+SQLite (the embedded default) and PostgreSQL both go through ``RDBStorage``
+with a heartbeat, so a worker that dies without a word is noticed by the
+others; plain ``optuna.load_study(storage=URL)`` opens the same studies.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import optuna
+from sqlalchemy.engine import make_url
+
+from tl_bench.errors import SpecError, StorageError
+
+HEARTBEAT_S = 10
+GRACE_S = 40
+SPACE_DIGEST = "space_digest"
+PARENT_RUN = "mlflow_parent_run_id"
+
+
+def study_name(spec_name: str, dataset_key: str) -> str:
+    return f"{spec_name}/{dataset_key}"
+
+
+def _redact(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url
+
+
+def make_storage(url: str) -> optuna.storages.RDBStorage:
+    """An RDB storage with heartbeat; StorageError with one line when it cannot be opened."""
+    engine_kwargs: dict[str, Any] = {}
+    try:
+        parsed = make_url(url)
+    except Exception as err:
+        raise StorageError(f"Optuna storage URL {url!r} is not a database URL; accepted: sqlite:///PATH or postgresql://USER@HOST/DB") from err
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        # Several local workers share one file: wait for the lock instead of failing.
+        engine_kwargs["connect_args"] = {"timeout": 120}
+    else:
+        engine_kwargs["pool_pre_ping"] = True
+        if parsed.get_backend_name().startswith("postgresql"):
+            engine_kwargs["connect_args"] = {"connect_timeout": 10}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S
+            )
+    except Exception as err:
+        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        raise StorageError(f"Optuna storage {_redact(url)!r} cannot be opened: {first}") from err
+
+
+def open_study(
+    storage: optuna.storages.BaseStorage,
+    name: str,
+    *,
+    directions: list[str],
+    sampler: optuna.samplers.BaseSampler,
+    pruner: optuna.pruners.BasePruner,
+    space_digest: str,
+    source: str,
+) -> tuple[optuna.Study, bool]:
+    """Create the study, or load it and check it was made from the same search space.
+
+    Returns ``(study, created)``: exactly one caller across every worker and
+    host gets ``created=True``, which makes it the one to set the study up.
+    """
+    try:
+        study = optuna.create_study(
+            storage=storage, study_name=name, directions=directions, sampler=sampler, pruner=pruner
+        )
+        study.set_user_attr(SPACE_DIGEST, space_digest)
+        return study, True
+    except optuna.exceptions.DuplicatedStudyError:
+        pass
+    study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
+    found = study.user_attrs.get(SPACE_DIGEST)
+    if found is not None and found != space_digest:
+        raise SpecError(
+            f"{source}: name: study {name!r} already exists in this storage with a different search space; "
+            "accepted: a new spec name, or the original search space"
+        )
+    have = [d.name.lower() for d in study.directions]
+    if have != [d.lower() for d in directions]:
+        raise SpecError(
+            f"{source}: objective: study {name!r} was created with directions {have}, the spec asks for {directions}; "
+            "accepted: a new spec name, or the original objective"
+        )
+    return study, False
+
+
+__all__ = ["make_storage", "open_study", "study_name", "PARENT_RUN", "SPACE_DIGEST"]

@@ -1,0 +1,18 @@
+"""Training a trial: trainer with measured cost, and the frozen-feature cache."""
+
+from __future__ import annotations
+
+from tl_bench.train.cache import FeatureCache, feature_key
+from tl_bench.train.run import build_for, run_trial
+from tl_bench.train.trainer import EpochCallback, cache_applies, resolve_device, train_trial
+
+__all__ = [
+    "EpochCallback",
+    "FeatureCache",
+    "build_for",
+    "cache_applies",
+    "feature_key",
+    "resolve_device",
+    "run_trial",
+    "train_trial",
+]

@@ -1,0 +1,167 @@
+"""Frozen-backbone features computed once and reused across epochs, trials and processes.
+
+An entry is the list of tensors ``model.extract_feat`` returns for a whole
+split, keyed by a hash of everything that determines them. Entries live in
+a per-instance in-memory LRU (shared by the trials that receive the same
+instance) and, when ``root`` is given, as safetensors files on disk. Disk
+writes go to a temporary file that is then renamed over the final name, so
+two processes writing the same key never leave a torn file: the last rename
+wins and both wrote the same content.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+_FORMAT = "1"  # bump when the meaning of a stored entry changes
+
+
+def feature_key(parts: dict[str, Any]) -> str:
+    """Stable hex digest of the values that determine a split's features."""
+    blob = json.dumps({"format": _FORMAT, **parts}, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:32]
+
+
+_file_digests: dict[tuple[str, int, int], str] = {}
+
+
+def file_digest(path: str | os.PathLike[str]) -> str:
+    """sha256 of a file's content, remembered per (path, size, mtime) within the process."""
+    stat = os.stat(path)
+    memo = (os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
+    if memo not in _file_digests:
+        digest = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 22), b""):
+                digest.update(chunk)
+        _file_digests[memo] = digest.hexdigest()
+    return _file_digests[memo]
+
+
+def tensor_digest(tensors: list[torch.Tensor]) -> str:
+    """sha256 over the bytes of CPU copies of ``tensors`` (labels, scratch weights)."""
+    digest = hashlib.sha256()
+    for tensor in tensors:
+        flat = tensor.detach().to("cpu").contiguous().reshape(-1)
+        digest.update(str((tuple(tensor.shape), str(tensor.dtype))).encode())
+        digest.update(flat.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _nbytes(features: list[torch.Tensor]) -> int:
+    return sum(t.numel() * t.element_size() for t in features)
+
+
+class FeatureCache:
+    """Per-split backbone features, in memory (LRU, ``max_memory_mb``) and optionally on disk under ``root``."""
+
+    def __init__(self, root: str | os.PathLike[str] | None = None, *, max_memory_mb: float | None = 4096) -> None:
+        self.root = Path(root) if root is not None else None
+        self.max_memory_bytes = None if max_memory_mb is None else int(max_memory_mb * 2**20)
+        self._memory: OrderedDict[str, list[torch.Tensor]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.stats = {"memory_hits": 0, "disk_hits": 0, "computed": 0}
+
+    def path(self, key: str) -> Path | None:
+        return None if self.root is None else self.root / f"{key}.safetensors"
+
+    def __contains__(self, key: str) -> bool:
+        path = self.path(key)
+        return key in self._memory or (path is not None and path.is_file())
+
+    def __len__(self) -> int:
+        return len(self._memory)
+
+    def keys(self) -> list[str]:
+        """Keys held in memory, least recently used first."""
+        with self._lock:
+            return list(self._memory)
+
+    def get(self, key: str) -> list[torch.Tensor] | None:
+        """Features stored under ``key`` (memory first, then disk), or None."""
+        with self._lock:
+            if key in self._memory:
+                self._memory.move_to_end(key)
+                self.stats["memory_hits"] += 1
+                return self._memory[key]
+        features = self._load(key)
+        if features is not None:
+            self.stats["disk_hits"] += 1
+            self._remember(key, features)
+        return features
+
+    def put(self, key: str, features: list[torch.Tensor], describe: dict[str, Any] | None = None) -> None:
+        """Store CPU copies of ``features`` in memory and, with a root, atomically on disk."""
+        features = [t.detach().to("cpu") for t in features]
+        self._remember(key, features)
+        if self.root is not None:
+            self._save(key, features, describe or {})
+
+    def get_or_compute(
+        self,
+        key: str,
+        compute: Callable[[], list[torch.Tensor]],
+        describe: dict[str, Any] | None = None,
+    ) -> tuple[list[torch.Tensor], bool]:
+        """Cached features for ``key``, computing and storing them on a miss; the flag says computed."""
+        features = self.get(key)
+        if features is not None:
+            return features, False
+        features = compute()
+        self.stats["computed"] += 1
+        self.put(key, features, describe)
+        return features, True
+
+    def clear_memory(self) -> None:
+        with self._lock:
+            self._memory.clear()
+
+    def _remember(self, key: str, features: list[torch.Tensor]) -> None:
+        with self._lock:
+            self._memory[key] = features
+            self._memory.move_to_end(key)
+            if self.max_memory_bytes is None:
+                return
+            total = sum(_nbytes(f) for f in self._memory.values())
+            while total > self.max_memory_bytes and self._memory:
+                _, evicted = self._memory.popitem(last=False)
+                total -= _nbytes(evicted)
+
+    def _load(self, key: str) -> list[torch.Tensor] | None:
+        path = self.path(key)
+        if path is None or not path.is_file():
+            return None
+        try:
+            tensors = load_file(str(path))
+        except (SafetensorError, OSError):
+            # An unreadable entry is a miss; the recomputed one replaces it.
+            return None
+        return [tensors[f"feat_{i}"] for i in range(len(tensors))]
+
+    def _save(self, key: str, features: list[torch.Tensor], describe: dict[str, Any]) -> None:
+        assert self.root is not None
+        self.root.mkdir(parents=True, exist_ok=True)
+        tensors = {f"feat_{i}": t.contiguous() for i, t in enumerate(features)}
+        metadata = {"key": key, **{k: json.dumps(v, default=str) for k, v in describe.items()}}
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=f".{key}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            save_file(tensors, tmp, metadata=metadata)
+            os.replace(tmp, self.path(key))
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+__all__ = ["FeatureCache", "feature_key", "file_digest", "tensor_digest"]

@@ -1,0 +1,124 @@
+"""Batches of cached backbone features, for trials whose whole backbone is frozen.
+
+A frozen backbone in eval mode is a fixed function of its input, so its
+output for a split is computed once (or found in the ``FeatureCache``) and
+every epoch trains only neck and head on it. Batches follow the same
+per-epoch permutation as the image path, so with the same seed both paths
+take the same optimisation steps.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from typing import Any, Callable, Iterator
+
+import timm
+import torch
+
+from tl_bench.config import TrialConfig
+from tl_bench.models import TransferModel
+from tl_bench.train.batches import ImageFeeder, batch_order, place
+from tl_bench.train.cache import FeatureCache, feature_key, file_digest, tensor_digest
+
+Features = list[torch.Tensor]
+
+
+def weights_identity(config: TrialConfig, model: TransferModel) -> dict[str, str]:
+    """What pins the backbone's weights: its label, plus file content or, for scratch, the values."""
+    identity = {"weights": config.weights}
+    path = config.weights_path
+    if path is None and config.weights not in ("scratch", "pretrained") and ":" not in config.weights:
+        path = config.weights  # a bare checkpoint path
+    if path is not None:
+        identity["weights_file"] = file_digest(path)
+    if config.weights == "scratch":
+        # Random init depends on the RNG state when the model was built, which
+        # only the parameter values themselves record.
+        identity["weights_values"] = tensor_digest(list(model.backbone.state_dict().values()))
+    return identity
+
+
+class FeatureFeeder:
+    """Neck-and-head training batches drawn from per-split backbone features."""
+
+    def __init__(
+        self,
+        model: TransferModel,
+        images: ImageFeeder,
+        config: TrialConfig,
+        *,
+        fingerprint: str,
+        cache: FeatureCache,
+        autocast: Callable[[], AbstractContextManager[Any]],
+        precision: str,
+    ) -> None:
+        self.model, self.images, self.cache = model, images, cache
+        self.autocast = autocast
+        self.batch_size, self.eval_batch_size = images.batch_size, images.eval_batch_size
+        self.device = images.device
+        self._features: dict[str, Features] = {}
+        self.computed: set[str] = set()  # splits whose features this trial computed
+        self._key_parts: dict[str, Any] = {
+            "backbone": config.backbone,
+            **weights_identity(config, model),
+            "img_size": config.img_size,
+            "dataset": fingerprint,
+            "mean": images.mean,
+            "std": images.std,
+            "n_scales": self._n_scales(),
+            "precision": precision,
+            "timm": timm.__version__,
+        }
+
+    def _n_scales(self) -> int:
+        # One image tells how many scales the neck asks the backbone for.
+        first = self.images.normalise(self.images.splits["train"].images[:1])
+        with torch.no_grad(), self.autocast():
+            return len(self.model.extract_feat(first))
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def steps_per_epoch(self) -> int:
+        return self.images.steps_per_epoch()
+
+    def key(self, split: str) -> str:
+        return feature_key({**self._key_parts, "split": split, "n_items": len(self.images.splits[split])})
+
+    def features(self, split: str) -> Features:
+        """The split's features on the device, from the cache or computed now."""
+        if split not in self._features:
+            describe = {**self._key_parts, "split": split}
+            stored, computed = self.cache.get_or_compute(self.key(split), lambda: self._extract(split), describe)
+            if computed:
+                self.computed.add(split)
+            self._features[split] = [place(t, self.device) for t in stored]
+        return self._features[split]
+
+    @torch.no_grad()
+    def _extract(self, split: str) -> Features:
+        # no_grad rather than inference_mode: inference tensors could not be
+        # saved for backward when a trainable neck consumes them.
+        parts: list[Features] = []
+        for x, _ in self.images.eval_batches(split):
+            with self.autocast():
+                parts.append(self.model.extract_feat(x))
+        return [torch.cat(scale) for scale in zip(*parts)]
+
+    def train_batches(self, generator: torch.Generator) -> Iterator[tuple[Features, torch.Tensor]]:
+        feats, labels = self.features("train"), self.images.labels("train")
+        for idx in batch_order(len(labels), self.batch_size, generator):
+            idx_dev = idx.to(feats[0].device)
+            yield [f[idx_dev].to(self.device, non_blocking=True) for f in feats], labels[idx.to(labels.device)]
+
+    def eval_batches(self, split: str) -> Iterator[tuple[Features, torch.Tensor]]:
+        feats, labels = self.features(split), self.images.labels(split)
+        for start in range(0, len(labels), self.eval_batch_size):
+            stop = start + self.eval_batch_size
+            yield [f[start:stop].to(self.device, non_blocking=True) for f in feats], labels[start:stop]
+
+    def forward(self, model: TransferModel, feats: Features) -> torch.Tensor:
+        return model.forward_from_features(feats)
+
+
+__all__ = ["FeatureFeeder", "weights_identity"]

@@ -1,0 +1,285 @@
+"""train_trial: one combination trained, validated every epoch and tested once.
+
+The test split is only read after the last epoch, on the weights that the
+config's ``select`` rule chose from validation alone. Cost is measured
+around the phases it names: training (cache fill of the training split
+included), evaluation (validation and test, their cache fills included).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from contextlib import AbstractContextManager
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from tl_bench.config import TrialConfig, TrialResult
+from tl_bench.data import DatasetSplits
+from tl_bench.errors import NonFiniteLossError
+from tl_bench.models import TransferModel, count_params, measure_flops
+from tl_bench.train.batches import ImageFeeder
+from tl_bench.train.cache import FeatureCache
+from tl_bench.train.cost import PeakMemory, PhaseTimer
+from tl_bench.train.evaluate import evaluate
+from tl_bench.train.features import FeatureFeeder
+from tl_bench.train.optim import build_optimizer, build_scheduler
+
+EpochCallback = Callable[[int, dict[str, float]], None]
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` is CUDA when available, else CPU; other names go to torch as given."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} asked for but CUDA is not available; use 'auto' or 'cpu'")
+    return device
+
+
+def autocast_for(device: torch.device) -> tuple[Callable[[], AbstractContextManager[Any]], str]:
+    """Mixed precision context and its name: bf16 autocast on CUDA where supported, else fp32."""
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return (lambda: torch.autocast("cuda", dtype=torch.bfloat16)), "bf16"
+    return contextlib.nullcontext, "fp32"
+
+
+def cache_applies(config: TrialConfig, model: TransferModel) -> bool:
+    """Features can be cached when nothing before the neck trains or sees random augmentation."""
+    return bool(config.use_cache and model.backbone.fully_frozen and not config.augment)
+
+
+def train_trial(
+    config: TrialConfig,
+    model: TransferModel,
+    data: DatasetSplits,
+    *,
+    on_epoch: EpochCallback | None = None,
+    cache: FeatureCache | None = None,
+) -> TrialResult:
+    """Train ``model`` on ``data`` as ``config`` says and return what was measured.
+
+    ``on_epoch(epoch, metrics)`` runs after every epoch (1-based) with
+    ``train_loss``, ``val_acc``, ``val_loss``, ``lr`` and, with at least five
+    classes, ``val_top5``; whatever it raises propagates and ends the trial.
+    A non-finite training loss raises ``NonFiniteLossError`` with the epoch
+    and the 1-based step within it. The training RNG (neck/head dropout,
+    shuffling, augmentation) is seeded from ``config.seed`` here; the weights
+    are whatever the caller built (``run_trial`` seeds before building).
+    """
+    if config.epochs < 1:
+        raise ValueError(f"epochs must be at least 1, got {config.epochs}")
+    device = resolve_device(config.device)
+    autocast, precision = autocast_for(device)
+    sizes = count_params(model)
+    flops = measure_flops(model, config.img_size)
+    model.to(device)
+    if device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+
+    memory, timer = PeakMemory(device), PhaseTimer(device)
+    memory.start()
+    data_config = model.backbone.data_config
+    images = ImageFeeder(
+        data,
+        device=device,
+        mean=data_config["mean"],
+        std=data_config["std"],
+        batch_size=config.batch_size,
+        # Inference holds no activations for backward: larger batches are safe and faster.
+        eval_batch_size=max(config.batch_size, min(4 * config.batch_size, 1024)),
+        augment=config.augment,
+        channels_last=device.type == "cuda",
+    )
+    feeder: ImageFeeder | FeatureFeeder = images
+    use_cache = cache_applies(config, model)
+    if use_cache:
+        model.eval()
+        with timer("train"):
+            feeder = FeatureFeeder(
+                model,
+                images,
+                config,
+                fingerprint=data.fingerprint,
+                cache=cache if cache is not None else FeatureCache(None),
+                autocast=autocast,
+                precision=precision,
+            )
+            feeder.features("train")
+
+    optimizer = build_optimizer(model, model.backbone, config)
+    steps_per_epoch = feeder.steps_per_epoch()
+    scheduler = build_scheduler(optimizer, config, steps_per_epoch)
+    criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    step_fn = _Stepper(model, feeder, optimizer, scheduler, criterion, config.grad_clip, autocast, device)
+
+    def forward(inputs: Any) -> torch.Tensor:
+        return feeder.forward(model, inputs)
+
+    # Seeded after all setup, so cached and uncached trials draw the same stream.
+    torch.manual_seed(config.seed)
+    images.seed(config.seed)
+    shuffle = torch.Generator().manual_seed(config.seed)
+    history: list[dict[str, float]] = []
+    best_state: dict[str, torch.Tensor] | None = None
+    best_epoch, images_seen = 0, 0
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        with timer("train"):
+            train_loss, lr, seen = step_fn.epoch(epoch, shuffle)
+        images_seen += seen
+        model.eval()
+        with timer("eval"):
+            val = evaluate(forward, feeder.eval_batches("val"), data.num_classes, autocast=autocast)
+        metrics = {"train_loss": train_loss, "val_acc": val["acc"], "val_loss": val["loss"], "lr": lr}
+        if "top5" in val:
+            metrics["val_top5"] = val["top5"]
+        history.append({"epoch": float(epoch), **metrics})
+        if config.select == "last" or _improves(metrics, history, best_epoch):
+            best_epoch = epoch
+            if config.select == "best_val" and epoch < config.epochs:
+                best_state = step_fn.snapshot()
+        if on_epoch is not None:
+            on_epoch(epoch, dict(metrics))
+
+    if best_epoch != config.epochs and best_state is not None:
+        model.load_state_dict(best_state, strict=False)
+    with timer("eval"):
+        test = evaluate(forward, feeder.eval_batches("test"), data.num_classes, autocast=autocast, per_class=True)
+    peak_mb = memory.peak_mb()
+
+    if use_cache:
+        assert isinstance(feeder, FeatureFeeder)
+        train_flops = flops["flops_head_train_per_image"]
+        fill_flops = 0.0
+        if "train" in feeder.computed:
+            # The one-off backbone pass over the training split is this trial's cost.
+            # Counted at the whole-model forward (the neck and head forward on top
+            # is a negligible overestimate) so attention is counted on every device.
+            fill_flops = flops["flops_fwd_per_image"] * len(data.train)
+        total_flops = train_flops * images_seen + fill_flops
+    else:
+        train_flops = flops["flops_train_per_image"]
+        total_flops = train_flops * images_seen
+    chosen = history[best_epoch - 1]
+    train_time = timer.get("train")
+    return TrialResult(
+        val_acc=chosen["val_acc"],
+        test_acc=test["acc"],
+        val_loss=chosen["val_loss"],
+        val_top5=chosen.get("val_top5"),
+        test_balanced_acc=test["balanced_acc"],
+        test_per_class_acc=test["per_class_acc"],
+        best_epoch=best_epoch,
+        epochs_run=len(history),
+        history=history,
+        train_time_s=train_time,
+        eval_time_s=timer.get("eval"),
+        train_throughput_ips=images_seen / train_time if train_time > 0 else 0.0,
+        flops_fwd_per_image=float(flops["flops_fwd_per_image"]),
+        flops_train_per_image=float(train_flops),
+        train_flops_total=float(total_flops),
+        peak_mem_mb=peak_mb,
+        params_total=int(sizes["params_total"]),
+        params_trainable=int(sizes["params_trainable"]),
+        params_backbone=int(sizes["params_backbone"]),
+        params_neck=int(sizes["params_neck"]),
+        params_head=int(sizes["params_head"]),
+        n_stages=int(model.backbone.n_stages),
+        trainable_fraction=float(sizes["trainable_fraction"]),
+        cache_used=use_cache,
+        device=str(device),
+    )
+
+
+def _improves(metrics: dict[str, float], history: list[dict[str, float]], best_epoch: int) -> bool:
+    """Higher validation accuracy wins; equal accuracy is broken by lower validation loss."""
+    if best_epoch == 0:
+        return True
+    best = history[best_epoch - 1]
+    if metrics["val_acc"] != best["val_acc"]:
+        return metrics["val_acc"] > best["val_acc"]
+    return metrics["val_loss"] < best["val_loss"]
+
+
+class _Stepper:
+    """The inner loop: one epoch of optimisation steps with a cheap finiteness check."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        feeder: ImageFeeder | FeatureFeeder,
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler,
+        criterion: nn.Module,
+        grad_clip: float | None,
+        autocast: Callable[[], AbstractContextManager[Any]],
+        device: torch.device,
+    ) -> None:
+        self.model, self.feeder = model, feeder
+        self.optimizer, self.scheduler, self.criterion = optimizer, scheduler, criterion
+        self.grad_clip, self.autocast = grad_clip, autocast
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        groups = optimizer.param_groups
+        self.head_group = next((g for g in groups if g.get("name", "").startswith("head")), groups[0])
+        # On CPU a host read is free; on CUDA it stalls the queue, so look every few steps.
+        self.check_every = 1 if device.type == "cpu" else 32
+        self._trained_keys: list[str] | None = None
+
+    def epoch(self, epoch: int, generator: torch.Generator) -> tuple[float, float, int]:
+        """Run one epoch; returns (mean training loss per image, last lr of neck/head, images)."""
+        if self._trained_keys is None:
+            self._trained_keys = self._keys_changed_by_training()
+        losses: list[torch.Tensor] = []
+        sizes: list[int] = []
+        checked, lr = 0, self.head_group["lr"]
+        for inputs, labels in self.feeder.train_batches(generator):
+            with self.autocast():
+                logits = self.feeder.forward(self.model, inputs)
+            loss = self.criterion(logits.float(), labels)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.grad_clip is not None:
+                nn.utils.clip_grad_norm_(self.params, self.grad_clip, foreach=True)
+            lr = self.head_group["lr"]
+            self.optimizer.step()
+            self.scheduler.step()
+            losses.append(loss.detach())
+            sizes.append(len(labels))
+            if len(losses) - checked >= self.check_every:
+                self._check(losses, checked, epoch)
+                checked = len(losses)
+        self._check(losses, checked, epoch)
+        weights = torch.tensor(sizes, dtype=torch.float32, device=losses[0].device)
+        mean_loss = (torch.stack(losses).float() * weights).sum() / weights.sum()
+        return float(mean_loss), float(lr), sum(sizes)
+
+    @staticmethod
+    def _check(losses: list[torch.Tensor], start: int, epoch: int) -> None:
+        if start >= len(losses):
+            return
+        recent = torch.stack(losses[start:])
+        finite = torch.isfinite(recent)
+        if not bool(finite.all()):
+            first = int((~finite).nonzero()[0, 0])
+            raise NonFiniteLossError(epoch, start + first + 1, float(recent[first]))
+
+    def _keys_changed_by_training(self) -> list[str]:
+        # Read while the model is in train mode: frozen modules stay in eval
+        # mode, so their buffers (BatchNorm statistics) never move.
+        keys = {name for name, p in self.model.named_parameters() if p.requires_grad}
+        for prefix, module in self.model.named_modules():
+            if module.training:
+                keys.update(f"{prefix}.{b}" if prefix else b for b, _ in module.named_buffers(recurse=False))
+        return [k for k in self.model.state_dict() if k in keys]
+
+    def snapshot(self) -> dict[str, torch.Tensor]:
+        """CPU copy of what training changes: trainable parameters and buffers of modules in train mode."""
+        assert self._trained_keys is not None, "snapshot before the first epoch"
+        state = self.model.state_dict()
+        return {k: state[k].detach().to("cpu", copy=True) for k in self._trained_keys}
+
+
+__all__ = ["train_trial", "resolve_device", "autocast_for", "cache_applies"]

@@ -1,0 +1,130 @@
+"""The MLflow UI on a study's store: ``mlflow server`` as a child process, bound to loopback.
+
+Runs show as MLflow lays them out: a parent run per dataset with its trials
+nested, params and metrics available as columns and in the compare view.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import Callable
+
+from tl_bench.errors import StorageError, TLBenchError
+from tl_bench.run_frame import local_store_path
+
+LOOPBACK = "127.0.0.1"
+
+
+def is_server_uri(tracking_uri: str) -> bool:
+    """A tracking server already serves its own UI: there is nothing to start."""
+    return tracking_uri.startswith(("http://", "https://"))
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    """A port nobody listens on right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def check_port(host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError as err:
+            raise TLBenchError(f"cannot listen on {host}:{port}: {err.strerror or err}; "
+                               "accepted: a free port (--port P, or --port 0 for any free one)") from err
+
+
+def ui_command(
+    tracking_uri: str,
+    *,
+    host: str = LOOPBACK,
+    port: int = 5000,
+    workers: int = 1,
+    artifact_root: str | None = None,
+) -> list[str]:
+    """The ``mlflow server`` argument list for a store.
+
+    A SQLite store keeps its artifacts in ``artifacts/`` beside the database (the
+    layout studies use), so new experiments and uploads land there too; other
+    stores keep MLflow's defaults unless ``artifact_root`` is given.
+    """
+    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri,
+               "--host", host, "--port", str(port), "--workers", str(workers)]
+    path = local_store_path(tracking_uri)
+    if artifact_root is None and path is not None and tracking_uri.startswith("sqlite:///"):
+        artifact_root = _beside(path)
+    if artifact_root is not None:
+        command += ["--default-artifact-root", artifact_root, "--artifacts-destination", artifact_root]
+    return command
+
+
+def _beside(store: Path) -> str:
+    return (store.absolute().parent / "artifacts").as_uri()
+
+
+def ui_url(host: str, port: int) -> str:
+    return f"http://{host}:{port}"
+
+
+def serve_ui(
+    tracking_uri: str,
+    *,
+    host: str = LOOPBACK,
+    port: int = 5000,
+    workers: int = 1,
+    artifact_root: str | None = None,
+    announce: Callable[[str], None] = print,
+) -> int:
+    """Run the MLflow UI in the foreground until it exits or this process is interrupted.
+
+    Returns the server's exit code (0 after Ctrl-C or SIGTERM). For an ``http(s)``
+    tracking URI it only announces that URL, since that server already has the UI.
+    """
+    if is_server_uri(tracking_uri):
+        announce(f"MLflow UI: {tracking_uri.rstrip('/')} (served by the tracking server)")
+        return 0
+    path = local_store_path(tracking_uri)
+    if path is not None and not path.exists():
+        raise StorageError(f"no MLflow store at {path}; accepted: the tracking URI of a store that studies "
+                           "wrote (run `tl-bench run SPEC` first, or pass --tracking-uri)")
+    check_port(host, port)
+    command = ui_command(tracking_uri, host=host, port=port, workers=workers, artifact_root=artifact_root)
+    # Own process group: stopping the UI stops mlflow's uvicorn workers with it.
+    server = subprocess.Popen(command, start_new_session=True)
+    announce(f"MLflow UI: {ui_url(host, port)}  (store {tracking_uri}; Ctrl-C stops it)")
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, _stop)
+    try:
+        return server.wait()
+    except KeyboardInterrupt:
+        return _shutdown(server)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if server.poll() is None:
+            _shutdown(server)
+
+
+def _shutdown(server: subprocess.Popen[bytes], grace_s: float = 10.0) -> int:
+    try:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+    except ProcessLookupError:
+        pass
+    return 0
+
+
+__all__ = ["LOOPBACK", "check_port", "free_port", "is_server_uri", "serve_ui", "ui_command", "ui_url"]
