@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from tests.test_leaderboard_store import TrialStore
 
-from tl_bench.errors import StorageError, TLBenchError
+from tl_bench.errors import OutputError, StorageError
 from tl_bench.leaderboard import CSV_COLUMNS, EXTRA_COLUMNS, across_datasets, leaderboard
 from tl_bench.pareto import pareto_mask
 from tl_bench.run_frame import resolve_tracking_uri
@@ -118,7 +118,7 @@ def test_filters(store: TrialStore) -> None:
 
 def test_an_unknown_metric_names_the_logged_ones(store: TrialStore) -> None:
     store.trial()
-    with pytest.raises(TLBenchError, match="'val_top9'.*accepted: .*test_acc"):
+    with pytest.raises(OutputError, match="'val_top9'.*accepted: .*test_acc"):
         leaderboard(store.uri, metric="val_top9")
 
 

@@ -23,9 +23,9 @@ from tl_bench.dashboard_panels import (
     pareto_panel,
 )
 from tl_bench.dashboard_spec import DEFAULT_DASHBOARD, Dashboard, ImportancePanel, LeaderboardPanel, load_dashboard
-from tl_bench.errors import TLBenchError
+from tl_bench.errors import OutputError
 from tl_bench.leaderboard import rank_runs
-from tl_bench.run_frame import importance_frame, trial_runs
+from tl_bench.run_frame import importance_frame, resolve_tracking_uri, trial_runs
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5rem auto; max-width: 1200px; color: #222; }
@@ -37,7 +37,7 @@ table.board th, table.board td { padding: 0.2rem 0.5rem; border-bottom: 1px soli
 
 def render_dashboard(
     definition: Path | None,
-    tracking_uri: str,
+    tracking_uri: str | None,
     *,
     study: str | None = None,
     dataset: str | None = None,
@@ -45,7 +45,8 @@ def render_dashboard(
 ) -> Path:
     """Render ``definition`` (None: the built-in overview) on the store's runs into ``out``.
 
-    ``study`` and ``dataset`` override the definition's filters. Returns ``out``.
+    ``study`` and ``dataset`` override the definition's filters; ``tracking_uri`` None resolves
+    like the leaderboard's. Returns ``out``.
     """
     dash = load_dashboard(definition)
     html_text = dashboard_html(dash, tracking_uri, study=study, dataset=dataset)
@@ -54,14 +55,15 @@ def render_dashboard(
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(html_text, encoding="utf-8")
     except OSError as err:
-        raise TLBenchError(f"cannot write the dashboard to {out}: {err.strerror or err}; "
+        raise OutputError(f"cannot write the dashboard to {out}: {err.strerror or err}; "
                            "accepted: a file path in a writable folder") from err
     return out
 
 
-def dashboard_html(dash: Dashboard = DEFAULT_DASHBOARD, tracking_uri: str = "", *, study: str | None = None,
+def dashboard_html(dash: Dashboard = DEFAULT_DASHBOARD, tracking_uri: str | None = None, *, study: str | None = None,
                    dataset: str | None = None) -> str:
     """The dashboard page as one HTML string."""
+    tracking_uri = resolve_tracking_uri(tracking_uri or None)
     filters = dash.filters.model_copy(update={k: v for k, v in {"study": study, "dataset": dataset}.items() if v})
     runs = trial_runs(tracking_uri, study=filters.study, dataset=filters.dataset)
     boards: dict[str, pd.DataFrame] = {}
@@ -85,7 +87,7 @@ def dashboard_html(dash: Dashboard = DEFAULT_DASHBOARD, tracking_uri: str = "", 
             else:
                 render = {"pareto": pareto_panel, "heatmap": heatmap_panel, "freeze_depth": freeze_depth_panel}
                 body = render[panel.kind](board(metric), panel, metric)  # type: ignore[operator]
-        except TLBenchError as err:  # e.g. a metric no run logged: the other panels still render
+        except OutputError as err:  # e.g. a metric no run logged: the other panels still render
             body = note(str(err))
         sections.append(f'<section class="panel {panel.kind}"><h2>{html.escape(panel.title)}</h2>\n{body}\n</section>')
     scope = ", ".join(f"{k}={v}" for k, v in filters.model_dump().items() if v is not None) or "all studies"

@@ -8,7 +8,7 @@ from typing import Annotated, Literal, Union, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from tl_bench.errors import TLBenchError
+from tl_bench.errors import OutputError
 
 Dimension = Literal["backbone", "weights", "freeze_depth", "neck", "head"]
 Cost = Literal["train_time_s", "params_trainable", "params_total", "flops_fwd_per_image", "peak_mem_mb"]
@@ -116,13 +116,13 @@ def _one_line(err: ValidationError, source: str) -> str:
 
 
 def parse_dashboard(data: object, source: str = "<dict>") -> Dashboard:
-    """Validate a parsed YAML mapping; a bad field is a ``TLBenchError`` naming its path."""
+    """Validate a parsed YAML mapping; a bad field is an ``OutputError`` naming its path."""
     if not isinstance(data, dict):
-        raise TLBenchError(f"dashboard {source}: expected a mapping with title, metric, filters and panels")
+        raise OutputError(f"dashboard {source}: expected a mapping with title, metric, filters and panels")
     try:
         return Dashboard.model_validate(data)
     except ValidationError as err:
-        raise TLBenchError(_one_line(err, source)) from None
+        raise OutputError(_one_line(err, source)) from None
 
 
 def load_dashboard(path: str | Path | None) -> Dashboard:
@@ -133,14 +133,14 @@ def load_dashboard(path: str | Path | None) -> Dashboard:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
-        raise TLBenchError(f"cannot read dashboard {path}: {err.strerror or err}; "
+        raise OutputError(f"cannot read dashboard {path}: {err.strerror or err}; "
                            "accepted: a YAML file such as dashboards/overview.yaml") from err
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
-        raise TLBenchError(f"dashboard {path}:{where} is not valid YAML") from None
+        raise OutputError(f"dashboard {path}:{where} is not valid YAML") from None
     return parse_dashboard(data, str(path))
 
 

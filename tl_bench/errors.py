@@ -28,6 +28,14 @@ class FreezeDepthError(TLBenchError):
     """A freeze depth outside the backbone's range."""
 
 
+class ModelBuildError(TLBenchError):
+    """Parts that cannot be put together: an input size a backbone cannot take, a neck it cannot feed."""
+
+
+class OutputError(TLBenchError):
+    """A result (leaderboard, dashboard) that cannot be written or rendered as asked."""
+
+
 class WeightsError(TLBenchError):
     """A weights choice that cannot be loaded (missing, corrupt or incompatible file, unknown tag)."""
 
@@ -62,6 +70,8 @@ __all__ = [
     "UnknownHeadError",
     "FreezeDepthError",
     "WeightsError",
+    "ModelBuildError",
+    "OutputError",
     "DatasetError",
     "SpecError",
     "StorageError",

@@ -14,7 +14,7 @@ from fnmatch import fnmatchcase
 
 import pandas as pd
 
-from tl_bench.errors import TLBenchError
+from tl_bench.errors import OutputError
 from tl_bench.leaderboard_output import format_board, print_leaderboard, read_csv, write_board, write_csv
 from tl_bench.leaderboard_schema import (
     COMBINATION,
@@ -102,7 +102,7 @@ def rank_runs(
     board["is_pareto_params"] = _pareto(board, "params_trainable")
     board = board.sort_values(["dataset", "rank", *COMBINATION[1:]], kind="stable", ignore_index=True)
     if top is not None:
-        board = board.groupby("dataset", sort=False).head(top).reset_index(drop=True)
+        board = board.groupby("dataset", sort=False, dropna=False).head(top).reset_index(drop=True)
     columns = [*CSV_COLUMNS, *EXTRA_COLUMNS]
     columns += [metric] if metric not in columns else []
     columns += ["state"] if include_state else []
@@ -118,7 +118,7 @@ def trial_table(runs: pd.DataFrame, metric: str = "test_acc") -> pd.DataFrame:
     differ only in seed share it) and the ranking ``metric``."""
     metrics = {c[len("metrics."):] for c in runs.columns if c.startswith("metrics.")}
     if len(runs) and metric not in metrics:
-        raise TLBenchError(f"no trial run has the metric {metric!r}; accepted: {', '.join(sorted(metrics))}")
+        raise OutputError(f"no trial run has the metric {metric!r}; accepted: {', '.join(sorted(metrics))}")
     out = pd.DataFrame({"run_id": runs["run_id"], "study": runs["study"], "state": runs["state"]})
     out["dataset"] = runs["dataset"].fillna(_column(runs, "params.dataset"))
     for name in ("backbone", "weights", "freeze_depth", "neck", "head"):
@@ -133,7 +133,8 @@ def trial_table(runs: pd.DataFrame, metric: str = "test_acc") -> pd.DataFrame:
             out[name] = pd.to_numeric(_column(runs, "metrics." + name), errors="coerce")
     key = [c for c in runs.columns if c.startswith("params.") and c[len("params."):] not in RUN_ONLY_PARAMS]
     keys = pd.concat([out[list(COMBINATION)], runs[key]], axis=1).astype(str)
-    out["setting"] = keys.groupby(list(keys.columns), sort=False).ngroup() if len(keys) else []
+    # dropna=False: runs missing a param are grouped by the values they have, never dropped.
+    out["setting"] = keys.groupby(list(keys.columns), sort=False, dropna=False).ngroup() if len(keys) else []
     return out
 
 
@@ -156,14 +157,14 @@ def _best_settings(trials: pd.DataFrame, metric: str) -> pd.DataFrame:
 
 def _rank(board: pd.DataFrame, metric: str, ascending: bool) -> pd.Series:
     score = board[metric]
-    rank = score.groupby(board["dataset"]).rank(method="min", ascending=ascending)
-    ranked = score.notna().groupby(board["dataset"]).transform("sum")
+    rank = score.groupby(board["dataset"], dropna=False).rank(method="min", ascending=ascending)
+    ranked = score.notna().groupby(board["dataset"], dropna=False).transform("sum")
     return rank.fillna(ranked + 1)
 
 
 def _pareto(board: pd.DataFrame, cost: str) -> pd.Series:
     mask = pd.Series(False, index=board.index)
-    for _, rows in board.groupby("dataset", sort=False):
+    for _, rows in board.groupby("dataset", sort=False, dropna=False):
         mask[rows.index] = pareto_mask(rows["test_acc"].to_numpy(), rows[cost].to_numpy())
     return mask
 
@@ -188,7 +189,7 @@ def across_datasets(
     board = source if isinstance(source, pd.DataFrame) else leaderboard(source, metric=metric, ascending=ascending,
                                                                           **filters)  # type: ignore[arg-type]
     if metric not in board.columns:
-        raise TLBenchError(f"the leaderboard has no column {metric!r}; accepted: {', '.join(board.columns)}")
+        raise OutputError(f"the leaderboard has no column {metric!r}; accepted: {', '.join(board.columns)}")
     combo = list(COMBINATION[1:])
     board = board[board[metric].notna()]
     datasets = sorted(board["dataset"].unique())

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from tl_bench.errors import TLBenchError
+from tl_bench.errors import OutputError
 from tl_bench.leaderboard_schema import TEXT_COLUMNS
 
 FORMATS = ("csv", "md", "json")
@@ -32,7 +32,7 @@ def format_board(frame: pd.DataFrame, fmt: str = "csv") -> str:
         return frame.to_json(orient="records", force_ascii=False, indent=1) + "\n"
     if fmt == "md":
         return _markdown(frame)
-    raise TLBenchError(f"unknown leaderboard format {fmt!r}; accepted: {', '.join(FORMATS)}")
+    raise OutputError(f"unknown leaderboard format {fmt!r}; accepted: {', '.join(FORMATS)}")
 
 
 def _cell(value: Any) -> str:
@@ -59,7 +59,7 @@ def write_board(frame: pd.DataFrame, path: str | Path, fmt: str | None = None) -
     try:
         path.write_text(text, encoding="utf-8", newline="")
     except OSError as err:
-        raise TLBenchError(f"cannot write the leaderboard to {path}: {err.strerror or err}; "
+        raise OutputError(f"cannot write the leaderboard to {path}: {err.strerror or err}; "
                            "accepted: a file path in an existing, writable folder") from err
     return path
 
@@ -84,7 +84,7 @@ def _show(value: Any, column: str, row: pd.Series) -> str:
         return "-"
     if column in ("test_acc", "val_acc") and row.get("n_seeds", 1) and row.get("n_seeds", 1) > 1:
         spread = row.get(f"{column}_std")
-        return f"{value:.4f} ± {spread:.4f}" if spread == spread else f"{value:.4f}"
+        return f"{value:.4f}±{spread:.3f}" if spread == spread else f"{value:.4f}"
     if isinstance(value, float):
         return f"{value:.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
     if isinstance(value, numbers.Integral) and not isinstance(value, bool) and abs(value) >= 1e4:
@@ -96,11 +96,11 @@ def print_leaderboard(frame: pd.DataFrame, *, console: Console | None = None, ti
     """A readable subset of the columns as a rich table (``*`` marks the Pareto front)."""
     console = console or Console()
     if frame.empty:
-        console.print(f"{title + ': ' if title else ''}no finished trials match")
+        console.print(Text(f"{title + ': ' if title else ''}no finished trials match"))
         return
     columns = [c for c in _SHOWN if c in frame.columns]
     columns += [c for c in frame.columns if "[" in c]  # per-dataset columns of across_datasets
-    table = Table(title=title, show_lines=False)
+    table = Table(title=Text(title) if title else None, show_lines=False)
     for column in columns:
         table.add_column(Text(column), justify="right" if pd.api.types.is_numeric_dtype(frame[column]) else "left")
     if "is_pareto" in frame.columns:

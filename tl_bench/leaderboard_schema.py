@@ -31,7 +31,8 @@ TEXT_COLUMNS: tuple[str, ...] = ("dataset", "backbone", "weights", "freeze_depth
 
 
 def tidy_ints(frame: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
-    """Whole-number columns as int64 when complete, float64 with NaN otherwise.
+    """Whole-number columns as int64 when every value is a whole number, float64 otherwise
+    (a missing value, or a mean over seeds that is not whole).
 
     That is exactly what ``pandas.read_csv`` infers from the written file, so a
     board loads back unchanged.
@@ -41,7 +42,8 @@ def tidy_ints(frame: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
         if column not in frame.columns:
             continue
         values = pd.to_numeric(frame[column], errors="coerce").astype("float64")
-        frame[column] = values.astype("int64") if len(values) and values.notna().all() else values
+        whole = len(values) > 0 and values.notna().all() and bool((values == values.round()).all())
+        frame[column] = values.astype("int64") if whole else values
     return frame
 
 

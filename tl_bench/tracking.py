@@ -55,6 +55,28 @@ def config_params(config: TrialConfig) -> dict[str, str]:
     return out
 
 
+def is_server(tracking_uri: str | None) -> bool:
+    """An MLflow tracking server (as opposed to a store this process opens itself)."""
+    return bool(tracking_uri) and str(tracking_uri).startswith(("http://", "https://"))
+
+
+def check_server(tracking_uri: str, timeout_s: float = 10.0) -> None:
+    """StorageError within seconds when nothing answers at a tracking server URL.
+
+    MLflow retries every request for minutes; a mistyped or stopped server
+    should fail the command at once. Any HTTP answer counts as reachable.
+    """
+    import requests
+
+    try:
+        requests.get(tracking_uri.rstrip("/") + "/health", timeout=timeout_s)
+    except requests.RequestException as err:
+        raise StorageError(
+            f"MLflow tracking server {tracking_uri!r} does not answer ({type(err).__name__}); "
+            "accepted: the URL of a running `mlflow server`, a sqlite:/// path or a folder"
+        ) from None
+
+
 def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -77,6 +99,9 @@ class Tracker:
         self.client: MlflowClient | None = None
         self.experiment_id = ""
         if enabled:
+            if is_server(tracking_uri):
+                check_server(tracking_uri)
+                artifact_location = None  # the server's artifact root, reachable from every host
             self.client = MlflowClient(tracking_uri)
             self.experiment_id = self._experiment(experiment, artifact_location)
 
@@ -204,10 +229,11 @@ class Tracker:
             tags.append(RunTag(ERROR, error[:_MAX_TAG]))
         for i, chunk in enumerate(_chunks(metrics, 1000) if metrics else [[]]):
             self.client.log_batch(run_id, metrics=chunk, tags=tags if i == 0 else [])
-        if config is not None:
-            self.client.log_dict(run_id, config.to_dict(), "trial_config.json")
-        if result is not None and result.test_per_class_acc:
-            self.client.log_dict(run_id, {"test_per_class_acc": result.test_per_class_acc}, "test_per_class_acc.json")
+        if config is not None:  # one artifact: the resolved config, and what the metrics cannot hold
+            record = {"config": config.to_dict(), "history": list(history)}
+            if result is not None:
+                record["test_per_class_acc"] = result.test_per_class_acc
+            self.client.log_dict(run_id, record, "trial_config.json")
         self.client.set_terminated(run_id, status=RUN_STATUS.get(state, "FAILED"))
 
     def end_run(self, run_id: str, state: str, error: str | None = None) -> None:
@@ -268,4 +294,4 @@ class Tracker:
                 return out
 
 
-__all__ = ["Tracker", "RUN_STATUS", "trial_run_name", "config_params"]
+__all__ = ["Tracker", "RUN_STATUS", "trial_run_name", "config_params", "is_server", "check_server"]

@@ -217,6 +217,23 @@ def assert_labels_match_pixels(ds, values: dict[str, int], tolerance: int = 6) -
         assert np.abs(means.numpy() - expected).max() <= tolerance, split.name
 
 
+class Files:
+    """What the tests of this folder use, handed out by the ``files`` fixture
+    (tests are imported with --import-mode=importlib, so they cannot import this module)."""
+
+    value_of = staticmethod(value_of)
+    write_jpeg = staticmethod(write_jpeg)
+    write_png = staticmethod(write_png)
+    write_imagefolder = staticmethod(write_imagefolder)
+    assert_labels_match_pixels = staticmethod(assert_labels_match_pixels)
+    torchvision = TORCHVISION_WRITERS
+
+
+@pytest.fixture
+def files() -> type[Files]:
+    return Files
+
+
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     clear_cache()

@@ -26,7 +26,9 @@ def test_registries_hold_the_required_parts() -> None:
 @pytest.mark.parametrize("backbone", BACKBONES)
 def test_forward_backward_every_combination(backbone: str, neck: str, head: str, images: torch.Tensor) -> None:
     torch.manual_seed(0)
-    model = build_model(backbone, num_classes=NUM_CLASSES, img_size=IMG, neck=neck, head=head, neck_dim=32, head_hidden=16)
+    model = build_model(
+        backbone, num_classes=NUM_CLASSES, img_size=IMG, neck=neck, head=head, neck_dim=32, head_hidden=16
+    )
     logits = model(images)
     assert logits.shape == (2, NUM_CLASSES)
     assert torch.isfinite(logits).all()

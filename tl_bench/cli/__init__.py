@@ -8,6 +8,7 @@ from tl_bench.cli.app import app, main
 from tl_bench.cli import models_cmd  # noqa: E402,F401  list backbones/necks/heads, inspect
 from tl_bench.cli import data_cmd  # noqa: E402,F401
 from tl_bench.cli import run_cmd  # noqa: E402,F401  run
+from tl_bench.cli import doctor_cmd  # noqa: E402,F401  doctor
 from tl_bench.cli import pretrain_cmd  # noqa: E402,F401  pretrain
 from tl_bench.cli import leaderboard_cmd  # noqa: E402,F401
 

@@ -31,7 +31,8 @@ def list_datasets(json_out: bool = typer.Option(False, "--json", help="One JSON 
     from tl_bench.data import DATASETS
 
     rows = [
-        {"name": info.form, "description": info.description, "options": dict(info.options)} for info in DATASETS.values()
+        {"name": info.form, "description": info.description, "options": dict(info.options)}
+        for info in DATASETS.values()
     ]
     if json_out:
         print_json({"datasets": rows})

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from tl_bench.cli.app import app
-from tl_bench.errors import TLBenchError
+from tl_bench.errors import OutputError
 
 _SPEC = typer.Option(None, "--spec", help="Study file: read its MLflow store (and, for the leaderboard, its study).")
 _URI = typer.Option(None, "--tracking-uri", help="MLflow tracking URI (sqlite:///..., a folder, http://...).")
@@ -56,7 +56,7 @@ def leaderboard_command(
     from tl_bench.leaderboard_output import FORMATS
 
     if fmt is not None and fmt not in FORMATS:
-        raise TLBenchError(f"unknown --format {fmt!r}; accepted: {', '.join(FORMATS)}")
+        raise OutputError(f"unknown --format {fmt!r}; accepted: {', '.join(FORMATS)}")
     uri, spec_study = _store(tracking_uri, spec)
     filters = dict(study=study or spec_study, dataset=dataset, backbone=backbone, weights=weights,
                    freeze_depth=freeze_depth, min_epochs=min_epochs, include_unfinished=include_unfinished)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any, Optional
 
 import typer
@@ -111,7 +112,7 @@ def inspect_model(
         "fully_frozen": bb.fully_frozen,
         **count_params(model),
         **measure_flops(model, size),
-        "stages": [vars(s) for s in bb.stages],
+        "stages": [asdict(s) for s in bb.stages],
         "dropped_modules": bb.dropped_modules,
         "weights_report": bb.load_report.summary() if bb.load_report else None,
     }

@@ -12,7 +12,7 @@ from tl_bench.data import transforms
 from tl_bench.data.batches import iter_batches
 from tl_bench.data.images import INTERPOLATIONS, LazyImages
 from tl_bench.data.load import clear_cache, load_dataset
-from tl_bench.data.registry import DATASETS, DatasetInfo, check_dataset_name
+from tl_bench.data.registry import DATASETS, DatasetInfo, check_dataset_name, check_dataset_options
 from tl_bench.data.shapes import SHAPE_NAMES, generate_shapes
 from tl_bench.data.splits import DatasetSplits, Split
 from tl_bench.data.torchvision_sets import TORCHVISION_SETS, default_root
@@ -29,6 +29,7 @@ __all__ = [
     "Split",
     "augment_batch",
     "check_dataset_name",
+    "check_dataset_options",
     "clear_cache",
     "default_root",
     "generate_shapes",

@@ -9,7 +9,9 @@ import torch
 from tl_bench.data.splits import Split
 
 
-def batch_order(n: int, batch_size: int, *, shuffle: bool, generator: torch.Generator | None, drop_last: bool) -> list[torch.Tensor]:
+def batch_order(
+    n: int, batch_size: int, *, shuffle: bool, generator: torch.Generator | None, drop_last: bool
+) -> list[torch.Tensor]:
     """Positions of each batch; the same generator state gives the same batches."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")

@@ -11,7 +11,9 @@ from tl_bench.data.images import resize_uint8
 from tl_bench.data.source import Part, Source, digest_arrays
 
 
-def load_digits_source(target: str | None, *, img_size: int, interpolation: str, options: dict[str, Any], **_: Any) -> Source:
+def load_digits_source(
+    target: str | None, *, img_size: int, interpolation: str, options: dict[str, Any], **_: Any
+) -> Source:
     from sklearn.datasets import load_digits
 
     bunch = load_digits()

@@ -67,7 +67,8 @@ def _scan(root: Path) -> tuple[list[str], list[_File], list[str]]:
         raise DatasetError(f"imagefolder path {parts[first]} {what}; expected {LAYOUTS}")
     if len(class_names) == 1:
         raise DatasetError(
-            f"imagefolder path {parts[first]} has a single class folder {class_names[0]!r}; a classifier needs at least 2"
+            f"imagefolder path {parts[first]} has a single class folder {class_names[0]!r}; "
+            "a classifier needs at least 2"
         )
     index = {name: i for i, name in enumerate(class_names)}
     files, loose = [], []
@@ -81,7 +82,8 @@ def _scan(root: Path) -> tuple[list[str], list[_File], list[str]]:
         for class_dir in class_dirs[part]:
             for path in _visible_files(class_dir):
                 files.append(_File(part, path.relative_to(root).as_posix(), str(path), index[class_dir.name]))
-        loose.extend(p.relative_to(root).as_posix() for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith("."))
+        loose_files = [p for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".")]
+        loose.extend(p.relative_to(root).as_posix() for p in loose_files)
     return class_names, files, loose
 
 
@@ -109,7 +111,9 @@ def load_imagefolder_source(
     if "all" not in kept:
         for needed in ("train", "test"):
             if needed not in kept:
-                raise DatasetError(f"imagefolder {needed}/ of {root} has no readable images; it needs at least one per class")
+                raise DatasetError(
+                    f"imagefolder {needed}/ of {root} has no readable images; it needs at least one per class"
+                )
     first = "all" if "all" in kept else "train"
     readable = {f.label for f, _, _ in kept[first]}
     empty = [name for label, name in enumerate(class_names) if label not in readable]
@@ -128,7 +132,8 @@ def load_imagefolder_source(
         if in_memory:
             images: torch.Tensor | LazyImages = torch.stack([image for _, _, image in items])  # type: ignore[misc]
         else:
-            images = LazyImages(FileItems([f.path for f, _, _ in items], img_size, interpolation), np.arange(len(items)), img_size)
+            loader = FileItems([f.path for f, _, _ in items], img_size, interpolation)
+            images = LazyImages(loader, np.arange(len(items)), img_size)
         parts[part] = Part(labels=labels, ids=ids, images=images)
     return Source(class_names=class_names, parts=parts, content=content.hexdigest(), skipped=skipped)
 

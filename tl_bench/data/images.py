@@ -23,7 +23,7 @@ from tl_bench.errors import DatasetError
 
 INTERPOLATIONS: tuple[str, ...] = ("nearest", "bilinear", "bicubic")
 
-# Resizing a whole array dataset at once would double its peak memory.
+# Resizing in chunks bounds the temporary float buffers of a large array dataset.
 _RESIZE_CHUNK = 2048
 
 
@@ -147,6 +147,12 @@ class LazyImages(torch.utils.data.Dataset):
         if len(positions) == 0:
             return torch.empty((0, 3, self.size, self.size), dtype=torch.uint8)
         return torch.stack([self.loader(int(self.indices[p])) for p in positions])
+
+    def decode_all(self) -> torch.Tensor:
+        """Every image at once, decoded on threads: uint8 (N,3,S,S)."""
+        if len(self) == 0:
+            return torch.empty(self.shape, dtype=torch.uint8)
+        return torch.stack(parallel_map(self.loader, [int(i) for i in self.indices]))
 
     def subset(self, positions: Sequence[int] | np.ndarray) -> "LazyImages":
         return LazyImages(self.loader, self.indices[np.asarray(positions, dtype=np.int64)], self.size)

@@ -18,6 +18,7 @@ from typing import Any
 from tl_bench.data.fingerprint import fingerprint
 from tl_bench.data.images import check_interpolation
 from tl_bench.data.registry import NOT_FINGERPRINTED, resolve_name, resolve_options
+from tl_bench.data import source as _source
 from tl_bench.data.source import Source
 from tl_bench.data.splits import DatasetSplits, assign_splits, materialise
 from tl_bench.errors import DatasetError
@@ -92,7 +93,12 @@ def load_dataset(
         source = _cached(_SOURCES, source_key)
         if source is None:
             source = info.load(
-                target, img_size=img_size, interpolation=interpolation, root=root, download=download, options=source_options
+                target,
+                img_size=img_size,
+                interpolation=interpolation,
+                root=root,
+                download=download,
+                options=source_options,
             )
             _remember(_SOURCES, source_key, source)
         picks = assign_splits(
@@ -104,7 +110,13 @@ def load_dataset(
             val_fraction=resolved.get("val_fraction", 0.0),
             dataset=name,
         )
-        splits = {split: materialise(split, source.parts[pick.part], pick.positions) for split, pick in picks.items()}
+        # A split small enough is held in memory even when its whole part is too large (VTAB-1k on Food101).
+        budget = _source.IN_MEMORY_LIMIT_BYTES if resolved.get("in_memory") is not False else 0
+        splits = {}
+        for split, pick in picks.items():
+            size = len(pick.positions) * 3 * img_size * img_size
+            splits[split] = materialise(split, source.parts[pick.part], pick.positions, hold=size <= budget)
+            budget -= size if size <= budget else 0
         fingerprinted = {k: v for k, v in resolved.items() if k not in NOT_FINGERPRINTED}
         result = DatasetSplits(
             name=name,

@@ -8,15 +8,21 @@ defaults; ``check_dataset_name`` validates a name without loading anything.
 from __future__ import annotations
 
 import difflib
+from functools import partial
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from tl_bench.data.digits import load_digits_source
 from tl_bench.data.imagefolder import load_imagefolder_source
-from tl_bench.data.shapes import SHAPES_DEFAULTS, load_shapes_source
+from tl_bench.data.shapes import SHAPES_DEFAULTS, check_shapes_options, load_shapes_source
 from tl_bench.data.source import Source
-from tl_bench.data.torchvision_sets import TORCHVISION_SETS, find_torchvision_set, load_torchvision_source
+from tl_bench.data.torchvision_sets import (
+    TORCHVISION_SETS,
+    check_torchvision_options,
+    find_torchvision_set,
+    load_torchvision_source,
+)
 from tl_bench.errors import DatasetError
 
 # Split shares: test carved from datasets without a test split, validation from the training pool.
@@ -33,6 +39,7 @@ class DatasetInfo:
     load: Callable[..., Source] = field(repr=False)
     options: Mapping[str, Any] = field(default_factory=dict)  # accepted options and their defaults
     needs_target: bool = False  # written NAME:TARGET (imagefolder:PATH)
+    check: Callable[[dict[str, Any]], None] | None = field(default=None, repr=False)  # per-dataset option ranges
 
     @property
     def form(self) -> str:
@@ -48,6 +55,7 @@ def _torchvision_info(key: str) -> DatasetInfo:
         description=f"torchvision {key} ({splits}); files under the data root, downloaded only when allowed",
         load=load_torchvision_source,
         options={**carve, **VAL_FRACTION, **IN_MEMORY, **spec.options},
+        check=partial(check_torchvision_options, key),
     )
 
 
@@ -60,7 +68,7 @@ DATASETS: dict[str, DatasetInfo] = {
         ),
         DatasetInfo(
             "shapes", "procedural RGB shapes (2-10 classes), offline; the source task for pretraining",
-            load_shapes_source, {**SHAPES_DEFAULTS, **TEST_FRACTION, **VAL_FRACTION},
+            load_shapes_source, {**SHAPES_DEFAULTS, **TEST_FRACTION, **VAL_FRACTION}, check=check_shapes_options,
         ),
         DatasetInfo(
             "imagefolder", "a folder with one sub-folder per class, or train/ val/ test/ folders of class folders",
@@ -85,7 +93,8 @@ def resolve_name(name: str) -> tuple[DatasetInfo, str | None]:
     kind, sep, target = name.partition(":")
     if kind == "torchvision":
         if not target.strip():
-            raise DatasetError(f"dataset 'torchvision' needs a name: write torchvision:NAME with NAME one of {', '.join(TORCHVISION_SETS)}")
+            known = ", ".join(TORCHVISION_SETS)
+            raise DatasetError(f"dataset 'torchvision' needs a name: write torchvision:NAME with NAME one of {known}")
         spec = find_torchvision_set(target)
         return DATASETS[f"torchvision:{spec.name}"], spec.name
     info = DATASETS.get(kind)
@@ -124,8 +133,20 @@ def resolve_options(info: DatasetInfo, options: Mapping[str, Any]) -> dict[str, 
         if key in resolved:
             _check_fraction(info.name, key, resolved[key])
     if resolved.get("in_memory") not in (None, True, False):
-        raise DatasetError(f"dataset {info.name} option in_memory={resolved['in_memory']!r} is not accepted; use true, false or null")
+        raise DatasetError(
+            f"dataset {info.name} option in_memory={resolved['in_memory']!r} is not accepted; use true, false or null"
+        )
+    if info.check is not None:
+        info.check(resolved)
     return resolved
+
+
+def check_dataset_options(name: str, options: Mapping[str, Any]) -> None:
+    """Raise DatasetError (one line) unless ``options`` suit dataset ``name``; loads nothing.
+
+    For validating a study file: ``load_dataset(name, **options)`` accepts exactly these.
+    """
+    resolve_options(resolve_name(name)[0], options)
 
 
 __all__ = [
@@ -133,6 +154,7 @@ __all__ = [
     "NOT_FINGERPRINTED",
     "DatasetInfo",
     "check_dataset_name",
+    "check_dataset_options",
     "resolve_name",
     "resolve_options",
 ]

@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from tl_bench.data.images import resize_uint8
 from tl_bench.data.source import Part, Source, digest_arrays
@@ -30,7 +29,7 @@ SHAPES_DEFAULTS: dict[str, Any] = {
     "num_classes": 10,  # first N of SHAPE_NAMES, 2..10
     "n_per_class": 300,  # images per class
     "size": None,  # side of the rendered images; None renders at img_size
-    "seed": 0,  # generation seed, independent of the split seed
+    "data_seed": 0,  # generation seed; the split seed is load_dataset's own ``seed``
 }
 
 _CLUTTER = 2  # small distractor discs per image (each present with p=0.5)
@@ -114,7 +113,7 @@ def _render(p: dict[str, torch.Tensor], size: int, noise_gen: torch.Generator) -
     v, u = torch.meshgrid(axis, axis, indexing="ij")
     u, v = u.expand(b, size, size), v.expand(b, size, size)
     ramp = (u * per(torch.cos(p["bg_dir"])) + v * per(torch.sin(p["bg_dir"])) + 1) / 2
-    image = torch.lerp(col(p["bg_a"]).expand(-1, -1, size, size), col(p["bg_b"]).expand(-1, -1, size, size), ramp[:, None])
+    image = torch.lerp(col(p["bg_a"]), col(p["bg_b"]), ramp[:, None])
     for k in range(_CLUTTER):
         du, dv = u - per(p["clutter_xy"][:, k, 0]), v - per(p["clutter_xy"][:, k, 1])
         disc = torch.sqrt(du * du + dv * dv) - per(p["clutter_r"][:, k])
@@ -157,11 +156,21 @@ def _check_int(options: dict[str, Any], key: str, low: int, high: int) -> int:
     return value
 
 
-def load_shapes_source(target: str | None, *, img_size: int, interpolation: str, options: dict[str, Any], **_: Any) -> Source:
-    num_classes = _check_int(options, "num_classes", 2, len(SHAPE_NAMES))
-    n_per_class = _check_int(options, "n_per_class", 3, 100_000)
-    seed = _check_int(options, "seed", 0, 2**32 - 1)
-    size = img_size if options["size"] is None else _check_int(options, "size", 8, 1024)
+def check_shapes_options(options: dict[str, Any]) -> None:
+    """DatasetError unless every shapes option (defaults filled in) is in range."""
+    _check_int(options, "num_classes", 2, len(SHAPE_NAMES))
+    _check_int(options, "n_per_class", 3, 100_000)
+    _check_int(options, "data_seed", 0, 2**32 - 1)
+    if options["size"] is not None:
+        _check_int(options, "size", 8, 1024)
+
+
+def load_shapes_source(
+    target: str | None, *, img_size: int, interpolation: str, options: dict[str, Any], **_: Any
+) -> Source:
+    check_shapes_options(options)
+    num_classes, n_per_class, seed = options["num_classes"], options["n_per_class"], options["data_seed"]
+    size = img_size if options["size"] is None else options["size"]
     raw, labels = generate_shapes(num_classes, n_per_class, size, seed)
     labels_np = labels.numpy().astype(np.int64)
     part = Part(
@@ -169,7 +178,8 @@ def load_shapes_source(target: str | None, *, img_size: int, interpolation: str,
         ids=[f"shapes/{i}" for i in range(len(labels_np))],
         images=resize_uint8(raw, img_size, interpolation),
     )
-    return Source(class_names=list(SHAPE_NAMES[:num_classes]), parts={"all": part}, content=digest_arrays([raw, labels_np]))
+    content = digest_arrays([raw, labels_np])
+    return Source(class_names=list(SHAPE_NAMES[:num_classes]), parts={"all": part}, content=content)
 
 
-__all__ = ["SHAPES_DEFAULTS", "SHAPE_NAMES", "generate_shapes", "load_shapes_source"]
+__all__ = ["SHAPES_DEFAULTS", "SHAPE_NAMES", "check_shapes_options", "generate_shapes", "load_shapes_source"]

@@ -31,7 +31,8 @@ class Part:
     def __post_init__(self) -> None:
         self.labels = np.asarray(self.labels, dtype=np.int64)
         if not (len(self.labels) == len(self.ids) == len(self.images)):
-            raise ValueError(f"part sizes differ: {len(self.labels)} labels, {len(self.ids)} ids, {len(self.images)} images")
+            sizes = f"{len(self.labels)} labels, {len(self.ids)} ids, {len(self.images)} images"
+            raise ValueError(f"part sizes differ: {sizes}")
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -62,7 +62,9 @@ class DatasetSplits:
         return {"train": self.train, "val": self.val, "test": self.test}
 
 
-def stratified_take(labels: np.ndarray, n: int, seed: int, class_names: list[str], what: str) -> tuple[np.ndarray, np.ndarray]:
+def stratified_take(
+    labels: np.ndarray, n: int, seed: int, class_names: list[str], what: str
+) -> tuple[np.ndarray, np.ndarray]:
     """Positions of a stratified sample of ``n`` items and of the rest, each sorted."""
     total = len(labels)
     positions = np.arange(total)
@@ -70,8 +72,9 @@ def stratified_take(labels: np.ndarray, n: int, seed: int, class_names: list[str
         return positions, positions[:0]
     present, counts = np.unique(labels, return_counts=True)
     if n < len(present) or total - n < len(present):
-        # Stratification needs one item of every class on both sides; when only a few
-        # items are dropped, dropping them at random keeps the class balance anyway.
+        # Stratification needs one item of every class on both sides. Keeping too few is an
+        # error; dropping fewer items than there are classes is done at random (it barely
+        # moves the class balance).
         if n < len(present):
             raise DatasetError(
                 f"{what} of {n} items cannot hold one item of each of the {len(present)} classes; "
@@ -160,10 +163,13 @@ def assign_splits(
     return {"train": pool, "val": val, "test": test}
 
 
-def materialise(name: str, part: Part, positions: np.ndarray) -> Split:
-    """Take the chosen items out of a part (a copy for tensors, a view for lazy images)."""
+def materialise(name: str, part: Part, positions: np.ndarray, *, hold: bool = False) -> Split:
+    """Take the chosen items out of a part: a copy for tensors; for lazy images a view,
+    or, with ``hold``, the decoded images (a large set whose chosen split is small)."""
     if isinstance(part.images, LazyImages):
         images: torch.Tensor | LazyImages = part.images.subset(positions)
+        if hold:
+            images = images.decode_all()
     else:
         images = part.images[torch.from_numpy(positions)]
     return Split(

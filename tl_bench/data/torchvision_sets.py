@@ -59,7 +59,8 @@ class _STL10(tvd.STL10):
 
 class _Flowers102(tvd.Flowers102):
     def _check_integrity(self) -> bool:
-        return self._images_folder.is_dir() and all((self._base_folder / self._file_dict[k][0]).is_file() for k in ("label", "setid"))
+        annotations = [self._base_folder / self._file_dict[key][0] for key in ("label", "setid")]
+        return self._images_folder.is_dir() and all(path.is_file() for path in annotations)
 
 
 STL10_CLASSES = ["airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck"]
@@ -116,7 +117,8 @@ TORCHVISION_SETS: dict[str, TorchvisionSet] = {
         ),
         TorchvisionSet(
             "SVHN", _SVHN, _TRAIN_TEST, ("train_32x32.mat", "test_32x32.mat"),
-            lambda ds: [str(int(y)) for y in ds.labels], lambda ds: [str(d) for d in range(10)], arrays=lambda ds: ds.data,
+            lambda ds: [str(int(y)) for y in ds.labels], lambda ds: [str(d) for d in range(10)],
+            arrays=lambda ds: ds.data,
         ),
         TorchvisionSet(
             "STL10", _STL10, _TRAIN_TEST, ("stl10_binary",),
@@ -144,7 +146,8 @@ TORCHVISION_SETS: dict[str, TorchvisionSet] = {
         TorchvisionSet(
             "FGVCAircraft", tvd.FGVCAircraft, _THREE, ("fgvc-aircraft-2013b",), _by_index("_labels"),
             lambda ds: list(ds.classes), files=lambda ds: ds._image_files,
-            options={"annotation_level": "variant"}, choices={"annotation_level": ("variant", "family", "manufacturer")},
+            options={"annotation_level": "variant"},
+            choices={"annotation_level": ("variant", "family", "manufacturer")},
         ),
         TorchvisionSet(
             "Food101", tvd.Food101, _TRAIN_TEST, ("food-101",), _by_index("_labels"), lambda ds: list(ds.classes),
@@ -173,6 +176,16 @@ def find_torchvision_set(name: str) -> TorchvisionSet:
     raise DatasetError(f"unknown torchvision dataset {name!r}; known: {', '.join(TORCHVISION_SETS)}")
 
 
+def check_torchvision_options(name: str, options: dict[str, Any]) -> None:
+    """DatasetError unless the dataset's own extras (DTD partition, ...) take accepted values."""
+    spec = find_torchvision_set(name)
+    for key, accepted in spec.choices.items():
+        value = options.get(key, spec.options[key])
+        if isinstance(value, bool) or value not in accepted:
+            listed = ", ".join(map(str, accepted))
+            raise DatasetError(f"torchvision:{spec.name} option {key}={value!r} is not accepted; use one of {listed}")
+
+
 def _open(spec: TorchvisionSet, root: Path, download: bool, extras: dict[str, Any]) -> dict[str, Any]:
     if not download:
         missing = [str(root / rel) for rel in spec.expected if not (root / rel).exists()]
@@ -192,7 +205,10 @@ def _open(spec: TorchvisionSet, root: Path, download: bool, extras: dict[str, An
     return opened
 
 
-def _array_part(spec: TorchvisionSet, part: str, ds: Any, labels: np.ndarray, img_size: int, interpolation: str, in_memory: bool | None) -> tuple[Part, str]:
+def _array_part(
+    spec: TorchvisionSet, part: str, ds: Any, labels: np.ndarray, img_size: int, interpolation: str,
+    in_memory: bool | None,
+) -> tuple[Part, str]:
     raw = np.ascontiguousarray(spec.arrays(ds), dtype=np.uint8)  # type: ignore[misc]
     if keep_in_memory(len(raw), img_size, in_memory):
         images: torch.Tensor | LazyImages = resize_uint8(torch.from_numpy(raw), img_size, interpolation)
@@ -242,11 +258,8 @@ def load_torchvision_source(
     download: bool, options: dict[str, Any], **_: Any,
 ) -> Source:
     spec = find_torchvision_set(target or "")
+    check_torchvision_options(spec.name, options)
     extras = {key: options[key] for key in spec.options}
-    for key, value in extras.items():
-        if value not in spec.choices[key]:
-            accepted = ", ".join(map(str, spec.choices[key]))
-            raise DatasetError(f"torchvision:{spec.name} option {key}={value!r} is not accepted; use one of {accepted}")
     base = Path(root).expanduser().resolve() if root is not None else default_root().resolve()
     opened = _open(spec, base, download, extras)
     class_names: list[str] = []
@@ -261,11 +274,21 @@ def load_torchvision_source(
         if spec.arrays is not None:
             parts[part], digest = _array_part(spec, part, ds, labels, img_size, interpolation, options.get("in_memory"))
         else:
-            parts[part], digest = _file_part(spec, ds, labels, base, img_size, interpolation, options.get("in_memory"), skipped)
+            parts[part], digest = _file_part(
+                spec, ds, labels, base, img_size, interpolation, options.get("in_memory"), skipped
+            )
         digests.append(f"{part}:{digest}")
         if len(parts[part]) == 0:
             raise DatasetError(f"torchvision:{spec.name} {part} split under {base} has no readable items")
-    return Source(class_names=class_names, parts=parts, content=hashlib.sha256("\n".join(digests).encode()).hexdigest(), skipped=skipped)
+    content = hashlib.sha256("\n".join(digests).encode()).hexdigest()
+    return Source(class_names=class_names, parts=parts, content=content, skipped=skipped)
 
 
-__all__ = ["TORCHVISION_SETS", "TorchvisionSet", "default_root", "find_torchvision_set", "load_torchvision_source"]
+__all__ = [
+    "TORCHVISION_SETS",
+    "TorchvisionSet",
+    "check_torchvision_options",
+    "default_root",
+    "find_torchvision_set",
+    "load_torchvision_source",
+]

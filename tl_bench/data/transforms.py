@@ -45,7 +45,8 @@ def augment_batch(
     device = generator.device if generator is not None else torch.device("cpu")
     draws = torch.rand(b, 4, generator=generator, device=device).to(images.device, torch.float32)
     zoom = scale[0] + (scale[1] - scale[0]) * draws[:, 0]
-    # Normalised coordinates span 2, so a shift of f of the side is 2f; a zoomed-in crop may also slide within the image.
+    # Normalised coordinates span 2, so a shift of f of the side is 2f;
+    # a zoomed-in crop may also slide within the image.
     reach = (1 - zoom) + 2 * max_shift
     tx, ty = (draws[:, 1] * 2 - 1) * reach, (draws[:, 2] * 2 - 1) * reach
     mirror = torch.where((draws[:, 3] < 0.5) & flip, -1.0, 1.0)

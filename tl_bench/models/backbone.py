@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import textwrap
 from typing import Any
 
 import timm
@@ -20,7 +21,7 @@ from timm.models import get_pretrained_cfg
 from torch import Tensor, nn
 
 from tl_bench.config import FreezeDepth
-from tl_bench.errors import FreezeDepthError, TLBenchError, UnknownBackboneError
+from tl_bench.errors import FreezeDepthError, ModelBuildError, UnknownBackboneError
 from tl_bench.models.stages import StageInfo, drop_modules, frozen_roots, param_groups, stage_name, unused_head_modules
 from tl_bench.models.weights import LoadReport, check_hub_tag, create_pretrained, load_backbone_file, resolve_weights
 
@@ -44,20 +45,29 @@ def check_backbone(name: str) -> None:
         raise UnknownBackboneError(f"backbone {name!r}: timm has no tag {tag!r} for {arch}; accepted tags: {tags}")
 
 
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return textwrap.shorten(text.splitlines()[0], 200, placeholder=" ...") if text else type(err).__name__
+
+
 def _create_timm(name: str, img_size: int | None, pretrained_name: str | None = None) -> nn.Module:
     """The classifier-free timm model; ``img_size`` is passed to models that take it (ViTs, Swin)."""
-    build = (lambda **kw: create_pretrained(pretrained_name, **kw)) if pretrained_name else (
-        lambda **kw: timm.create_model(name, pretrained=False, **kw)
-    )
-    if img_size is not None:
-        try:
-            return build(num_classes=0, img_size=img_size)
-        except TypeError as err:
-            if "img_size" not in str(err):
-                raise
-        except (AssertionError, ValueError, RuntimeError) as err:
-            raise TLBenchError(f"backbone {name!r} cannot be built for img_size {img_size}: {err}") from None
-    return build(num_classes=0)
+
+    def build(**kwargs: Any) -> nn.Module:
+        if pretrained_name:
+            return create_pretrained(pretrained_name, num_classes=0, **kwargs)
+        return timm.create_model(name, pretrained=False, num_classes=0, **kwargs)
+
+    if img_size is None:
+        return build()
+    try:
+        return build(img_size=img_size)
+    except TypeError as err:
+        if "img_size" not in str(err):
+            raise
+        return build()  # a CNN: any input size works without telling it
+    except (AssertionError, ValueError, RuntimeError) as err:
+        raise ModelBuildError(f"backbone {name!r} cannot be built for img_size {img_size}: {_first_line(err)}") from None
 
 
 def resolve_freeze_depth(depth: FreezeDepth | str, n_stages: int, name: str) -> int:
@@ -73,19 +83,20 @@ def resolve_freeze_depth(depth: FreezeDepth | str, n_stages: int, name: str) -> 
     return depth
 
 
-# unused head modules depend on the architecture only; probing once per name saves a forward per build
-_UNUSED_BY_NAME: dict[str, list[str]] = {}
+# the probe's answer depends on architecture and input size only: one forward per pair and process
+_UNUSED: dict[tuple[str, int], list[str]] = {}
 
 
 def _drop_unused(model: nn.Module, name: str, img_size: int) -> list[str]:
-    if name not in _UNUSED_BY_NAME:
+    """Remove head modules ``forward_features`` never calls; a size the model cannot take fails here."""
+    key = (name, img_size)
+    if key not in _UNUSED:
         try:
-            _UNUSED_BY_NAME[name] = unused_head_modules(model, img_size)
+            _UNUSED[key] = unused_head_modules(model, img_size)
         except (RuntimeError, ValueError, AssertionError) as err:
-            first = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
-            raise TLBenchError(f"backbone {name!r} cannot run at img_size {img_size}: {first}") from None
-    drop_modules(model, _UNUSED_BY_NAME[name])
-    return list(_UNUSED_BY_NAME[name])
+            raise ModelBuildError(f"backbone {name!r} cannot run at img_size {img_size}: {_first_line(err)}") from None
+    drop_modules(model, _UNUSED[key])
+    return list(_UNUSED[key])
 
 
 @functools.lru_cache(maxsize=None)
@@ -137,14 +148,15 @@ class Backbone(nn.Module):
         self.load_report = load_report
         self.num_prefix_tokens = int(getattr(model, "num_prefix_tokens", 0) or 0)
         self._nhwc = getattr(model, "output_fmt", "NCHW") == "NHWC"  # Swin-style models
-        self._groups = param_groups(model)
-        self.n_stages = len(self._groups)
+        self.stage_params: list[list[str]] = param_groups(model)  # parameter names per stage, stem first
+        self.n_stages = len(self.stage_params)
         self.feature_indices = self._feature_indices(scales)
         info = getattr(model, "feature_info", [])
         self.feature_dims = [int(info[i]["num_chs"]) for i in self.feature_indices] + [int(model.num_features)]
         self.data_config: dict[str, Any] = dict(resolve_model_data_config(model))
         self.data_config["input_size"] = (3, img_size, img_size)
         self._frozen: list[nn.Module] = []
+        self._mode = True  # the mode last asked for; self.training reads False when fully frozen
         self.freeze(freeze_depth)
 
     def _feature_indices(self, scales: int) -> list[int]:
@@ -152,7 +164,7 @@ class Backbone(nn.Module):
         if scales <= 1:
             return []
         if not hasattr(self.model, "forward_intermediates") or not getattr(self.model, "feature_info", None):
-            raise TLBenchError(
+            raise ModelBuildError(
                 f"backbone {self.name!r} has no forward_intermediates in timm, so it cannot feed a multi-scale "
                 "neck; use a single-scale neck such as 'gap'"
             )
@@ -168,11 +180,11 @@ class Backbone(nn.Module):
         """Freeze the first ``depth`` stages (``all`` = every stage) and unfreeze the rest."""
         self.freeze_depth = resolve_freeze_depth(depth, self.n_stages, self.name)
         params = dict(self.model.named_parameters())
-        for index, names in enumerate(self._groups):
+        for index, names in enumerate(self.stage_params):
             for n in names:
                 params[n].requires_grad_(index >= self.freeze_depth)
         self._frozen = frozen_roots(self.model)
-        self.train(self.training)
+        self.train(self._mode)
 
     @property
     def fully_frozen(self) -> bool:
@@ -183,15 +195,17 @@ class Backbone(nn.Module):
         params = dict(self.model.named_parameters())
         return [
             StageInfo(i, stage_name(names), sum(params[n].numel() for n in names), i < self.freeze_depth)
-            for i, names in enumerate(self._groups)
+            for i, names in enumerate(self.stage_params)
         ]
 
     def train(self, mode: bool = True) -> "Backbone":
+        self._mode = mode
         super().train(mode)
         if mode:
             # frozen stages must never update BatchNorm statistics, whoever calls train()
             for module in self._frozen:
                 module.eval()
+            self.training = self.model.training  # a fully frozen backbone reports eval mode too
         return self
 
     def forward(self, x: Tensor) -> list[Tensor]:

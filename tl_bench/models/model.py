@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from tl_bench.config import FreezeDepth
-from tl_bench.errors import TLBenchError
+from tl_bench.errors import ModelBuildError
 from tl_bench.models.backbone import Backbone, create_backbone
 from tl_bench.models.heads import Head, build_head, check_head
 from tl_bench.models.necks import Neck, build_neck, check_neck
@@ -43,7 +43,10 @@ class TransferModel(nn.Module):
 
     def extra_repr(self) -> str:
         b = self.backbone
-        return f"backbone={b.name}, weights={b.weights}, freeze_depth={b.freeze_depth}/{b.n_stages}, neck={self.neck_name}, head={self.head_name}"
+        return (
+            f"backbone={b.name}, weights={b.weights}, freeze_depth={b.freeze_depth}/{b.n_stages}, "
+            f"neck={self.neck_name}, head={self.head_name}"
+        )
 
 
 def build_model(
@@ -66,7 +69,7 @@ def build_model(
     neck_cls = check_neck(neck)
     check_head(head)
     if num_classes < 1 or img_size < 1:
-        raise TLBenchError(f"num_classes and img_size must be positive, got {num_classes} and {img_size}")
+        raise ModelBuildError(f"num_classes and img_size must be positive, got {num_classes} and {img_size}")
     bb = create_backbone(
         backbone,
         img_size=img_size,

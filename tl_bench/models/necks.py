@@ -88,7 +88,8 @@ class AttnNeck(Neck):
 
     def forward(self, feats: Sequence[Tensor]) -> Tensor:
         kv = self.norm(as_tokens(feats[-1]))  # class token included: it is worth attending to
-        q = self.query.repeat(kv.shape[0], 1, 1)  # a copy, not a view: views of parameters made under no_grad trip autograd hooks
+        # a copy, not an expand view: views of parameters made under no_grad trip autograd hooks
+        q = self.query.repeat(kv.shape[0], 1, 1)
         return self.attn(q, kv, kv, need_weights=False)[0][:, 0]
 
 

@@ -53,25 +53,29 @@ def param_groups(model: nn.Module) -> list[list[str]]:
         return list(order.values())
 
 
-def unused_head_modules(model: nn.Module, img_size: int) -> list[str]:
-    """Names of head-side modules with parameters that ``forward_features`` does not call.
-
-    Only modules outside every coarse group are candidates (timm puts necks and
-    heads there); a forward pass with hooks tells which of them actually run.
-    """
+def _head_candidates(model: nn.Module) -> dict[str, nn.Module]:
+    """Modules with parameters outside every coarse group: where timm puts necks and heads."""
     try:
         matchers = _matchers(model)
     except (AttributeError, NotImplementedError):
-        return []
+        return {}
     if not matchers:
-        return []
-    candidates = {}
+        return {}
+    out = {}
     for name, module in model.named_modules():
         own = [f"{name}.{p}" for p, _ in module.named_parameters(recurse=False)]
         if name and own and not any(m.match(p) for p in own for m in matchers):
-            candidates[name] = module
-    if not candidates:
-        return []
+            out[name] = module
+    return out
+
+
+def unused_head_modules(model: nn.Module, img_size: int) -> list[str]:
+    """Names of head-side modules with parameters that ``forward_features`` does not call.
+
+    Runs one ``forward_features`` at ``img_size`` with hooks on the candidates,
+    which also proves the model accepts that input size.
+    """
+    candidates = _head_candidates(model)
     called: set[str] = set()
     hooks = [m.register_forward_pre_hook(lambda *_, n=n: called.add(n)) for n, m in candidates.items()]
     device = next(model.parameters()).device
@@ -95,14 +99,24 @@ def drop_modules(model: nn.Module, names: list[str]) -> None:
 
 
 def stage_name(param_names: list[str]) -> str:
-    """Readable label of a stage: its module prefixes up to the first index, e.g. ``stages.0``."""
-    labels: list[str] = []
+    """Readable label of a stage: per top-level module, the prefix its parameters share.
+
+    ``layer1.0.conv1.weight, layer1.1.bn2.bias`` -> ``layer1``; ``blocks.5.*, norm.*`` -> ``blocks.5+norm``.
+    """
+    by_top: dict[str, list[list[str]]] = {}
     for full in param_names:
         parts = full.split(".")
-        cut = next((i + 1 for i, p in enumerate(parts[:-1]) if p.isdigit()), max(len(parts) - 1, 1))
-        label = ".".join(parts[:cut])
-        if label not in labels:
-            labels.append(label)
+        module = parts[:-1] or parts  # a root parameter (cls_token) names itself
+        by_top.setdefault(module[0], []).append(module)
+    labels = []
+    for paths in by_top.values():
+        common = paths[0]
+        for path in paths[1:]:
+            n = next((i for i, (a, b) in enumerate(zip(common, path)) if a != b), min(len(common), len(path)))
+            common = common[:n]
+        # stop at the first indexed part: "layer1" for "layer1.0", "blocks.5" for "blocks.5.attn"
+        cut = next((i + 1 for i, part in enumerate(common) if any(c.isdigit() for c in part)), len(common))
+        labels.append(".".join(common[:cut]))
     return "+".join(labels[:4]) + (f"+{len(labels) - 4} more" if len(labels) > 4 else "")
 
 

@@ -10,6 +10,7 @@ or a whole timm model state dict is accepted, with the classifier dropped.
 from __future__ import annotations
 
 import logging
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -17,7 +18,7 @@ from typing import Literal
 import timm
 import torch
 from safetensors.torch import save_file
-from timm.models import load_state_dict
+from timm.models import get_pretrained_cfg, load_state_dict
 from torch import nn
 
 from tl_bench.errors import WeightsError
@@ -67,9 +68,12 @@ def resolve_weights(weights: str, weights_path: str | Path | None = None) -> Wei
     """Turn the user's weights label (and resolved file, if any) into a choice."""
     if weights == "pretrained" or weights.startswith("timm:"):
         if weights_path is not None:
-            raise WeightsError(f"weights {weights!r} come from timm, but weights_path={str(weights_path)!r} was also given")
+            raise WeightsError(
+                f"weights {weights!r} come from timm, but weights_path={str(weights_path)!r} was also given"
+            )
         return WeightsChoice("hub", tag=weights.partition(":")[2])
     if weights_path is not None:
+        # the resolved file wins over the label ("local:NAME", a path, or a default left in place)
         return WeightsChoice("file", path=Path(weights_path))
     if weights == "scratch":
         return WeightsChoice("scratch")
@@ -90,7 +94,7 @@ def check_hub_tag(name: str, tag: str) -> str:
         elif not available:
             raise WeightsError(f"timm has no pretrained weights for {arch}; use weights 'scratch' or a checkpoint file")
         else:
-            return arch  # timm picks its default tag
+            return f"{arch}.{get_pretrained_cfg(arch).tag}"  # timm's default tag, named in errors
     full = f"{arch}.{tag}"
     if full not in available:
         tags = ", ".join(a.partition(".")[2] for a in available[:8]) or "none"
@@ -105,10 +109,10 @@ def create_pretrained(name: str, **kwargs: object) -> nn.Module:
     except TypeError:
         raise  # a wrong keyword is the caller's business, not a download failure
     except Exception as err:  # hub, network and cache errors come in many types
-        first = str(err).strip().splitlines()[0][:160] if str(err).strip() else ""
         raise WeightsError(
             f"could not load pretrained weights {name!r}: the model hub or local cache was unreachable "
-            f"or incomplete ({type(err).__name__}: {first})"
+            f"or incomplete ({type(err).__name__}); connect to the hub, fill the Hugging Face cache, "
+            "or use weights 'scratch' or a checkpoint file"
         ) from None
 
 
@@ -119,10 +123,10 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if not str(path).endswith(CHECKPOINT_SUFFIXES):
         raise WeightsError(f"weights file {str(path)!r} is not .safetensors, .pth or .pt")
     try:
-        state = load_state_dict(str(path), use_ema=False, device="cpu", weights_only=True)
+        state = load_state_dict(str(path), use_ema=True, device="cpu", weights_only=True)  # EMA when present, as timm
     except Exception as err:  # corrupt files and pickles with forbidden globals
-        first = str(err).strip().splitlines()[0][:160] if str(err).strip() else ""
-        raise WeightsError(f"weights file {str(path)!r} cannot be read ({type(err).__name__}: {first})") from None
+        why = textwrap.shorten(" ".join(str(err).split()), 200, placeholder=" ...")
+        raise WeightsError(f"weights file {str(path)!r} cannot be read ({type(err).__name__}: {why})") from None
     tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
     if not tensors:
         raise WeightsError(f"weights file {str(path)!r} holds no tensors")

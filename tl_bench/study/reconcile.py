@@ -1,24 +1,32 @@
 """Bring the Optuna storage and MLflow back in step after a worker died.
 
-Run at the start of every ``tl-bench run`` (and by ``tl-bench doctor``):
-trials left RUNNING by a dead worker become FAIL, and MLflow runs left
-RUNNING for trials that have ended get the matching status. Finished trials
-and their runs are never touched.
+Run at the start of every ``tl-bench run`` (``tl-bench doctor`` does the full
+check): trials left RUNNING by a dead worker become FAIL with the reason in
+their ``error`` attribute, and MLflow runs left RUNNING for trials that have
+ended get the matching status. Finished trials and their results are never
+touched.
+
+A worker is known dead when it ran on this host and its process is gone, or,
+on any host, when its trial has had no heartbeat for ``GRACE_S`` seconds.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import optuna
-from optuna.storages._heartbeat import fail_stale_trials
-from optuna.trial import TrialState
+from mlflow.entities import ViewType
+from optuna.trial import FrozenTrial, TrialState
 
-from tl_bench.study.execute import ERROR_ATTR, HOST_ATTR, PID_ATTR, RUN_ATTR
-from tl_bench.tracking import Tracker
+from tl_bench.study.execute import ERROR_ATTR, HOST_ATTR, PID_ATTR
+from tl_bench.study.storage import GRACE_S
+from tl_bench.tracking import KIND, OPTUNA_STUDY, RUN_STATUS, STATE, TRIAL, Tracker
+
+ENDED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 
 @dataclass
@@ -42,7 +50,7 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def dead_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+def dead_trials(study: optuna.Study) -> list[FrozenTrial]:
     """RUNNING trials whose worker process on this host no longer exists."""
     host = socket.gethostname()
     out = []
@@ -53,39 +61,113 @@ def dead_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return out
 
 
-def reconcile(study: optuna.Study, tracker: Tracker, *, repair: bool = True) -> Repairs:
-    """Find (and with ``repair``, fix) trials and runs left behind by dead workers."""
-    found = Repairs()
+def stale_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """RUNNING trials (any host) whose heartbeat stopped more than the grace period ago."""
     storage = study._storage
+    if not isinstance(storage, optuna.storages.RDBStorage) or storage.get_heartbeat_interval() is None:
+        return []
+    stale = set(storage._get_stale_trial_ids(study._study_id))
+    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if t._trial_id in stale]
+
+
+def abandoned_trials(study: optuna.Study) -> list[tuple[FrozenTrial, str]]:
+    """RUNNING trials nobody works on any more, each with the reason it is known."""
+    found: dict[int, tuple[FrozenTrial, str]] = {}
     for trial in dead_trials(study):
+        pid, host = trial.user_attrs.get(PID_ATTR), trial.user_attrs.get(HOST_ATTR)
+        found[trial.number] = (trial, f"worker process {pid} on {host} stopped during the trial")
+    for trial in stale_trials(study):
+        if trial.number not in found:
+            pid, host = trial.user_attrs.get(PID_ATTR, "?"), trial.user_attrs.get(HOST_ATTR, "?")
+            found[trial.number] = (trial, f"worker process {pid} on {host} sent no heartbeat for over {GRACE_S} s")
+    return [found[n] for n in sorted(found)]
+
+
+def fail_trial(study: optuna.Study, trial: FrozenTrial, reason: str) -> bool:
+    """Mark an abandoned trial FAIL with ``reason``; False when another process ended it first."""
+    storage = study._storage
+    try:
+        storage.set_trial_user_attr(trial._trial_id, ERROR_ATTR, reason)
+        storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False
+    return True
+
+
+def run_state(trial: FrozenTrial) -> str:
+    """The ``tlb.state`` an ended trial's run should carry."""
+    return trial.state.name
+
+
+def state_agrees(trial: FrozenTrial, run: Any) -> bool:
+    """Whether an ended run records its ended trial's state (an interrupted trial is FAIL in Optuna, KILLED in MLflow)."""
+    tag = run.data.tags.get(STATE)
+    if trial.state == TrialState.FAIL and tag == "INTERRUPTED":
+        return run.info.status == RUN_STATUS["INTERRUPTED"]
+    return tag == trial.state.name and run.info.status == RUN_STATUS[trial.state.name]
+
+
+def search_all(tracker: Tracker, filter_string: str, *, view: int = ViewType.ACTIVE_ONLY) -> Iterator[Any]:
+    """Every run of the tracker's experiment that matches, page by page."""
+    assert tracker.client is not None
+    token = None
+    while True:
+        page = tracker.client.search_runs(
+            [tracker.experiment_id], filter_string=filter_string, run_view_type=view, max_results=1000, page_token=token
+        )
+        yield from page
+        token = page.token
+        if not token:
+            return
+
+
+def study_runs_filter(optuna_study: str, *, running_only: bool = False) -> str:
+    text = f"tags.`{KIND}` = 'trial' and tags.`{OPTUNA_STUDY}` = '{optuna_study}'"
+    return text + (" and attributes.status = 'RUNNING'" if running_only else "")
+
+
+def trial_number(run: Any) -> int | None:
+    try:
+        return int(run.data.tags.get(TRIAL, ""))
+    except ValueError:
+        return None
+
+
+def reconcile(study: optuna.Study, tracker: Tracker, *, repair: bool = True) -> Repairs:
+    """Find (and with ``repair``, fix) trials and runs left behind by dead workers.
+
+    Cheap enough for every start-up: one query for RUNNING trials, one for
+    RUNNING runs of this study.
+    """
+    found = Repairs()
+    for trial, reason in abandoned_trials(study):
         found.failed_trials.append(trial.number)
         if repair:
-            pid, host = trial.user_attrs.get(PID_ATTR), trial.user_attrs.get(HOST_ATTR)
-            storage.set_trial_user_attr(trial._trial_id, ERROR_ATTR, f"worker process {pid} on {host} stopped during the trial")
-            try:
-                storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
-            except optuna.exceptions.UpdateFinishedTrialError:
-                pass  # another worker repaired it first
-    if repair:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            fail_stale_trials(study)  # heartbeat: workers on other hosts
+            fail_trial(study, trial, reason)
     if not tracker.enabled:
         return found
-    states = {"COMPLETE": "COMPLETE", "PRUNED": "PRUNED", "FAIL": "FAIL"}
-    for trial in study.get_trials(deepcopy=False):
-        run_id = trial.user_attrs.get(RUN_ATTR)
-        state = states.get(trial.state.name)
-        if not run_id or state is None:
-            continue
-        assert tracker.client is not None
-        run = tracker.client.get_run(run_id)
-        if run.info.status == "RUNNING":
-            found.closed_runs.append(run_id)
-            if repair:
-                error = trial.user_attrs.get(ERROR_ATTR) or "worker stopped during the trial"
-                tracker.end_run(run_id, state, error=error if state == "FAIL" else None)
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    for run in search_all(tracker, study_runs_filter(study.study_name, running_only=True)):
+        trial = trials.get(trial_number(run))  # type: ignore[arg-type]
+        if trial is None or trial.state not in ENDED:
+            continue  # a live trial, or a run without a trial: `tl-bench doctor` reports those
+        found.closed_runs.append(run.info.run_id)
+        if repair:
+            error = trial.user_attrs.get(ERROR_ATTR) or "worker stopped during the trial"
+            tracker.end_run(run.info.run_id, run_state(trial), error=error if trial.state == TrialState.FAIL else None)
     return found
 
 
-__all__ = ["reconcile", "dead_trials", "Repairs"]
+__all__ = [
+    "Repairs",
+    "abandoned_trials",
+    "dead_trials",
+    "fail_trial",
+    "reconcile",
+    "run_state",
+    "search_all",
+    "stale_trials",
+    "state_agrees",
+    "study_runs_filter",
+    "trial_number",
+]

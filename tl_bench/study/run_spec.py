@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -10,9 +11,9 @@ import optuna
 
 from tl_bench.study.progress import StudyProgress
 from tl_bench.study.runner import DatasetOutcome, RunOptions, run_dataset, spawn_workers
-from tl_bench.study.storage import make_storage
+from tl_bench.study.storage import check_study, make_storage, study_name
 from tl_bench.study.summary import write_summary
-from tl_bench.tracking import Tracker
+from tl_bench.tracking import Tracker, check_server, is_server
 
 CHECKPOINT_SUFFIXES = (".safetensors", ".pth", ".pt")
 
@@ -32,8 +33,12 @@ def weights_resolver(spec: Any, tracker: Tracker | None) -> Callable[[str, str],
     return resolve
 
 
-def dataset_fingerprint(dataset: Any) -> str:
-    """Load the dataset once (memoised for the trials) and return its fingerprint; fails early on bad data."""
+def dataset_fingerprint(dataset: Any, *, quiet: bool = True) -> str:
+    """Load the dataset once (memoised for the trials) and return its fingerprint; fails early on bad data.
+
+    Unreadable files are left out by the data layer; unless ``quiet``, their
+    count is reported on stderr so a partly corrupt folder does not go unnoticed.
+    """
     from tl_bench.data import load_dataset
 
     loaded = load_dataset(
@@ -46,7 +51,22 @@ def dataset_fingerprint(dataset: Any) -> str:
         download=dataset.download,
         **dict(dataset.options or {}),
     )
+    if loaded.skipped and not quiet:
+        sys.stderr.write(
+            f"warning: dataset {dataset.key}: {len(loaded.skipped)} files skipped (e.g. {loaded.skipped[0]}); "
+            "`tl-bench inspect-data` lists them\n"
+        )
     return loaded.fingerprint
+
+
+def check_stores(spec: Any) -> None:
+    """StorageError or SpecError when a store does not answer or a stored study was made from another space."""
+    if is_server(spec.tracking_uri):
+        check_server(spec.tracking_uri)
+    storage = make_storage(spec.storage_url)
+    for ds in spec.datasets:
+        check_study(storage, study_name(spec.name, ds.key), directions=list(spec.objective.directions),
+                    space_digest=spec.space_digest(), source=str(spec.source_path))
 
 
 def run_spec(
@@ -67,13 +87,15 @@ def run_spec(
     from tl_bench.train import FeatureCache, run_trial
 
     stage_counts = {b.name: count_stages(b.name) for b in spec.space.backbones}
+    # Bad data, unreachable stores and clashing studies fail here, before anything is recorded.
+    fingerprints = {ds.key: dataset_fingerprint(ds, quiet=quiet) for ds in spec.datasets}
+    check_stores(spec)
     tracker = Tracker(spec.tracking_uri, spec.name, artifact_location=spec.artifact_location, enabled=options.track)
     resolve = weights_resolver(spec, tracker if options.track else None)
     if options.worker_index == 0:  # pretrain once, before any worker needs the checkpoints
         for backbone in spec.space.backbones:
             for weights in backbone.weights:
                 resolve(backbone.name, weights)
-    fingerprints = {ds.key: dataset_fingerprint(ds) for ds in spec.datasets}
     cache = FeatureCache(Path(spec.cache_dir))
     common = dict(train_fn=train_fn or run_trial, resolve_weights=resolve, stage_counts=stage_counts, cache=cache)
     total = options.n_trials if options.n_trials is not None else spec.budget.n_trials
@@ -112,4 +134,4 @@ def _attach(progress: StudyProgress, key: str) -> Callable[[optuna.Study], None]
     return lambda study: progress.attach(key, study)
 
 
-__all__ = ["run_spec", "weights_resolver", "dataset_fingerprint"]
+__all__ = ["run_spec", "check_stores", "weights_resolver", "dataset_fingerprint"]

@@ -8,11 +8,12 @@ others; plain ``optuna.load_study(storage=URL)`` opens the same studies.
 from __future__ import annotations
 
 import warnings
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
 import optuna
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 from tl_bench.errors import SpecError, StorageError
 
@@ -33,6 +34,13 @@ def _redact(url: str) -> str:
         return url
 
 
+def _postgres_driver(parsed: URL) -> URL:
+    """SQLAlchemy 2.1 reads ``postgresql://`` as psycopg 3; fall back to psycopg2 when only it is installed."""
+    if parsed.drivername == "postgresql" and find_spec("psycopg") is None and find_spec("psycopg2") is not None:
+        return parsed.set(drivername="postgresql+psycopg2")
+    return parsed
+
+
 def make_storage(url: str) -> optuna.storages.RDBStorage:
     """An RDB storage with heartbeat; StorageError with one line when it cannot be opened."""
     engine_kwargs: dict[str, Any] = {}
@@ -49,15 +57,22 @@ def make_storage(url: str) -> optuna.storages.RDBStorage:
         engine_kwargs["pool_pre_ping"] = True
         if parsed.get_backend_name().startswith("postgresql"):
             engine_kwargs["connect_args"] = {"connect_timeout": 10}
+            parsed = _postgres_driver(parsed)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.storages.RDBStorage(
-                url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S
+                parsed.render_as_string(hide_password=False),
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=HEARTBEAT_S,
+                grace_period=GRACE_S,
             )
     except Exception as err:
         first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
-        raise StorageError(f"Optuna storage {_redact(url)!r} cannot be opened: {first}") from err
+        raise StorageError(
+            f"Optuna storage {_redact(url)!r} cannot be opened: {first}; "
+            "accepted: a reachable sqlite:///PATH or postgresql://USER@HOST/DB"
+        ) from err
 
 
 def open_study(
@@ -84,6 +99,27 @@ def open_study(
     except optuna.exceptions.DuplicatedStudyError:
         pass
     study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
+    _check_same(study, directions=directions, space_digest=space_digest, source=source)
+    return study, False
+
+
+def check_study(
+    storage: optuna.storages.BaseStorage, name: str, *, directions: list[str], space_digest: str, source: str
+) -> bool:
+    """Whether study ``name`` exists; SpecError when it was made from another search space or objective.
+
+    Writes nothing, so a command can check every study before it records anything.
+    """
+    try:
+        study = optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        return False
+    _check_same(study, directions=directions, space_digest=space_digest, source=source)
+    return True
+
+
+def _check_same(study: optuna.Study, *, directions: list[str], space_digest: str, source: str) -> None:
+    name = study.study_name
     found = study.user_attrs.get(SPACE_DIGEST)
     if found is not None and found != space_digest:
         raise SpecError(
@@ -96,7 +132,6 @@ def open_study(
             f"{source}: objective: study {name!r} was created with directions {have}, the spec asks for {directions}; "
             "accepted: a new spec name, or the original objective"
         )
-    return study, False
 
 
-__all__ = ["make_storage", "open_study", "study_name", "PARENT_RUN", "SPACE_DIGEST"]
+__all__ = ["make_storage", "open_study", "check_study", "study_name", "PARENT_RUN", "SPACE_DIGEST"]

@@ -9,6 +9,7 @@ take the same optimisation steps.
 
 from __future__ import annotations
 
+import os
 from contextlib import AbstractContextManager
 from typing import Any, Callable, Iterator
 
@@ -24,16 +25,20 @@ Features = list[torch.Tensor]
 
 
 def weights_identity(config: TrialConfig, model: TransferModel) -> dict[str, str]:
-    """What pins the backbone's weights: its label, plus file content or, for scratch, the values."""
+    """What pins the backbone's weights: the label, plus the file's content or the values themselves.
+
+    A hub tag names fixed weights; a local file is hashed (a re-trained
+    checkpoint under the same name must not reuse stale features); anything
+    else, scratch above all, is pinned by the parameter values, since random
+    init depends on the RNG state when the model was built.
+    """
     identity = {"weights": config.weights}
     path = config.weights_path
-    if path is None and config.weights not in ("scratch", "pretrained") and ":" not in config.weights:
+    if path is None and os.path.isfile(config.weights):
         path = config.weights  # a bare checkpoint path
     if path is not None:
         identity["weights_file"] = file_digest(path)
-    if config.weights == "scratch":
-        # Random init depends on the RNG state when the model was built, which
-        # only the parameter values themselves record.
+    elif not (config.weights == "pretrained" or config.weights.startswith("timm:")):
         identity["weights_values"] = tensor_digest(list(model.backbone.state_dict().values()))
     return identity
 
@@ -78,6 +83,9 @@ class FeatureFeeder:
 
     def __len__(self) -> int:
         return len(self.images)
+
+    def seed(self, seed: int) -> None:
+        self.images.seed(seed)
 
     def steps_per_epoch(self) -> int:
         return self.images.steps_per_epoch()

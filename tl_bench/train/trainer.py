@@ -17,7 +17,6 @@ from torch import nn
 
 from tl_bench.config import TrialConfig, TrialResult
 from tl_bench.data import DatasetSplits
-from tl_bench.errors import NonFiniteLossError
 from tl_bench.models import TransferModel, count_params, measure_flops
 from tl_bench.train.batches import ImageFeeder
 from tl_bench.train.cache import FeatureCache
@@ -25,6 +24,7 @@ from tl_bench.train.cost import PeakMemory, PhaseTimer
 from tl_bench.train.evaluate import evaluate
 from tl_bench.train.features import FeatureFeeder
 from tl_bench.train.optim import build_optimizer, build_scheduler
+from tl_bench.train.steps import EpochRunner
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 
@@ -72,55 +72,30 @@ def train_trial(
     if config.epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {config.epochs}")
     device = resolve_device(config.device)
-    autocast, precision = autocast_for(device)
-    sizes = count_params(model)
-    flops = measure_flops(model, config.img_size)
+    autocast, _ = autocast_for(device)
     model.to(device)
     if device.type == "cuda":
         model.to(memory_format=torch.channels_last)
+    sizes = count_params(model)
+    flops = measure_flops(model, config.img_size)
 
     memory, timer = PeakMemory(device), PhaseTimer(device)
     memory.start()
-    data_config = model.backbone.data_config
-    images = ImageFeeder(
-        data,
-        device=device,
-        mean=data_config["mean"],
-        std=data_config["std"],
-        batch_size=config.batch_size,
-        # Inference holds no activations for backward: larger batches are safe and faster.
-        eval_batch_size=max(config.batch_size, min(4 * config.batch_size, 1024)),
-        augment=config.augment,
-        channels_last=device.type == "cuda",
-    )
-    feeder: ImageFeeder | FeatureFeeder = images
-    use_cache = cache_applies(config, model)
-    if use_cache:
-        model.eval()
-        with timer("train"):
-            feeder = FeatureFeeder(
-                model,
-                images,
-                config,
-                fingerprint=data.fingerprint,
-                cache=cache if cache is not None else FeatureCache(None),
-                autocast=autocast,
-                precision=precision,
-            )
-            feeder.features("train")
+    feeder = _feeder(config, model, data, device, cache, timer)
+    use_cache = isinstance(feeder, FeatureFeeder)
 
     optimizer = build_optimizer(model, model.backbone, config)
     steps_per_epoch = feeder.steps_per_epoch()
     scheduler = build_scheduler(optimizer, config, steps_per_epoch)
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-    step_fn = _Stepper(model, feeder, optimizer, scheduler, criterion, config.grad_clip, autocast, device)
+    step_fn = EpochRunner(model, feeder, optimizer, scheduler, criterion, config.grad_clip, autocast, device)
 
     def forward(inputs: Any) -> torch.Tensor:
         return feeder.forward(model, inputs)
 
     # Seeded after all setup, so cached and uncached trials draw the same stream.
     torch.manual_seed(config.seed)
-    images.seed(config.seed)
+    feeder.seed(config.seed)
     shuffle = torch.Generator().manual_seed(config.seed)
     history: list[dict[str, float]] = []
     best_state: dict[str, torch.Tensor] | None = None
@@ -150,19 +125,7 @@ def train_trial(
         test = evaluate(forward, feeder.eval_batches("test"), data.num_classes, autocast=autocast, per_class=True)
     peak_mb = memory.peak_mb()
 
-    if use_cache:
-        assert isinstance(feeder, FeatureFeeder)
-        train_flops = flops["flops_head_train_per_image"]
-        fill_flops = 0.0
-        if "train" in feeder.computed:
-            # The one-off backbone pass over the training split is this trial's cost.
-            # Counted at the whole-model forward (the neck and head forward on top
-            # is a negligible overestimate) so attention is counted on every device.
-            fill_flops = flops["flops_fwd_per_image"] * len(data.train)
-        total_flops = train_flops * images_seen + fill_flops
-    else:
-        train_flops = flops["flops_train_per_image"]
-        total_flops = train_flops * images_seen
+    train_flops, total_flops = _training_flops(flops, feeder, images_seen, len(data.train))
     chosen = history[best_epoch - 1]
     train_time = timer.get("train")
     return TrialResult(
@@ -194,6 +157,60 @@ def train_trial(
     )
 
 
+def _feeder(
+    config: TrialConfig,
+    model: TransferModel,
+    data: DatasetSplits,
+    device: torch.device,
+    cache: FeatureCache | None,
+    timer: PhaseTimer,
+) -> ImageFeeder | FeatureFeeder:
+    """Image batches, or cached-feature batches when the whole backbone is frozen (training split filled now)."""
+    autocast, precision = autocast_for(device)
+    images = ImageFeeder(
+        data,
+        device=device,
+        mean=model.backbone.data_config["mean"],
+        std=model.backbone.data_config["std"],
+        batch_size=config.batch_size,
+        # Inference holds no activations for backward: larger batches are safe and faster.
+        eval_batch_size=max(config.batch_size, min(4 * config.batch_size, 1024)),
+        augment=config.augment,
+        channels_last=device.type == "cuda",
+    )
+    if not cache_applies(config, model):
+        return images
+    model.eval()
+    with timer("train"):
+        feeder = FeatureFeeder(
+            model,
+            images,
+            config,
+            fingerprint=data.fingerprint,
+            cache=cache if cache is not None else FeatureCache(None),
+            autocast=autocast,
+            precision=precision,
+        )
+        feeder.features("train")
+    return feeder
+
+
+def _training_flops(
+    flops: dict[str, float], feeder: ImageFeeder | FeatureFeeder, images_seen: int, n_train: int
+) -> tuple[float, float]:
+    """FLOPs per trained image as actually run, and the trial's total."""
+    if not isinstance(feeder, FeatureFeeder):
+        return flops["flops_train_per_image"], flops["flops_train_per_image"] * images_seen
+    per_image = flops["flops_head_train_per_image"]
+    fill = 0.0
+    if "train" in feeder.computed:
+        # The one-off backbone pass over the training split is this trial's cost.
+        # Counted at the whole-model forward (the neck and head forward on top
+        # is a negligible overestimate) so attention is counted on every device.
+        fill = flops["flops_fwd_per_image"] * n_train
+    return per_image, per_image * images_seen + fill
+
+
 def _improves(metrics: dict[str, float], history: list[dict[str, float]], best_epoch: int) -> bool:
     """Higher validation accuracy wins; equal accuracy is broken by lower validation loss."""
     if best_epoch == 0:
@@ -202,84 +219,6 @@ def _improves(metrics: dict[str, float], history: list[dict[str, float]], best_e
     if metrics["val_acc"] != best["val_acc"]:
         return metrics["val_acc"] > best["val_acc"]
     return metrics["val_loss"] < best["val_loss"]
-
-
-class _Stepper:
-    """The inner loop: one epoch of optimisation steps with a cheap finiteness check."""
-
-    def __init__(
-        self,
-        model: nn.Module,
-        feeder: ImageFeeder | FeatureFeeder,
-        optimizer: torch.optim.Optimizer,
-        scheduler: torch.optim.lr_scheduler.LRScheduler,
-        criterion: nn.Module,
-        grad_clip: float | None,
-        autocast: Callable[[], AbstractContextManager[Any]],
-        device: torch.device,
-    ) -> None:
-        self.model, self.feeder = model, feeder
-        self.optimizer, self.scheduler, self.criterion = optimizer, scheduler, criterion
-        self.grad_clip, self.autocast = grad_clip, autocast
-        self.params = [p for p in model.parameters() if p.requires_grad]
-        groups = optimizer.param_groups
-        self.head_group = next((g for g in groups if g.get("name", "").startswith("head")), groups[0])
-        # On CPU a host read is free; on CUDA it stalls the queue, so look every few steps.
-        self.check_every = 1 if device.type == "cpu" else 32
-        self._trained_keys: list[str] | None = None
-
-    def epoch(self, epoch: int, generator: torch.Generator) -> tuple[float, float, int]:
-        """Run one epoch; returns (mean training loss per image, last lr of neck/head, images)."""
-        if self._trained_keys is None:
-            self._trained_keys = self._keys_changed_by_training()
-        losses: list[torch.Tensor] = []
-        sizes: list[int] = []
-        checked, lr = 0, self.head_group["lr"]
-        for inputs, labels in self.feeder.train_batches(generator):
-            with self.autocast():
-                logits = self.feeder.forward(self.model, inputs)
-            loss = self.criterion(logits.float(), labels)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if self.grad_clip is not None:
-                nn.utils.clip_grad_norm_(self.params, self.grad_clip, foreach=True)
-            lr = self.head_group["lr"]
-            self.optimizer.step()
-            self.scheduler.step()
-            losses.append(loss.detach())
-            sizes.append(len(labels))
-            if len(losses) - checked >= self.check_every:
-                self._check(losses, checked, epoch)
-                checked = len(losses)
-        self._check(losses, checked, epoch)
-        weights = torch.tensor(sizes, dtype=torch.float32, device=losses[0].device)
-        mean_loss = (torch.stack(losses).float() * weights).sum() / weights.sum()
-        return float(mean_loss), float(lr), sum(sizes)
-
-    @staticmethod
-    def _check(losses: list[torch.Tensor], start: int, epoch: int) -> None:
-        if start >= len(losses):
-            return
-        recent = torch.stack(losses[start:])
-        finite = torch.isfinite(recent)
-        if not bool(finite.all()):
-            first = int((~finite).nonzero()[0, 0])
-            raise NonFiniteLossError(epoch, start + first + 1, float(recent[first]))
-
-    def _keys_changed_by_training(self) -> list[str]:
-        # Read while the model is in train mode: frozen modules stay in eval
-        # mode, so their buffers (BatchNorm statistics) never move.
-        keys = {name for name, p in self.model.named_parameters() if p.requires_grad}
-        for prefix, module in self.model.named_modules():
-            if module.training:
-                keys.update(f"{prefix}.{b}" if prefix else b for b, _ in module.named_buffers(recurse=False))
-        return [k for k in self.model.state_dict() if k in keys]
-
-    def snapshot(self) -> dict[str, torch.Tensor]:
-        """CPU copy of what training changes: trainable parameters and buffers of modules in train mode."""
-        assert self._trained_keys is not None, "snapshot before the first epoch"
-        state = self.model.state_dict()
-        return {k: state[k].detach().to("cpu", copy=True) for k in self._trained_keys}
 
 
 __all__ = ["train_trial", "resolve_device", "autocast_for", "cache_applies"]

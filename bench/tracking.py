@@ -1,0 +1,116 @@
+"""Cost of MLflow tracking: the same short study with tracking on and off, side by side.
+
+Each round runs the study twice in fresh folders, once tracked and once not,
+alternating which goes first; the ratio is median(tracked) / median(untracked)
+of the wall time of the trials (the one-off creation of the MLflow store is
+excluded and reported apart, as is the end-of-study summary).
+
+    python bench/tracking.py [--rounds 3] [--trials 6]
+
+Last line: one JSON object (benchmark, ratio, target and the figures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+SPEC = {
+    "name": "bench_tracking",
+    "datasets": [{"name": "digits", "img_size": 32, "train_size": 800, "val_size": 200}],
+    "space": {
+        "backbones": ["test_resnet", "test_convnext"],
+        "freeze_depth": [0, 2],
+        "neck": ["gap", "gem"],
+        "head": ["linear", "mlp"],
+        "lr": {"low": 1.0e-3, "high": 1.0e-2, "log": True},
+    },
+    "fixed": {"epochs": 3, "batch_size": 64},
+    "sampler": {"name": "random", "seed": 0},
+    "budget": {"n_trials": 6},
+}
+
+
+def _study(folder: Path, *, track: bool, trials: int, template: Path | None) -> dict[str, float]:
+    from tl_bench.spec import load_spec
+    from tl_bench.study.run_spec import run_spec
+    from tl_bench.study.runner import RunOptions
+
+    spec_path = folder / "bench.yaml"
+    spec_path.write_text(yaml.safe_dump(SPEC))
+    if track and template is not None:
+        (folder / "runs").mkdir(exist_ok=True)
+        shutil.copyfile(template, folder / "runs" / "mlflow.db")
+    spec = load_spec(spec_path)
+    start = time.perf_counter()
+    run_spec(spec, RunOptions(n_trials=trials, track=track, summarize=False), quiet=True)
+    study_s = time.perf_counter() - start
+    summary_s = 0.0
+    if track:
+        import optuna
+
+        from tl_bench.study.summary import write_summary
+        from tl_bench.tracking import Tracker
+
+        tracker = Tracker(spec.tracking_uri, spec.name, artifact_location=spec.artifact_location)
+        study = optuna.load_study(study_name=f"{spec.name}/digits", storage=spec.storage_url)
+        start = time.perf_counter()
+        write_summary(study, tracker, study.user_attrs["mlflow_parent_run_id"], dashboard=True)
+        summary_s = time.perf_counter() - start
+    return {"study_s": study_s, "summary_s": summary_s}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--trials", type=int, default=6)
+    args = parser.parse_args()
+    from mlflow.tracking import MlflowClient
+
+    root = Path(tempfile.mkdtemp(prefix="tlb-bench-tracking-"))
+    template = root / "template.db"
+    start = time.perf_counter()
+    MlflowClient(f"sqlite:///{template}").search_experiments()  # one-off schema creation
+    store_s = time.perf_counter() - start
+    # Warm-up: imports, dataset memo and feature cache identical for both arms.
+    (root / "warm").mkdir()
+    _study(root / "warm", track=False, trials=1, template=None)
+    tracked: list[float] = []
+    untracked: list[float] = []
+    summaries: list[float] = []
+    for i in range(args.rounds):
+        order = (True, False) if i % 2 == 0 else (False, True)
+        for track in order:
+            folder = root / f"r{i}-{'on' if track else 'off'}"
+            folder.mkdir()
+            figures = _study(folder, track=track, trials=args.trials, template=template)
+            (tracked if track else untracked).append(figures["study_s"])
+            if track:
+                summaries.append(figures["summary_s"])
+            print(f"round {i} tracking={'on ' if track else 'off'} study {figures['study_s']:.2f}s", file=sys.stderr)
+    shutil.rmtree(root, ignore_errors=True)
+    on, off = statistics.median(tracked), statistics.median(untracked)
+    result = {
+        "benchmark": "tracking",
+        "ratio": round(on / off, 4),
+        "target": "<= 1.03",
+        "meets_target": on / off <= 1.03,
+        "tracked_s": [round(x, 3) for x in tracked],
+        "untracked_s": [round(x, 3) for x in untracked],
+        "trials_per_study": args.trials,
+        "summary_s_median": round(statistics.median(summaries), 3),
+        "store_creation_s": round(store_s, 3),
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

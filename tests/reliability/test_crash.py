@@ -1,0 +1,95 @@
+"""A worker killed, interrupted or terminated in the middle of a trial: both stores tell the truth afterwards.
+
+Trial 0 takes one epoch, trial 1 hundreds; each test stops the command while
+trial 1 is RUNNING with its MLflow run, then checks what the stores hold.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from optuna.trial import TrialState
+
+from reliability_support import (
+    load_trials,
+    long_trial_spec,
+    run_record,
+    running_with_run,
+    sqlite_url,
+    tlb,
+    tlb_popen,
+    trial_record,
+    trial_runs,
+    wait_for,
+)
+
+pytestmark = pytest.mark.slow
+
+
+def _start_and_catch_trial_1(folder: Path):  # type: ignore[no-untyped-def]
+    spec = long_trial_spec(folder)
+    proc = tlb_popen(["run", spec.name, "--quiet"], cwd=folder)
+    storage = sqlite_url(folder, "optuna.db")
+    wait_for(lambda: running_with_run(storage, 1), timeout=180, what="trial 1 RUNNING with its run", proc=proc)
+    return spec, proc, storage
+
+
+def test_sigkill_mid_trial_then_restart_fails_the_trial_and_completes_the_budget(tmp_path: Path, mlflow_db: str) -> None:
+    spec, proc, storage = _start_and_catch_trial_1(tmp_path)
+    finished_before = {t.number: trial_record(t) for t in load_trials(storage) if t.state == TrialState.COMPLETE}
+    runs_before = {r.data.tags["tlb.trial"]: run_record(r) for r in trial_runs(mlflow_db) if r.info.status == "FINISHED"}
+    killed_run = running_with_run(storage, 1).user_attrs["mlflow_run_id"]  # type: ignore[union-attr]
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert list(finished_before) == [0] and list(runs_before) == ["0"]
+
+    # The dead worker left a lie in both stores: doctor sees it, and without --repair changes nothing.
+    report = tlb(["doctor", spec.name, "--json"], cwd=tmp_path)
+    assert report.returncode == 1, report.stderr
+    kinds = {(f["kind"], f["trial"]) for f in json.loads(report.stdout)["findings"]}
+    assert ("abandoned_trial", 1) in kinds
+    assert next(t for t in load_trials(storage) if t.number == 1).state == TrialState.RUNNING
+
+    restart = tlb(["run", spec.name, "--quiet"], cwd=tmp_path)
+    assert restart.returncode == 0, restart.stderr[-3000:]
+    trials = {t.number: t for t in load_trials(storage)}
+    assert trials[1].state == TrialState.FAIL and "stopped during the trial" in trials[1].user_attrs["error"]
+    assert trials[0].state == TrialState.COMPLETE and trial_record(trials[0]) == finished_before[0]
+    assert [t.state for t in trials.values()].count(TrialState.COMPLETE) == 2  # the budget, completed
+    runs = {r.info.run_id: r for r in trial_runs(mlflow_db)}
+    assert runs[killed_run].info.status == "FAILED" and "stopped during the trial" in runs[killed_run].data.tags["tlb.error"]
+    assert run_record(next(r for r in runs.values() if r.data.tags["tlb.trial"] == "0")) == runs_before["0"]
+    assert sorted(r.data.tags["tlb.trial"] for r in runs.values()) == [str(n) for n in sorted(trials)]  # one run each
+    assert not [r for r in runs.values() if r.info.status == "RUNNING"]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupt_mid_trial_records_it_and_exits_promptly(tmp_path: Path, mlflow_db: str, sig: signal.Signals) -> None:
+    spec, proc, storage = _start_and_catch_trial_1(tmp_path)
+    finished_before = [trial_record(t) for t in load_trials(storage) if t.state == TrialState.COMPLETE]
+    runs_before = {r.info.run_id: run_record(r) for r in trial_runs(mlflow_db) if r.info.status == "FINISHED"}
+    sent = time.monotonic()
+    os.kill(proc.pid, sig)
+    try:
+        proc.wait(timeout=60)
+    except Exception:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
+    took = time.monotonic() - sent
+    assert proc.returncode not in (0, None) and took < 20, (proc.returncode, took)
+    assert "interrupted" in proc.stderr.read()  # type: ignore[union-attr]
+
+    trials = load_trials(storage)
+    assert [t.number for t in trials] == [0, 1]  # nothing else was started
+    assert [trial_record(t) for t in trials if t.state == TrialState.COMPLETE] == finished_before
+    assert trials[1].state == TrialState.FAIL and trials[1].user_attrs["error"].startswith("interrupted")
+    runs = {r.info.run_id: r for r in trial_runs(mlflow_db)}
+    stopped = runs[trials[1].user_attrs["mlflow_run_id"]]
+    assert stopped.info.status == "KILLED" and stopped.data.tags["tlb.state"] == "INTERRUPTED"
+    assert stopped.data.tags["tlb.error"].startswith("interrupted")
+    assert {k: run_record(runs[k]) for k in runs_before} == runs_before and len(runs) == 2

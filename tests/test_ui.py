@@ -1,0 +1,107 @@
+"""``tl-bench ui``: the MLflow server on a study's store, on loopback, answering the REST API."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.test_leaderboard_store import TrialStore
+from tl_bench.errors import StorageError, TLBenchError
+from tl_bench.leaderboard import leaderboard
+from tl_bench.ui import check_port, free_port, serve_ui, ui_command
+
+
+def test_command_for_a_sqlite_store_keeps_artifacts_beside_it(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}"
+    command = ui_command(uri, port=5123)
+    assert command[:4] == [sys.executable, "-m", "mlflow", "server"]
+    pairs = dict(zip(command[4::2], command[5::2]))
+    assert pairs["--backend-store-uri"] == uri and pairs["--host"] == "127.0.0.1" and pairs["--port"] == "5123"
+    assert pairs["--default-artifact-root"] == (tmp_path / "runs" / "artifacts").as_uri()
+    postgres = ui_command("postgresql://u@db/mlflow")
+    assert "--default-artifact-root" not in postgres and "postgresql://u@db/mlflow" in postgres
+
+
+def test_a_tracking_server_is_announced_not_started() -> None:
+    lines: list[str] = []
+    assert serve_ui("http://10.0.0.5:5000/", announce=lines.append) == 0
+    assert lines == ["MLflow UI: http://10.0.0.5:5000 (served by the tracking server)"]
+
+
+def test_missing_store_and_busy_port_are_user_errors(tmp_path: Path) -> None:
+    with pytest.raises(StorageError, match="no MLflow store at"):
+        serve_ui(f"sqlite:///{tmp_path / 'none.db'}", port=free_port())
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(TLBenchError, match="cannot listen on 127.0.0.1:"):
+            check_port("127.0.0.1", taken.getsockname()[1])
+
+
+def _search(port: int, experiment_id: str) -> list[dict]:
+    body = json.dumps({"experiment_ids": [experiment_id], "filter": "tags.`tlb.kind` = 'trial'",
+                       "max_results": 100}).encode()
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/api/2.0/mlflow/runs/search", data=body,
+                                     headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read()).get("runs", [])
+
+
+def _outside_address() -> str | None:
+    """This machine's address on its default route, if it has one besides loopback (nothing is sent)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        try:
+            udp.connect(("10.255.255.255", 1))
+            address = udp.getsockname()[0]
+        except OSError:
+            return None
+    return None if address.startswith("127.") else address
+
+
+@pytest.mark.slow
+def test_ui_serves_the_study_runs_over_rest_on_loopback(tmp_path: Path) -> None:
+    store = TrialStore(tmp_path, study="ui")
+    expected = {store.trial("digits", backbone=b, val_acc=0.5 + i / 10) for i, b in enumerate(["test_resnet", "test_vit"])}
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    ui = subprocess.Popen([sys.executable, "-m", "tl_bench", "ui", "--tracking-uri", store.uri, "--port", str(port)],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path,
+                          start_new_session=True)
+    runs: list[dict] = []
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and ui.poll() is None:
+            try:
+                runs = _search(port, store.experiment_id)
+                break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                time.sleep(1)
+        assert ui.poll() is None, "the UI exited early"
+        assert {r["info"]["run_id"] for r in runs} == expected
+        first = runs[0]["data"]
+        assert {"backbone", "lr", "freeze_depth"} <= {p["key"] for p in first["params"]}
+        assert {"val_acc", "test_acc"} <= {m["key"] for m in first["metrics"]}
+        assert {t["key"] for t in first["tags"]} >= {"mlflow.parentRunId", "tlb.trial"}  # nested under the parent
+        remote = leaderboard(f"http://127.0.0.1:{port}", study="ui")  # the leaderboard reads a server too
+        assert set(remote["run_id"]) == expected and remote["rank"].tolist() == [1, 2]
+        outside = _outside_address()
+        if outside is not None:  # bound to loopback: the port is closed on the machine's other address
+            with socket.socket() as probe:
+                probe.settimeout(5)
+                assert probe.connect_ex((outside, port)) != 0
+    finally:
+        ui.send_signal(signal.SIGTERM)  # tl-bench stops its own server process group
+        output, _ = ui.communicate(timeout=60)
+    assert f"MLflow UI: http://127.0.0.1:{port}" in output
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", port)) != 0, "the server outlived tl-bench ui"

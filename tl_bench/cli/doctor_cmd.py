@@ -1,0 +1,56 @@
+"""``tl-bench doctor SPEC``: report (and with ``--repair`` fix) where the Optuna storage and MLflow disagree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tl_bench.cli.app import app, print_json
+
+
+@app.command("doctor")
+def doctor(
+    spec_path: Path = typer.Argument(..., help="Study file (YAML) whose stores are checked."),
+    storage: Optional[str] = typer.Option(None, "--storage", help="Optuna storage URL (default: the spec's)."),
+    tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow tracking URI (default: the spec's)."),
+    dataset: Optional[list[str]] = typer.Option(None, "--dataset", help="Check only these datasets (repeatable)."),
+    repair: bool = typer.Option(False, "--repair", help="Fix what was found (finished results are never changed)."),
+    json_out: bool = typer.Option(False, "--json", help="One JSON object instead of a table."),
+) -> None:
+    """Find trials left RUNNING by dead workers, runs left RUNNING, trials with no run, runs with no trial.
+
+    Exits 0 when both stores agree (or every finding was repaired), 1 when findings remain.
+    """
+    from tl_bench.doctor import diagnose
+    from tl_bench.spec import load_spec
+
+    spec = load_spec(spec_path).with_overrides(storage=storage, tracking_uri=tracking_uri, datasets=dataset)
+    report = diagnose(spec, repair=repair)
+    if json_out:
+        print_json(report.to_dict())
+    else:
+        _print(report)
+    if report.left:
+        raise typer.Exit(1)
+
+
+def _print(report) -> None:  # type: ignore[no-untyped-def]
+    console = Console()
+    if report.findings:
+        table = Table("kind", "study", "trial", "run", "what is wrong", "repair", "done")
+        for f in report.findings:
+            table.add_row(f.kind, f.study, "" if f.trial is None else str(f.trial), (f.run_id or "")[:12],
+                          f.detail, f.repair, "yes" if f.repaired else "no")
+        console.print(table)
+    checked = f"{len(report.studies)} studies, {report.trials} trials, {report.runs} trial runs checked"
+    if not report.findings:
+        console.print(f"consistent: {checked}")
+    elif report.left:
+        hint = "" if report.repair else "; run again with --repair to fix them"
+        console.print(f"{len(report.left)} of {len(report.findings)} findings left ({checked}){hint}")
+    else:
+        console.print(f"repaired {len(report.findings)} findings ({checked})")

@@ -1,0 +1,315 @@
+"""``tl-bench doctor``: where the Optuna storage and MLflow disagree, and (with ``repair``) the fix.
+
+A trial's Optuna state is written last, after its MLflow run, so Optuna is the
+commit point: repairs bring MLflow in line with Optuna, never the other way.
+Nothing is deleted, and a finished trial and the params and metrics of its run
+are never changed; a repair ends runs, sets state tags, marks runs with
+``tlb.repair``, or writes the run a trial never got.
+
+What is looked for (``Finding.kind``):
+
+- ``abandoned_trial``: RUNNING in Optuna, but its worker died (same host: the
+  process is gone; any host: no heartbeat for the grace period) -> FAIL.
+- ``run_left_running``: the trial ended, its run still says RUNNING -> ended
+  with the trial's state.
+- ``state_mismatch``: the run ended in another state than its trial (the
+  worker died between the two writes) -> the run takes the trial's state.
+- ``trial_without_run``: an ended trial has no run -> the run is created from
+  the trial's params, values, attributes and times.
+- ``duplicate_run``: a second run claims the same trial -> ended FAILED and
+  tagged ``tlb.duplicate_of``.
+- ``run_without_trial``: a run names a trial the study does not have -> ended
+  FAILED if RUNNING, tagged ``tlb.orphan`` (its results are kept).
+- ``study_run_left_running``: the study's parent run says RUNNING while no
+  trial runs -> FINISHED when the budget is complete, else KILLED.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from tl_bench.study.execute import ERROR_ATTR, RUN_ATTR
+from tl_bench.study.reconcile import (
+    ENDED,
+    abandoned_trials,
+    fail_trial,
+    run_state,
+    search_all,
+    state_agrees,
+    study_runs_filter,
+    trial_number,
+)
+from tl_bench.study.storage import PARENT_RUN, make_storage
+from tl_bench.tracking import (
+    DATASET,
+    ERROR,
+    KIND,
+    OPTUNA_STUDY,
+    RUN_STATUS,
+    STATE,
+    STUDY,
+    TRIAL,
+    VERSION,
+    Tracker,
+    config_params,
+    trial_run_name,
+)
+
+DUPLICATE_OF = "tlb.duplicate_of"
+ORPHAN = "tlb.orphan"
+REPAIRED = "tlb.repair"  # which finding a repair answered
+
+
+@dataclass
+class Finding:
+    kind: str
+    study: str
+    trial: int | None
+    run_id: str | None
+    detail: str
+    repair: str  # what --repair does about it
+    repaired: bool = False
+
+
+@dataclass
+class DoctorReport:
+    studies: list[str] = field(default_factory=list)
+    trials: int = 0
+    runs: int = 0
+    findings: list[Finding] = field(default_factory=list)
+    repair: bool = False
+
+    @property
+    def left(self) -> list[Finding]:
+        """Findings not repaired (all of them without ``repair``)."""
+        return [f for f in self.findings if not f.repaired]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "studies": self.studies,
+            "trials": self.trials,
+            "runs": self.runs,
+            "repair": self.repair,
+            "consistent": not self.left,
+            "findings": [asdict(f) for f in self.findings],
+        }
+
+
+def diagnose(spec: Any, *, repair: bool = False) -> DoctorReport:
+    """Check every dataset study of ``spec`` (stores from the spec or its overrides).
+
+    Without ``repair`` nothing is written: a missing local store or study is
+    simply reported as having nothing to check.
+    """
+    from tl_bench.run_frame import local_store_path
+
+    report = DoctorReport(repair=repair)
+    for url in (spec.storage_url, spec.tracking_uri):
+        path = local_store_path(url) if url.startswith("sqlite:///") else None
+        if path is not None and not path.exists():
+            return report  # no store yet: nothing was recorded, nothing can disagree
+    storage = make_storage(spec.storage_url)
+    tracker = _tracker(spec, create=repair)
+    for ds in spec.datasets:
+        name = spec.study_name(ds)
+        try:
+            study = optuna.load_study(study_name=name, storage=storage)
+        except KeyError:
+            continue
+        report.studies.append(name)
+        _check_study(report, study, tracker, spec, ds, repair=repair)
+    return report
+
+
+def _tracker(spec: Any, *, create: bool) -> Tracker | None:
+    """The spec's experiment, or None when it does not exist and may not be created."""
+    from mlflow.tracking import MlflowClient
+
+    if not create and MlflowClient(spec.tracking_uri).get_experiment_by_name(spec.name) is None:
+        return None
+    return Tracker(spec.tracking_uri, spec.name, artifact_location=spec.artifact_location)
+
+
+def _check_study(report: DoctorReport, study: optuna.Study, tracker: Tracker | None, spec: Any, ds: Any, *, repair: bool) -> None:
+    name = study.study_name
+    for trial, reason in abandoned_trials(study):
+        found = Finding("abandoned_trial", name, trial.number, trial.user_attrs.get(RUN_ATTR), reason, "mark the trial FAIL")
+        found.repaired = repair and fail_trial(study, trial, reason)
+        report.findings.append(found)
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    report.trials += len(trials)
+    runs = list(search_all(tracker, study_runs_filter(name))) if tracker is not None else []
+    report.runs += len(runs)
+    claims: dict[int, list[Any]] = {}
+    for run in runs:
+        number = trial_number(run)
+        if number in trials:
+            claims.setdefault(number, []).append(run)
+        elif ORPHAN not in run.data.tags:
+            report.findings.append(_orphan(run, name, number, tracker, repair))
+    for number, trial in sorted(trials.items()):
+        if trial.state in ENDED:
+            report.findings.extend(_check_trial(trial, claims.get(number, []), name, tracker, spec, ds, study, repair))
+    parent = _check_parent(study, trials, tracker, spec, repair)
+    if parent is not None:
+        report.findings.append(parent)
+
+
+def _check_trial(
+    trial: FrozenTrial, runs: list[Any], name: str, tracker: Tracker | None, spec: Any, ds: Any, study: optuna.Study, repair: bool
+) -> list[Finding]:
+    out: list[Finding] = []
+    state = run_state(trial)
+    error = trial.user_attrs.get(ERROR_ATTR) if trial.state == TrialState.FAIL else None
+    if not runs:
+        found = Finding("trial_without_run", name, trial.number, None, f"{state} trial has no MLflow run",
+                        "create its run from the Optuna trial")
+        if repair and tracker is not None:
+            found.run_id = record_trial_run(tracker, spec, ds, study, trial)
+            found.repaired = True
+        return [found]
+    own_id = trial.user_attrs.get(RUN_ATTR)
+    own = next((r for r in runs if r.info.run_id == own_id), min(runs, key=lambda r: r.info.start_time or 0))
+    for run in runs:
+        if run is own or DUPLICATE_OF in run.data.tags:
+            continue
+        found = Finding("duplicate_run", name, trial.number, run.info.run_id,
+                        f"a second run for the trial (its run is {own.info.run_id})", "end it FAILED, tag tlb.duplicate_of")
+        if repair and tracker is not None and tracker.client is not None:
+            tracker.client.set_tag(run.info.run_id, DUPLICATE_OF, own.info.run_id)
+            if run.info.status == "RUNNING":
+                tracker.end_run(run.info.run_id, "FAIL", error=f"duplicate run of trial {trial.number}")
+            found.repaired = True
+        out.append(found)
+    if own.info.status == "RUNNING":
+        found = Finding("run_left_running", name, trial.number, own.info.run_id,
+                        f"the trial is {state}, its run is RUNNING", f"end the run as {state}")
+    elif not state_agrees(trial, own):
+        found = Finding("state_mismatch", name, trial.number, own.info.run_id,
+                        f"the trial is {state}, its run {own.info.status} ({own.data.tags.get(STATE, 'no state')})",
+                        f"give the run the state {state}")
+        error = error or "the worker stopped before Optuna recorded this trial's result"
+    else:
+        return out
+    if repair and tracker is not None:
+        tracker.end_run(own.info.run_id, state, error=error)
+        assert tracker.client is not None
+        tracker.client.set_tag(own.info.run_id, REPAIRED, found.kind)
+        found.repaired = True
+    out.append(found)
+    return out
+
+
+def _orphan(run: Any, name: str, number: int | None, tracker: Tracker | None, repair: bool) -> Finding:
+    found = Finding("run_without_trial", name, number, run.info.run_id,
+                    f"study {name!r} has no trial {number} ({run.info.status})", "tag tlb.orphan; end it FAILED if RUNNING")
+    if repair and tracker is not None and tracker.client is not None:
+        tracker.client.set_tag(run.info.run_id, ORPHAN, f"no trial {number} in Optuna study {name}")
+        if run.info.status == "RUNNING":
+            tracker.end_run(run.info.run_id, "FAIL", error=f"no trial {number} in Optuna study {name}")
+        found.repaired = True
+    return found
+
+
+def _check_parent(study: optuna.Study, trials: dict[int, FrozenTrial], tracker: Tracker | None, spec: Any, repair: bool) -> Finding | None:
+    run_id = study.user_attrs.get(PARENT_RUN)
+    if tracker is None or tracker.client is None or not run_id:
+        return None
+    if tracker.client.get_run(run_id).info.status != "RUNNING":
+        return None
+    if any(t.state == TrialState.RUNNING for t in trials.values()):
+        return None  # a worker is at it
+    status = _study_status(list(trials.values()), spec)
+    found = Finding("study_run_left_running", study.study_name, None, run_id,
+                    "the study's run is RUNNING but no trial runs", f"end it {status}")
+    if repair:
+        tracker.client.set_terminated(run_id, status=status)
+        found.repaired = True
+    return found
+
+
+def _study_status(trials: list[FrozenTrial], spec: Any) -> str:
+    """FINISHED once the study holds its budget of finished trials, else KILLED (stopped short)."""
+    done = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+    budget = spec.budget.n_trials
+    return "FINISHED" if budget is not None and done >= budget else "KILLED"
+
+
+def record_trial_run(tracker: Tracker, spec: Any, ds: Any, study: optuna.Study, trial: FrozenTrial) -> str:
+    """Write the MLflow run an ended trial never got, from what Optuna kept; returns its run id.
+
+    Params are the trial's full config when the spec's space still rebuilds it,
+    else the raw Optuna params; metrics are the objective values, the numeric
+    user attributes and the reported per-epoch values; times are the trial's.
+    Optuna does not let an ended trial take a new attribute, so the link runs
+    one way: the run's ``tlb.optuna_study`` and ``tlb.trial`` tags.
+    """
+    import time
+
+    from mlflow.entities import Metric, Param
+    from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+    import tl_bench
+
+    assert tracker.client is not None
+    config = _config_of(spec, ds, trial)
+    params = config_params(config) if config is not None else {k: str(v) for k, v in trial.params.items()}
+    tags = {KIND: "trial", STUDY: spec.name, DATASET: ds.key, TRIAL: str(trial.number), STATE: run_state(trial),
+            OPTUNA_STUDY: study.study_name, VERSION: tl_bench.__version__, REPAIRED: "trial_without_run"}
+    if trial.state == TrialState.FAIL:
+        tags[ERROR] = str(trial.user_attrs.get(ERROR_ATTR) or "failed before its run was written")[:5000]
+    parent = _parent_run(tracker, spec, ds, study)
+    if parent:
+        tags[MLFLOW_PARENT_RUN_ID] = parent
+    start = int(trial.datetime_start.timestamp() * 1000) if trial.datetime_start else int(time.time() * 1000)
+    end = int(trial.datetime_complete.timestamp() * 1000) if trial.datetime_complete else start
+    name = trial_run_name(config, trial.number) if config is not None else f"trial-t{trial.number}"
+    run_id = tracker.client.create_run(tracker.experiment_id, start_time=start, run_name=name, tags=tags).info.run_id
+    metrics = [Metric(m, float(v), end, 0) for m, v in zip(spec.objective.metrics, trial.values or [])]
+    metrics += [Metric(k, float(v), end, 0) for k, v in trial.user_attrs.items()
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "pid"]
+    metrics += [Metric("epoch_val_acc", float(v), end, int(step)) for step, v in trial.intermediate_values.items()]
+    plist = [Param(k, v[:6000]) for k, v in params.items()]
+    for i in range(0, max(len(metrics), len(plist)), 100):  # within MLflow's per-request limits
+        tracker.client.log_batch(run_id, metrics=metrics[i:i + 100], params=plist[i:i + 100])
+    tracker.client.set_terminated(run_id, status=RUN_STATUS[run_state(trial)], end_time=end)
+    return run_id
+
+
+def _config_of(spec: Any, ds: Any, trial: FrozenTrial) -> Any:
+    """The trial's TrialConfig rebuilt from its params, or None when the space no longer yields it."""
+    from tl_bench.models import count_stages
+    from tl_bench.study.space import SearchSpace, build_config
+
+    def weights_path(backbone: str, weights: str) -> str | None:
+        if weights.startswith("local:"):  # the checkpoint it used; never pretrain here
+            from tl_bench.pretrain import checkpoint_path
+
+            return str(checkpoint_path(spec, weights.split(":", 1)[1], backbone))
+        return weights if weights.endswith((".safetensors", ".pth", ".pt")) else None
+
+    try:
+        space = SearchSpace(spec, {b.name: count_stages(b.name) for b in spec.space.backbones})
+        values = space.suggest(optuna.trial.FixedTrial(dict(trial.params), number=trial.number))
+        return build_config(values, base=spec.base_config(ds), resolve_weights=weights_path)
+    except Exception:  # the spec's space changed since the trial ran: keep the raw params
+        return None
+
+
+def _parent_run(tracker: Tracker, spec: Any, ds: Any, study: optuna.Study) -> str:
+    """The study's parent run, created when the study never had one (tracking was off)."""
+    run_id = study.user_attrs.get(PARENT_RUN) or tracker.find_parent_run(study.study_name)
+    if not run_id:
+        run_id = tracker.create_parent_run(study=spec.name, dataset=ds.key, optuna_study=study.study_name)
+        assert tracker.client is not None
+        tracker.client.set_terminated(run_id, status=_study_status(study.get_trials(deepcopy=False), spec))
+    if study.user_attrs.get(PARENT_RUN) != run_id:
+        study.set_user_attr(PARENT_RUN, run_id)
+    return str(run_id)
+
+
+__all__ = ["DoctorReport", "Finding", "diagnose", "record_trial_run", "DUPLICATE_OF", "ORPHAN", "REPAIRED"]
