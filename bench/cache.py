@@ -78,12 +78,17 @@ def main() -> None:
     # Each repeat's runs saw similar load on a shared machine: compare within repeats.
     ratio = statistics.median(u / c for u, c in zip(times["uncached"], times["cold"]))
     warm_ratio = statistics.median(u / w for u, w in zip(times["uncached"], times["warm"]))
+    n_train, n_val, n_test = len(data.train), len(data.val), len(data.test)
+    # Backbone passes over images: every epoch re-runs train and val without the
+    # cache; with it, each split runs once. This bounds the cold ratio.
+    forward_ratio = (config.epochs * (n_train + n_val) + n_test) / (n_train + n_val + n_test)
     figures = {
         "benchmark": "cache",
         "ratio": round(ratio, 2),
         "target": TARGET,
         "met": ratio >= TARGET,
         "warm_ratio": round(warm_ratio, 2),
+        "backbone_pass_ratio": round(forward_ratio, 2),
         "uncached_s": round(median["uncached"], 3),
         "cached_cold_s": round(median["cold"], 3),
         "cached_warm_s": round(median["warm"], 3),
@@ -94,7 +99,7 @@ def main() -> None:
         "backbone": config.backbone,
         "img_size": config.img_size,
         "epochs": config.epochs,
-        "split_sizes": [len(data.train), len(data.val), len(data.test)],
+        "split_sizes": [n_train, n_val, n_test],
         "repeats": args.repeats,
         "device": results["cold"].device,
         "torch_threads": torch.get_num_threads(),

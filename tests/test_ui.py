@@ -71,7 +71,8 @@ def _outside_address() -> str | None:
 @pytest.mark.slow
 def test_ui_serves_the_study_runs_over_rest_on_loopback(tmp_path: Path) -> None:
     store = TrialStore(tmp_path, study="ui")
-    expected = {store.trial("digits", backbone=b, val_acc=0.5 + i / 10) for i, b in enumerate(["test_resnet", "test_vit"])}
+    expected = {store.trial("digits", backbone=b, val_acc=0.5 + i / 10, test_acc=0.5 + i / 10)
+                for i, b in enumerate(["test_resnet", "test_vit"])}
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     ui = subprocess.Popen([sys.executable, "-m", "tl_bench", "ui", "--tracking-uri", store.uri, "--port", str(port)],

@@ -92,17 +92,35 @@ def _show(value: Any, column: str, row: pd.Series) -> str:
     return str(value)
 
 
+# Short headers keep the table inside a terminal; the CSV keeps the full names.
+_HEADERS = {"freeze_depth": "freeze", "params_trainable": "trainable", "train_time_s": "time_s",
+            "mean_params_trainable": "mean_trainable", "mean_train_time_s": "mean_time_s"}
+
+
+def _constant_noise(frame: pd.DataFrame, column: str) -> bool:
+    """A column that says nothing in this table: one dataset, or every row a single seed."""
+    if column == "dataset":
+        return frame[column].nunique(dropna=False) == 1
+    if column == "n_seeds":
+        return bool((frame[column].fillna(1) <= 1).all())
+    return False
+
+
 def print_leaderboard(frame: pd.DataFrame, *, console: Console | None = None, title: str | None = None) -> None:
     """A readable subset of the columns as a rich table (``*`` marks the Pareto front)."""
-    console = console or Console()
+    if console is None:
+        console = Console()
+        if not console.is_terminal:
+            console = Console(width=160)  # piped or logged: keep the table readable
     if frame.empty:
         console.print(Text(f"{title + ': ' if title else ''}no finished trials match"))
         return
-    columns = [c for c in _SHOWN if c in frame.columns]
+    columns = [c for c in _SHOWN if c in frame.columns and not _constant_noise(frame, c)]
     columns += [c for c in frame.columns if "[" in c]  # per-dataset columns of across_datasets
     table = Table(title=Text(title) if title else None, show_lines=False)
     for column in columns:
-        table.add_column(Text(column), justify="right" if pd.api.types.is_numeric_dtype(frame[column]) else "left")
+        justify = "right" if pd.api.types.is_numeric_dtype(frame[column]) else "left"
+        table.add_column(Text(_HEADERS.get(column, column)), justify=justify)
     if "is_pareto" in frame.columns:
         table.add_column("pareto")
     for _, row in frame.iterrows():

@@ -55,12 +55,14 @@ def write_spec(folder: Path, data: dict[str, Any] | None = None, name: str = "st
 
 
 def long_trial_spec(folder: Path) -> Path:
-    """Trial 0 takes one epoch, trial 1 hundreds (to be stopped), trial 2 one again; budget 2."""
+    """Trial 0 takes one epoch, trial 1 hundreds (to be stopped), trial 2 two; budget 2.
+
+    Baselines are enqueued only when distinct, hence 1 and 2 epochs."""
     data = spec_data(
         space={"backbones": ["test_resnet"], "freeze_depth": [0], "neck": ["gap"], "head": ["linear"],
-               "epochs": [1, LONG_EPOCHS]},
+               "epochs": [1, 2, LONG_EPOCHS]},
         fixed={"batch_size": 100, "lr": 1.0e-2},
-        baselines=[{"epochs": 1}, {"epochs": LONG_EPOCHS}, {"epochs": 1}],
+        baselines=[{"epochs": 1}, {"epochs": LONG_EPOCHS}, {"epochs": 2}],
     )
     return write_spec(folder, data)
 
@@ -108,11 +110,21 @@ def sqlite_url(folder: Path, name: str) -> str:
 
 
 def load_trials(storage: str, study: str = f"{STUDY}/digits") -> list[optuna.trial.FrozenTrial]:
-    """Trials of a study, or [] while it does not exist yet."""
+    """Trials of a study, or [] while it does not exist yet; a SQLite file is opened read-only,
+    so polling never races the worker that creates its schema."""
+    if storage.startswith("sqlite:///"):
+        path = storage[len("sqlite:///"):]
+        if not Path(path).exists():
+            return []
+        storage = f"sqlite:///file:{path}?mode=ro&uri=true"
     try:
         return optuna.load_study(study_name=study, storage=storage).get_trials(deepcopy=False)
-    except (KeyError, Exception):  # no study yet, or the storage file is still being created
+    except KeyError:  # no such study yet
         return []
+    except Exception as err:  # the schema is still being written
+        if "no such table" in str(err) or "readonly" in str(err) or "read-only" in str(err):
+            return []
+        raise
 
 
 def running_with_run(storage: str, number: int) -> optuna.trial.FrozenTrial | None:

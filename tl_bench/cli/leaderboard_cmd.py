@@ -50,7 +50,6 @@ def leaderboard_command(
     out: Optional[Path] = typer.Option(None, "--out", help="Write the leaderboard here (format: --format or suffix)."),
 ) -> None:
     """Rank combinations (backbone, weights, freeze depth, neck, head): best trial by validation, shown by test."""
-    from rich.console import Console
 
     from tl_bench.leaderboard import across_datasets, format_board, leaderboard, print_leaderboard, write_board
     from tl_bench.leaderboard_output import FORMATS
@@ -74,7 +73,7 @@ def leaderboard_command(
     else:
         order = "ascending" if ascending else "descending"
         what = "across datasets" if across else "per dataset"
-        print_leaderboard(frame, console=Console(), title=f"Leaderboard {what}, ranked by {metric} ({order})")
+        print_leaderboard(frame, title=f"Leaderboard {what}, ranked by {metric} ({order})")
     for path in written:
         typer.echo(f"wrote {len(frame)} rows to {path}", err=True)
 

@@ -76,7 +76,7 @@ def _print_results(spec, outcomes, top: int) -> None:  # type: ignore[no-untyped
         counts = ", ".join(f"{v} {k.lower()}" for k, v in outcome.counts.items() if v)
         console.print(f"\n[bold]{spec.name} / {outcome.dataset}[/bold]: {counts or 'no trials'}")
         frame = leaderboard(spec.tracking_uri, study=spec.name, dataset=outcome.dataset, top=top)
-        print_leaderboard(frame, console=console, title=f"Leaderboard: {outcome.dataset} (top {top}, ranked by test_acc)")
+        print_leaderboard(frame, title=f"Leaderboard: {outcome.dataset} (top {top}, ranked by test_acc)")
     console.print(f"\nBrowse every trial in the MLflow UI:  tl-bench ui --spec {spec.source_path}")
     console.print(f"  (or: mlflow ui --backend-store-uri {spec.tracking_uri})")
     console.print(f"Export the leaderboard:  tl-bench leaderboard --spec {spec.source_path} --csv leaderboard.csv")

@@ -7,6 +7,7 @@ others; plain ``optuna.load_study(storage=URL)`` opens the same studies.
 
 from __future__ import annotations
 
+import time
 import warnings
 from importlib.util import find_spec
 from pathlib import Path
@@ -41,6 +42,22 @@ def _postgres_driver(parsed: URL) -> URL:
     return parsed
 
 
+def _open_rdb(url: str, engine_kwargs: dict[str, Any], attempts: int = 3) -> optuna.storages.RDBStorage:
+    for attempt in range(attempts):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S
+                )
+        except Exception as err:
+            # Two processes creating the schema of a new storage at once: the loser finds it made.
+            if "already exists" not in str(err) or attempt == attempts - 1:
+                raise
+            time.sleep(0.5)
+    raise AssertionError("unreachable")
+
+
 def make_storage(url: str) -> optuna.storages.RDBStorage:
     """An RDB storage with heartbeat; StorageError with one line when it cannot be opened."""
     engine_kwargs: dict[str, Any] = {}
@@ -59,14 +76,7 @@ def make_storage(url: str) -> optuna.storages.RDBStorage:
             engine_kwargs["connect_args"] = {"connect_timeout": 10}
             parsed = _postgres_driver(parsed)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(
-                parsed.render_as_string(hide_password=False),
-                engine_kwargs=engine_kwargs,
-                heartbeat_interval=HEARTBEAT_S,
-                grace_period=GRACE_S,
-            )
+        return _open_rdb(parsed.render_as_string(hide_password=False), engine_kwargs)
     except Exception as err:
         first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
         raise StorageError(

@@ -36,12 +36,18 @@ def feature_key(parts: dict[str, Any]) -> str:
 _file_digests: dict[tuple[str, int, int], str] = {}
 
 
+def _hasher() -> "hashlib._Hash":
+    # blake2b: as collision-safe as sha256 here and about twice as fast on
+    # CPUs without SHA extensions; weights can be gigabytes.
+    return hashlib.blake2b(digest_size=32)
+
+
 def file_digest(path: str | os.PathLike[str]) -> str:
-    """sha256 of a file's content, remembered per (path, size, mtime) within the process."""
+    """Digest of a file's content, remembered per (path, size, mtime) within the process."""
     stat = os.stat(path)
     memo = (os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
     if memo not in _file_digests:
-        digest = hashlib.sha256()
+        digest = _hasher()
         with open(path, "rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 22), b""):
                 digest.update(chunk)
@@ -50,12 +56,12 @@ def file_digest(path: str | os.PathLike[str]) -> str:
 
 
 def tensor_digest(tensors: list[torch.Tensor]) -> str:
-    """sha256 over the bytes of CPU copies of ``tensors`` (labels, scratch weights)."""
-    digest = hashlib.sha256()
+    """Digest of the shapes, dtypes and bytes of ``tensors`` (read through CPU copies when on a device)."""
+    digest = _hasher()
     for tensor in tensors:
         flat = tensor.detach().to("cpu").contiguous().reshape(-1)
         digest.update(str((tuple(tensor.shape), str(tensor.dtype))).encode())
-        digest.update(flat.view(torch.uint8).numpy().tobytes())
+        digest.update(flat.view(torch.uint8).numpy())
     return digest.hexdigest()
 
 
