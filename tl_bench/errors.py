@@ -44,6 +44,10 @@ class DatasetError(TLBenchError):
     """A dataset that cannot be loaded (unknown name, missing folder, empty, one class, too small)."""
 
 
+class TrainingSetupError(TLBenchError):
+    """A trial that cannot start: a device that is not there, nothing trainable, no epochs."""
+
+
 class SpecError(TLBenchError):
     """A study file that does not validate; the message names the file and the field path."""
 
@@ -74,6 +78,7 @@ __all__ = [
     "OutputError",
     "DatasetError",
     "SpecError",
+    "TrainingSetupError",
     "StorageError",
     "NonFiniteLossError",
 ]

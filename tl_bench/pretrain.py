@@ -4,7 +4,8 @@ A study spec declares named pretraining settings (``pretrain: {shapes: ...}``);
 ``local:shapes`` in a backbone's weights list then means "this backbone,
 pretrained on that source". The checkpoint is keyed by a hash of every
 setting that determines it, so it is trained once and reused by every trial,
-worker and later run; a file lock keeps two processes from training it twice.
+worker and later run; a file lock keeps two processes from training it twice,
+and the file appears under its final name only once it is complete.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from typing import Any
 
 import tl_bench
 from tl_bench.config import TrialConfig
-from tl_bench.errors import SpecError
+from tl_bench.errors import SpecError, WeightsError
 
 KIND_TAG = "pretrain"
+SOURCE_TAG = "tlb.source"
+CHECKPOINT_TAG = "tlb.checkpoint"
 
 
 def pretrain_config(spec: Any, name: str, backbone: str) -> TrialConfig:
@@ -29,7 +32,7 @@ def pretrain_config(spec: Any, name: str, backbone: str) -> TrialConfig:
     if name not in spec.pretrain:
         raise SpecError(
             f"{spec.source_path}: weights: local:{name} is not declared under pretrain; "
-            f"accepted: {sorted('local:' + k for k in spec.pretrain) or 'declare it under pretrain:'}"
+            f"accepted: {', '.join(sorted('local:' + k for k in spec.pretrain)) or 'declare it under pretrain:'}"
         )
     pt = spec.pretrain[name]
     ds = pt.dataset
@@ -48,33 +51,49 @@ def pretrain_config(spec: Any, name: str, backbone: str) -> TrialConfig:
         download=ds.download,
         dataset_options=dict(ds.options or {}),
         lr=pt.lr,
-        backbone_lr_scale=1.0,
-        weight_decay=getattr(pt, "weight_decay", 0.05),
+        backbone_lr_scale=1.0,  # the whole network learns from scratch at one rate
+        weight_decay=pt.weight_decay,
         epochs=pt.epochs,
         warmup_epochs=getattr(pt, "warmup_epochs", 0.0),
         batch_size=pt.batch_size,
         augment=getattr(pt, "augment", False),
         seed=pt.seed,
-        select="last",
+        select="last",  # the checkpoint is the last epoch's weights, so test what is saved
         use_cache=False,
     )
 
 
 def checkpoint_path(spec: Any, name: str, backbone: str) -> Path:
+    """Where the checkpoint of (source ``name``, ``backbone``) lives: named by a hash of its settings."""
     config = pretrain_config(spec, name, backbone)
     digest = hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True, default=str).encode()).hexdigest()[:12]
     return Path(spec.checkpoints_dir) / f"{name}-{backbone}-{digest}.safetensors"
 
 
+def checkpoint_metadata(path: str | Path) -> dict[str, str]:
+    """The metadata stored in a pretraining checkpoint (source, epochs, accuracy, timing, config)."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return dict(handle.metadata() or {})
+    except (OSError, SafetensorError) as err:  # missing, truncated or not safetensors
+        raise WeightsError(f"checkpoint {str(path)!r} cannot be read ({type(err).__name__}); accepted: a .safetensors file") from None
+
+
 def ensure_pretrained(spec: Any, name: str, backbone: str, *, tracker: Any = None, quiet: bool = False) -> Path:
-    """Path of the checkpoint for (source ``name``, ``backbone``), training it first if it does not exist."""
+    """Path of the checkpoint for (source ``name``, ``backbone``), training it first if it does not exist.
+
+    Concurrent callers (threads, worker processes, hosts sharing the folder)
+    train it once: the first holds a lock while the others wait, then find it.
+    """
     path = checkpoint_path(spec, name, backbone)
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # another worker may be training the same checkpoint
-        if not path.exists():
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not path.exists():  # checked again: the lock's previous holder may have written it
             _train_and_save(spec, name, backbone, path, tracker=tracker, quiet=quiet)
     return path
 
@@ -91,7 +110,6 @@ def _train_and_save(spec: Any, name: str, backbone: str, path: Path, *, tracker:
     console = Console(stderr=True, quiet=quiet)
     console.print(f"pretraining {backbone} on {config.dataset} ({config.epochs} epochs) for weights local:{name} ...")
     start = time.perf_counter()
-    torch.manual_seed(config.seed)
     data = load_dataset(
         config.dataset,
         img_size=config.img_size,
@@ -102,30 +120,40 @@ def _train_and_save(spec: Any, name: str, backbone: str, path: Path, *, tracker:
         download=config.download,
         **config.dataset_options,
     )
+    torch.manual_seed(config.seed)  # the same settings give the same checkpoint
     model = build_model(backbone, num_classes=data.num_classes, img_size=config.img_size, neck="gap", head="linear")
     result = train_trial(config, model, data)
+    elapsed = time.perf_counter() - start
     metadata = {
         "tl_bench_version": tl_bench.__version__,
         "timm_name": backbone,
         "source_name": name,
         "source_dataset": config.dataset,
         "source_fingerprint": data.fingerprint,
+        "source_num_classes": str(data.num_classes),
+        "source_train_size": str(len(data.train)),
         "epochs": str(config.epochs),
         "source_val_acc": f"{result.val_acc:.6f}",
         "source_test_acc": f"{result.test_acc:.6f}",
+        "pretrain_time_s": f"{elapsed:.3f}",
         "config": json.dumps(config.to_dict(), sort_keys=True, default=str),
     }
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.safetensors")
-    save_backbone_checkpoint(model, tmp, metadata)
-    os.replace(tmp, path)
+    # Written aside and renamed: a reader never sees a partial file under the final name.
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    try:
+        save_backbone_checkpoint(model, tmp, metadata)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     console.print(
-        f"  source accuracy {result.test_acc:.3f} (test) in {time.perf_counter() - start:.1f}s -> {path}"
+        f"  source accuracy {result.test_acc:.3f} (test, {data.num_classes} classes) "
+        f"in {elapsed:.1f}s -> {path}"
     )
     if tracker is not None and getattr(tracker, "enabled", False):
-        _track(tracker, config, name, path, result)
+        _track(tracker, config, name, path, result, metadata)
 
 
-def _track(tracker: Any, config: TrialConfig, name: str, path: Path, result: Any) -> None:
+def _track(tracker: Any, config: TrialConfig, name: str, path: Path, result: Any, metadata: dict[str, str]) -> None:
     """A run of its own kind (``tlb.kind=pretrain``), so leaderboards of trials never include it."""
     from mlflow.entities import Metric, Param
 
@@ -135,12 +163,19 @@ def _track(tracker: Any, config: TrialConfig, name: str, path: Path, result: Any
     run = client.create_run(
         tracker.experiment_id,
         run_name=f"pretrain-{name}-{config.backbone}",
-        tags={KIND: KIND_TAG, VERSION: tl_bench.__version__, "tlb.checkpoint": str(path), "tlb.source": name},
+        tags={
+            KIND: KIND_TAG,
+            VERSION: tl_bench.__version__,
+            SOURCE_TAG: name,
+            CHECKPOINT_TAG: str(path),
+            "tlb.source_dataset": config.dataset,
+        },
     )
-    now = int(time.time() * 1000)
-    metrics = [Metric(k, v, now, 0) for k, v in result.metrics().items()]
-    client.log_batch(run.info.run_id, metrics=metrics[:1000], params=[Param(k, v[:6000]) for k, v in config_params(config).items()])
-    client.set_terminated(run.info.run_id, status="FINISHED")
+    params = [Param(k, v[:6000]) for k, v in config_params(config).items()]
+    timing = Metric("pretrain_time_s", float(metadata["pretrain_time_s"]), int(time.time() * 1000), 0)
+    client.log_batch(run.info.run_id, metrics=[timing], params=params)
+    # Curves, results and the resolved config are written as for a trial, in one batch.
+    tracker.finish_trial(run.info.run_id, "COMPLETE", result=result, history=result.history, config=config)
 
 
-__all__ = ["ensure_pretrained", "checkpoint_path", "pretrain_config"]
+__all__ = ["KIND_TAG", "checkpoint_metadata", "checkpoint_path", "ensure_pretrained", "pretrain_config"]

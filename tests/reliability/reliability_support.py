@@ -117,12 +117,15 @@ def load_trials(storage: str, study: str = f"{STUDY}/digits") -> list[optuna.tri
         if not Path(path).exists():
             return []
         storage = f"sqlite:///file:{path}?mode=ro&uri=true"
+    elif storage.startswith("postgresql://"):  # plain Optuna, with the driver the dev extra installs
+        storage = storage.replace("postgresql://", "postgresql+psycopg2://", 1)
     try:
         return optuna.load_study(study_name=study, storage=storage).get_trials(deepcopy=False)
     except KeyError:  # no such study yet
         return []
     except Exception as err:  # the schema is still being written
-        if "no such table" in str(err) or "readonly" in str(err) or "read-only" in str(err):
+        text = f"{err} {err.__cause__}"
+        if "no such table" in text or "readonly" in text:
             return []
         raise
 

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from tl_bench.config import TrialConfig
+from tl_bench.errors import TrainingSetupError
 from tl_bench.train.optim import build_optimizer, build_scheduler, cosine_with_warmup
 
 
@@ -46,7 +47,7 @@ def test_frozen_parameters_are_left_out_and_sgd_uses_momentum() -> None:
 
 def test_no_trainable_parameters_is_refused() -> None:
     model = Tiny().requires_grad_(False)
-    with pytest.raises(ValueError, match="no trainable parameters"):
+    with pytest.raises(TrainingSetupError, match="no trainable parameters"):
         build_optimizer(model, model.backbone, config())
 
 

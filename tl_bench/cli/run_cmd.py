@@ -15,13 +15,14 @@ from rich.console import Console
 from tl_bench.cli.app import app
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def _sigterm_as_interrupt() -> None:
     # SIGTERM ends the current trial the same way Ctrl-C does: recorded in both stores, then exit.
-    signal.signal(signal.SIGTERM, _interrupt)
+    from tl_bench.study.execute import Terminated
+
+    def _terminate(signum: int, frame: object) -> None:
+        raise Terminated
+
+    signal.signal(signal.SIGTERM, _terminate)
 
 
 @app.command("run")
@@ -60,9 +61,11 @@ def run(
     options = RunOptions(n_trials=n_trials, timeout_s=timeout, workers=workers, worker_index=worker_index)
     try:
         outcomes = run_spec(spec, options, worker_argv=argv, quiet=quiet)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
+        from tl_bench.study.execute import Terminated
+
         Console(stderr=True).print("interrupted: the current trial was recorded as failed in Optuna and MLflow")
-        raise typer.Exit(130) from None
+        raise typer.Exit(143 if isinstance(err, Terminated) else 130) from None
     if quiet:
         return
     _print_results(spec, outcomes, top)

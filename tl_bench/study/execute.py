@@ -11,6 +11,7 @@ import os
 import socket
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,11 +25,32 @@ from tl_bench.tracking import Tracker
 
 HOST_ATTR = "host"
 PID_ATTR = "pid"
+PIDNS_ATTR = "pid_namespace"  # where PID_ATTR means this process: see pid_namespace()
 RUN_ATTR = "mlflow_run_id"
 ERROR_ATTR = "error"
 
 # What the cost objective minimises, read from the trial's result.
 COST_FIELDS = {"train_time_s": "train_time_s", "flops_train": "train_flops_total", "params_trainable": "params_trainable"}
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that it ends a trial the way Ctrl-C does."""
+
+
+def pid_namespace() -> str:
+    """The kernel boot and pid namespace this process lives in.
+
+    Two containers (or cloned machines) may share a host name; a pid only says
+    whether a worker is alive when it was seen from the same namespace.
+    """
+    parts = []
+    for read in (lambda: Path("/proc/sys/kernel/random/boot_id").read_text().strip(),
+                 lambda: str(os.stat("/proc/self/ns/pid").st_ino)):
+        try:
+            parts.append(read())
+        except OSError:
+            pass
+    return ":".join(parts)
 
 
 def one_line(err: BaseException) -> str:
@@ -63,6 +85,7 @@ def run_one(ctx: TrialContext) -> TrialState:
         trial = ctx.study.ask()
     trial.set_user_attr(HOST_ATTR, socket.gethostname())
     trial.set_user_attr(PID_ATTR, os.getpid())
+    trial.set_user_attr(PIDNS_ATTR, pid_namespace())
     heartbeat = get_heartbeat_thread(trial._trial_id, ctx.study._storage)
     heartbeat.start()
     try:
@@ -107,7 +130,9 @@ def _run(ctx: TrialContext, trial: optuna.Trial) -> TrialState:
         return TrialState.PRUNED
     except (KeyboardInterrupt, SystemExit) as err:
         # Ctrl-C or SIGTERM: record the trial as failed-by-interrupt in both stores, then stop.
-        reason = "interrupted by " + ("signal" if isinstance(err, SystemExit) else "Ctrl-C")
+        reason = "interrupted by " + (
+            "SIGTERM" if isinstance(err, Terminated) else "signal" if isinstance(err, SystemExit) else "Ctrl-C"
+        )
         trial.set_user_attr(ERROR_ATTR, reason)
         ctx.study.tell(trial, state=TrialState.FAIL)
         ctx.tracker.finish_trial(run_id, "INTERRUPTED", history=history, error=reason, config=config)
@@ -128,4 +153,4 @@ def _run(ctx: TrialContext, trial: optuna.Trial) -> TrialState:
     return TrialState.COMPLETE
 
 
-__all__ = ["TrialContext", "run_one", "COST_FIELDS", "RUN_ATTR", "HOST_ATTR", "PID_ATTR", "ERROR_ATTR", "one_line"]
+__all__ = ["TrialContext", "run_one", "COST_FIELDS", "RUN_ATTR", "HOST_ATTR", "PID_ATTR", "PIDNS_ATTR", "ERROR_ATTR", "Terminated", "one_line", "pid_namespace"]

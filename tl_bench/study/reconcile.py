@@ -22,7 +22,7 @@ import optuna
 from mlflow.entities import ViewType
 from optuna.trial import FrozenTrial, TrialState
 
-from tl_bench.study.execute import ERROR_ATTR, HOST_ATTR, PID_ATTR
+from tl_bench.study.execute import ERROR_ATTR, HOST_ATTR, PID_ATTR, PIDNS_ATTR, pid_namespace
 from tl_bench.study.storage import GRACE_S
 from tl_bench.tracking import KIND, OPTUNA_STUDY, RUN_STATUS, STATE, TRIAL, Tracker
 
@@ -51,12 +51,13 @@ def _process_alive(pid: int) -> bool:
 
 
 def dead_trials(study: optuna.Study) -> list[FrozenTrial]:
-    """RUNNING trials whose worker process on this host no longer exists."""
-    host = socket.gethostname()
+    """RUNNING trials whose worker process on this host (and pid namespace) no longer exists."""
+    host, namespace = socket.gethostname(), pid_namespace()
     out = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         pid = trial.user_attrs.get(PID_ATTR)
-        if trial.user_attrs.get(HOST_ATTR) == host and isinstance(pid, int) and not _process_alive(pid):
+        here = trial.user_attrs.get(HOST_ATTR) == host and trial.user_attrs.get(PIDNS_ATTR, namespace) == namespace
+        if here and isinstance(pid, int) and not _process_alive(pid):
             out.append(trial)
     return out
 
@@ -133,18 +134,19 @@ def trial_number(run: Any) -> int | None:
         return None
 
 
-def reconcile(study: optuna.Study, tracker: Tracker, *, repair: bool = True) -> Repairs:
+def reconcile(study: optuna.Study, tracker: Tracker, *, repair: bool = True, all_runs: bool = True) -> Repairs:
     """Find (and with ``repair``, fix) trials and runs left behind by dead workers.
 
-    Cheap enough for every start-up: one query for RUNNING trials, one for
-    RUNNING runs of this study.
+    Cheap enough for every start-up: two queries for RUNNING trials, one for
+    RUNNING runs of this study. With ``all_runs=False`` (before each trial)
+    MLflow is only asked when a trial was just found abandoned.
     """
     found = Repairs()
     for trial, reason in abandoned_trials(study):
         found.failed_trials.append(trial.number)
         if repair:
             fail_trial(study, trial, reason)
-    if not tracker.enabled:
+    if not tracker.enabled or not (all_runs or found.failed_trials):
         return found
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     for run in search_all(tracker, study_runs_filter(study.study_name, running_only=True)):

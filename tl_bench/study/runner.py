@@ -140,7 +140,11 @@ def run_dataset(
     start = time.monotonic()
     failures = 0
     max_failures = max(3, n_trials or 10)  # a study whose every trial fails must still end
-    while _budget_left(study, n_trials) > 0 and failures < max_failures:
+    while True:
+        # A worker that died elsewhere holds a RUNNING trial that counts against the budget: free it.
+        reconcile(study, tracker, all_runs=False)
+        if _budget_left(study, n_trials) <= 0 or failures >= max_failures:
+            break
         if timeout is not None and time.monotonic() - start >= timeout:
             break
         if run_one(ctx) == TrialState.FAIL:

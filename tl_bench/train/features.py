@@ -5,6 +5,13 @@ output for a split is computed once (or found in the ``FeatureCache``) and
 every epoch trains only neck and head on it. Batches follow the same
 per-epoch permutation as the image path, so with the same seed both paths
 take the same optimisation steps.
+
+Only a wholly frozen backbone is cached. A frozen prefix would need the
+model resumed from the activation at the freeze boundary, and timm offers no
+such entry point for arbitrary models: stage groups partition parameters,
+not the forward pass (a ViT's position embedding, token concatenation and
+dropouts sit between groups in ``forward_features``), so a generic cut could
+silently compute something else.
 """
 
 from __future__ import annotations

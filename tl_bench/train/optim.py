@@ -9,6 +9,7 @@ import torch
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
+from tl_bench.errors import TrainingSetupError
 from tl_bench.config import TrialConfig
 
 
@@ -42,12 +43,12 @@ def param_groups(model: nn.Module, backbone: nn.Module, config: TrialConfig) -> 
 def build_optimizer(model: nn.Module, backbone: nn.Module, config: TrialConfig) -> torch.optim.Optimizer:
     groups = param_groups(model, backbone, config)
     if not groups:
-        raise ValueError("the model has no trainable parameters: unfreeze a part or add a trainable head")
+        raise TrainingSetupError("the model has no trainable parameters: unfreeze a part or add a trainable head")
     if config.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=config.lr)
     if config.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=config.momentum > 0)
-    raise ValueError(f"unknown optimizer {config.optimizer!r}; accepted: adamw, sgd")
+    raise TrainingSetupError(f"unknown optimizer {config.optimizer!r}; accepted: adamw, sgd")
 
 
 def cosine_with_warmup(total_steps: int, warmup_steps: int) -> Callable[[int], float]:

@@ -17,6 +17,7 @@ from torch import nn
 
 from tl_bench.config import TrialConfig, TrialResult
 from tl_bench.data import DatasetSplits
+from tl_bench.errors import TrainingSetupError
 from tl_bench.models import TransferModel, count_params, measure_flops
 from tl_bench.train.batches import ImageFeeder
 from tl_bench.train.cache import FeatureCache
@@ -35,7 +36,7 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} asked for but CUDA is not available; use 'auto' or 'cpu'")
+        raise TrainingSetupError(f"device {name!r} asked for but CUDA is not available; use 'auto' or 'cpu'")
     return device
 
 
@@ -70,7 +71,7 @@ def train_trial(
     are whatever the caller built (``run_trial`` seeds before building).
     """
     if config.epochs < 1:
-        raise ValueError(f"epochs must be at least 1, got {config.epochs}")
+        raise TrainingSetupError(f"epochs must be at least 1, got {config.epochs}")
     device = resolve_device(config.device)
     autocast, _ = autocast_for(device)
     model.to(device)
