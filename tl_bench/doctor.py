@@ -48,6 +48,7 @@ from tl_bench.tracking import (
     DATASET,
     ERROR,
     KIND,
+    N_STAGES,
     OPTUNA_STUDY,
     RUN_STATUS,
     STATE,
@@ -55,7 +56,9 @@ from tl_bench.tracking import (
     TRIAL,
     VERSION,
     Tracker,
+    check_server,
     config_params,
+    is_server,
     trial_run_name,
 )
 
@@ -102,18 +105,14 @@ class DoctorReport:
 def diagnose(spec: Any, *, repair: bool = False) -> DoctorReport:
     """Check every dataset study of ``spec`` (stores from the spec or its overrides).
 
-    Without ``repair`` nothing is written: a missing local store or study is
-    simply reported as having nothing to check.
+    Without ``repair`` nothing is written, not even a missing local store:
+    no Optuna storage means nothing to check, no MLflow store means no runs.
     """
-    from tl_bench.run_frame import local_store_path
-
     report = DoctorReport(repair=repair)
-    for url in (spec.storage_url, spec.tracking_uri):
-        path = local_store_path(url) if url.startswith("sqlite:///") else None
-        if path is not None and not path.exists():
-            return report  # no store yet: nothing was recorded, nothing can disagree
+    if _missing(spec.storage_url):
+        return report
     storage = make_storage(spec.storage_url)
-    tracker = _tracker(spec, create=repair)
+    tracker = None if not repair and _missing(spec.tracking_uri) else _tracker(spec, create=repair)
     for ds in spec.datasets:
         name = spec.study_name(ds)
         try:
@@ -125,10 +124,20 @@ def diagnose(spec: Any, *, repair: bool = False) -> DoctorReport:
     return report
 
 
+def _missing(url: str) -> bool:
+    """A local store (SQLite file or folder) that does not exist: opening it would create it."""
+    from tl_bench.run_frame import local_store_path
+
+    path = local_store_path(url)
+    return path is not None and not path.exists()
+
+
 def _tracker(spec: Any, *, create: bool) -> Tracker | None:
     """The spec's experiment, or None when it does not exist and may not be created."""
     from mlflow.tracking import MlflowClient
 
+    if is_server(spec.tracking_uri):
+        check_server(spec.tracking_uri)  # fail in seconds, not after MLflow's retries
     if not create and MlflowClient(spec.tracking_uri).get_experiment_by_name(spec.name) is None:
         return None
     return Tracker(spec.tracking_uri, spec.name, artifact_location=spec.artifact_location)
@@ -192,7 +201,6 @@ def _check_trial(
         found = Finding("state_mismatch", name, trial.number, own.info.run_id,
                         f"the trial is {state}, its run {own.info.status} ({own.data.tags.get(STATE, 'no state')})",
                         f"give the run the state {state}")
-        error = error or "the worker stopped before Optuna recorded this trial's result"
     else:
         return out
     if repair and tracker is not None:
@@ -262,6 +270,8 @@ def record_trial_run(tracker: Tracker, spec: Any, ds: Any, study: optuna.Study, 
             OPTUNA_STUDY: study.study_name, VERSION: tl_bench.__version__, REPAIRED: "trial_without_run"}
     if trial.state == TrialState.FAIL:
         tags[ERROR] = str(trial.user_attrs.get(ERROR_ATTR) or "failed before its run was written")[:5000]
+    if "n_stages" in trial.user_attrs:
+        tags[N_STAGES] = str(trial.user_attrs["n_stages"])
     parent = _parent_run(tracker, spec, ds, study)
     if parent:
         tags[MLFLOW_PARENT_RUN_ID] = parent

@@ -11,9 +11,14 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
+
+# MLflow's usage telemetry phones home from a background thread; a benchmark tool that often runs
+# offline keeps it off unless the user asks for it.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunStatus, RunTag, ViewType
 from mlflow.exceptions import MlflowException
@@ -23,6 +28,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NOTE
 import tl_bench
 from tl_bench.config import TrialConfig, TrialResult
 from tl_bench.errors import StorageError
+from tl_bench.sqlite_wal import use_wal
 
 KIND = "tlb.kind"
 STUDY = "tlb.study"
@@ -99,6 +105,7 @@ class Tracker:
         self.client: MlflowClient | None = None
         self.experiment_id = ""
         if enabled:
+            use_wal()
             if is_server(tracking_uri):
                 check_server(tracking_uri)
                 artifact_location = None  # the server's artifact root, reachable from every host

@@ -125,7 +125,7 @@ def load_trials(storage: str, study: str = f"{STUDY}/digits") -> list[optuna.tri
         return []
     except Exception as err:  # the schema is still being written
         text = f"{err} {err.__cause__}"
-        if "no such table" in text or "readonly" in text:
+        if "no such table" in text or "readonly" in text or "locked" in text:
             return []
         raise
 

@@ -160,11 +160,6 @@ def spec_missing(folder: Path) -> list[str]:
     return ["run", "nothere.yaml"]
 
 
-def budget_zero(folder: Path) -> list[str]:
-    write_spec(folder)
-    return ["run", "study.yaml", "--n-trials", "0"]
-
-
 def csv_not_writable(folder: Path) -> list[str]:
     return ["leaderboard", "--tracking-uri", f"sqlite:///{folder / 'runs' / 'mlflow.db'}", "--csv", "/nonexistent/dir/x.csv"]
 
@@ -196,7 +191,6 @@ CASES: dict[str, Case] = {
     "tracking_unreachable": Case(tracking_unreachable, r"tracking server 'http://127\.0\.0\.1:\d+' does not answer", r"accepted: the URL of a running"),
     "study_name_clash": Case(study_name_clash, r"study 'rel/digits' already exists .* different search space", r"accepted: a new spec name"),
     "spec_file_missing": Case(spec_missing, r"nothere\.yaml: top level: file not found", r"accepted: the path of a study"),
-    "budget_zero_on_command_line": Case(budget_zero, r"budget\.n_trials: 0", r"accepted: a positive integer"),
     "csv_not_writable": Case(csv_not_writable, r"cannot write the leaderboard to /nonexistent/dir/x\.csv", r"accepted: a file path in an existing, writable folder"),
 }
 

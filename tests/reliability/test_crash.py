@@ -1,17 +1,20 @@
 """A worker killed, interrupted or terminated in the middle of a trial: both stores tell the truth afterwards.
 
-Trial 0 takes one epoch, trial 1 hundreds; each test stops the command while
-trial 1 is RUNNING with its MLflow run, then checks what the stores hold.
+Trial 0 takes one epoch, trial 1 hundreds; each command test stops ``tl-bench run``
+while trial 1 is RUNNING with its MLflow run, then checks what the stores hold.
+A worker lost on another host is found by its heartbeat instead of its pid.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
+import optuna
 import pytest
 from optuna.trial import TrialState
 
@@ -27,8 +30,11 @@ from reliability_support import (
     trial_runs,
     wait_for,
 )
-
-pytestmark = pytest.mark.slow
+from tl_bench.doctor import diagnose
+from tl_bench.spec import load_spec
+from tl_bench.study.reconcile import reconcile
+from tl_bench.study.storage import make_storage
+from tl_bench.tracking import Tracker
 
 
 def _start_and_catch_trial_1(folder: Path):  # type: ignore[no-untyped-def]
@@ -39,6 +45,7 @@ def _start_and_catch_trial_1(folder: Path):  # type: ignore[no-untyped-def]
     return spec, proc, storage
 
 
+@pytest.mark.slow
 def test_sigkill_mid_trial_then_restart_fails_the_trial_and_completes_the_budget(tmp_path: Path, mlflow_db: str) -> None:
     spec, proc, storage = _start_and_catch_trial_1(tmp_path)
     finished_before = {t.number: trial_record(t) for t in load_trials(storage) if t.state == TrialState.COMPLETE}
@@ -49,10 +56,8 @@ def test_sigkill_mid_trial_then_restart_fails_the_trial_and_completes_the_budget
     assert list(finished_before) == [0] and list(runs_before) == ["0"]
 
     # The dead worker left a lie in both stores: doctor sees it, and without --repair changes nothing.
-    report = tlb(["doctor", spec.name, "--json"], cwd=tmp_path)
-    assert report.returncode == 1, report.stderr
-    kinds = {(f["kind"], f["trial"]) for f in json.loads(report.stdout)["findings"]}
-    assert ("abandoned_trial", 1) in kinds
+    report = diagnose(load_spec(spec))
+    assert [(f.kind, f.trial, f.run_id) for f in report.findings] == [("abandoned_trial", 1, killed_run)]
     assert next(t for t in load_trials(storage) if t.number == 1).state == TrialState.RUNNING
 
     restart = tlb(["run", spec.name, "--quiet"], cwd=tmp_path)
@@ -68,6 +73,7 @@ def test_sigkill_mid_trial_then_restart_fails_the_trial_and_completes_the_budget
     assert not [r for r in runs.values() if r.info.status == "RUNNING"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("sig", "code", "reason"),
     [(signal.SIGINT, 130, "interrupted by Ctrl-C"), (signal.SIGTERM, 143, "interrupted by SIGTERM")],
@@ -100,3 +106,37 @@ def test_interrupt_mid_trial_records_it_and_exits_promptly(
     assert stopped.info.status == "KILLED" and stopped.data.tags["tlb.state"] == "INTERRUPTED"
     assert stopped.data.tags["tlb.error"] == reason
     assert {k: run_record(runs[k]) for k in runs_before} == runs_before and len(runs) == 2
+
+
+# A worker on another host: it takes a trial, sends one heartbeat and dies (the machine went away).
+REMOTE_WORKER = """
+import os, signal, sys
+import optuna
+from tl_bench.study.storage import make_storage
+study = optuna.load_study(study_name="remote", storage=make_storage(sys.argv[1]))
+trial = study.ask()
+trial.set_user_attr("host", "another-host")
+trial.set_user_attr("pid", os.getpid())
+study._storage.record_heartbeat(trial._trial_id)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_worker_lost_on_another_host_is_failed_once_its_heartbeat_is_stale(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    optuna.create_study(study_name="remote", storage=make_storage(url))
+    died = subprocess.run([sys.executable, "-c", REMOTE_WORKER, url], capture_output=True, text=True, timeout=120)
+    assert died.returncode == -signal.SIGKILL, died.stderr[-2000:]
+    off = Tracker(None, "remote", enabled=False)
+
+    # Its pid means nothing here and its heartbeat is fresh: it may be alive, so it is left alone.
+    study = optuna.load_study(study_name="remote", storage=make_storage(url))
+    assert not reconcile(study, off) and study.trials[0].state == TrialState.RUNNING
+
+    # Seen by a storage whose grace period has passed, the silent trial is failed with the reason.
+    time.sleep(2.5)
+    strict = optuna.storages.RDBStorage(url, heartbeat_interval=1, grace_period=1)
+    study = optuna.load_study(study_name="remote", storage=strict)
+    assert reconcile(study, off).failed_trials == [0]
+    trial = optuna.load_study(study_name="remote", storage=url).trials[0]
+    assert trial.state == TrialState.FAIL and "on another-host sent no heartbeat" in trial.user_attrs["error"]

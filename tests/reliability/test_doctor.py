@@ -17,8 +17,10 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
+from typer.testing import CliRunner
 
-from reliability_support import load_trials, run_record, spec_data, store_snapshot, tlb, trial_record, trial_runs, write_spec
+from reliability_support import load_trials, spec_data, store_snapshot, tlb, trial_record, trial_runs, write_spec
+from tl_bench.cli import app
 from tl_bench.doctor import diagnose
 from tl_bench.spec import load_spec
 from tl_bench.study.run_spec import run_spec
@@ -62,7 +64,8 @@ def test_doctor_reports_then_repairs_without_touching_finished_results(tmp_path:
     finished_runs = {r.info.run_id: r for r in trial_runs(mlflow_db)}
     finished_trials = [trial_record(t) for t in trials]
 
-    client.update_run(own0, status="RUNNING")  # trial 0's run claims to be running again
+    client.set_terminated(own0, status="KILLED")  # trial 0's run claims another ending than its trial
+    client.update_run(own1, status="RUNNING")  # trial 1's run claims to be running again
     duplicate = client.create_run(client.get_experiment_by_name("rel").experiment_id,
                                   tags=_trial_run_tags(name, 1, parent)).info.run_id
     orphan = client.create_run(client.get_experiment_by_name("rel").experiment_id,
@@ -74,18 +77,19 @@ def test_doctor_reports_then_repairs_without_touching_finished_results(tmp_path:
     abandoned = load_trials(spec.storage_url)[3]
     assert abandoned.state == TrialState.RUNNING
 
-    # Report only: every inconsistency found, nothing written.
+    # Report only (the API behind `tl-bench doctor SPEC`): every inconsistency found, nothing written.
     before = store_snapshot(tmp_path)
-    report = tlb(["doctor", "study.yaml", "--json"], cwd=tmp_path)
-    assert report.returncode == 1, report.stderr
-    found = {(f["kind"], f["trial"], f["run_id"]) for f in json.loads(report.stdout)["findings"]}
-    assert ("run_left_running", 0, own0) in found
+    report = diagnose(spec)
+    assert report.left == report.findings and not report.to_dict()["consistent"]
+    found = {(f.kind, f.trial, f.run_id) for f in report.findings}
+    assert ("state_mismatch", 0, own0) in found
+    assert ("run_left_running", 1, own1) in found
     assert ("duplicate_run", 1, duplicate) in found
     assert ("trial_without_run", 2, None) in found
     assert ("run_without_trial", 99, orphan) in found
     assert ("abandoned_trial", 3, abandoned.user_attrs["mlflow_run_id"]) in found
-    assert len(found) == 5
-    assert store_snapshot(tmp_path) == before and client.get_run(own0).info.status == "RUNNING"
+    assert len(found) == 6
+    assert store_snapshot(tmp_path) == before and client.get_run(own1).info.status == "RUNNING"
 
     repaired = tlb(["doctor", "study.yaml", "--repair", "--json"], cwd=tmp_path)
     assert repaired.returncode == 0, repaired.stderr + repaired.stdout
@@ -95,10 +99,11 @@ def test_doctor_reports_then_repairs_without_touching_finished_results(tmp_path:
     assert [trial_record(t) for t in trials[:3]] == finished_trials  # Optuna's finished trials untouched
     assert trials[3].state == TrialState.FAIL and "stopped during the trial" in trials[3].user_attrs["error"]
     runs = {r.info.run_id: r for r in trial_runs(mlflow_db)}
-    run0 = runs[own0]
-    assert run0.info.status == "FINISHED" and run0.data.tags["tlb.state"] == "COMPLETE"
-    assert (run0.data.params, run0.data.metrics) == (finished_runs[own0].data.params, finished_runs[own0].data.metrics)
-    assert run_record(runs[own1]) == run_record(finished_runs[own1])
+    for own, kind in ((own0, "state_mismatch"), (own1, "run_left_running")):
+        run, was = runs[own], finished_runs[own]
+        assert run.info.status == "FINISHED" and run.data.tags["tlb.state"] == "COMPLETE" and "tlb.error" not in run.data.tags
+        assert run.data.tags["tlb.repair"] == kind
+        assert (run.data.params, run.data.metrics) == (was.data.params, was.data.metrics)  # results untouched
     assert runs[duplicate].info.status == "FAILED" and runs[duplicate].data.tags["tlb.duplicate_of"] == own1
     assert runs[orphan].info.status == "FINISHED" and "no trial 99" in runs[orphan].data.tags["tlb.orphan"]
     killed = runs[abandoned.user_attrs["mlflow_run_id"]]
@@ -114,5 +119,11 @@ def test_doctor_reports_then_repairs_without_touching_finished_results(tmp_path:
     assert float(made[0].data.params["lr"]) == pytest.approx(trials[2].params["lr"])
     assert made[0].info.start_time == int(trials[2].datetime_start.timestamp() * 1000)
 
-    again = diagnose(spec)  # the API behind the command: nothing left to find
-    assert again.findings == [] and again.trials == 4 and again.runs == 6
+    again = CliRunner().invoke(app, ["doctor", str(tmp_path / "study.yaml")])  # the table form, in-process
+    assert again.exit_code == 0 and "consistent: 1 studies, 4 trials, 6 trial runs checked" in again.stdout, again.stdout
+
+
+def test_doctor_writes_nothing_where_nothing_was_recorded(tmp_path: Path) -> None:
+    spec = load_spec(write_spec(tmp_path))
+    report = diagnose(spec)
+    assert (report.findings, report.studies) == ([], []) and not (tmp_path / "runs").exists()

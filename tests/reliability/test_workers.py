@@ -149,7 +149,7 @@ def mlflow_server(tmp_path: Path, postgres: Any) -> Iterator[tuple[str, Path]]:
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:
-            server.wait(timeout=30)
+            server.wait(timeout=5)  # it holds nothing unsaved: every write is committed to PostgreSQL
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()

@@ -20,6 +20,7 @@ from typing import Any
 
 import optuna
 from mlflow.entities import ViewType
+from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
 from optuna.trial import FrozenTrial, TrialState
 
 from tl_bench.study.execute import ERROR_ATTR, HOST_ATTR, PID_ATTR, PIDNS_ATTR, pid_namespace
@@ -65,7 +66,7 @@ def dead_trials(study: optuna.Study) -> list[FrozenTrial]:
 def stale_trials(study: optuna.Study) -> list[FrozenTrial]:
     """RUNNING trials (any host) whose heartbeat stopped more than the grace period ago."""
     storage = study._storage
-    if not isinstance(storage, optuna.storages.RDBStorage) or storage.get_heartbeat_interval() is None:
+    if not isinstance(storage, BaseHeartbeat) or not is_heartbeat_enabled(storage):
         return []
     stale = set(storage._get_stale_trial_ids(study._study_id))
     return [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if t._trial_id in stale]
