@@ -28,7 +28,6 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NOTE
 import tl_bench
 from tl_bench.config import TrialConfig, TrialResult
 from tl_bench.errors import StorageError
-from tl_bench.sqlite_wal import use_wal
 
 KIND = "tlb.kind"
 STUDY = "tlb.study"
@@ -105,7 +104,6 @@ class Tracker:
         self.client: MlflowClient | None = None
         self.experiment_id = ""
         if enabled:
-            use_wal()
             if is_server(tracking_uri):
                 check_server(tracking_uri)
                 artifact_location = None  # the server's artifact root, reachable from every host

@@ -93,16 +93,42 @@ def tlb(args: list[str], *, cwd: Path, env: dict[str, str] | None = None, timeou
 
 
 def wait_for(check: Callable[[], T | None], *, timeout: float, what: str, proc: subprocess.Popen[str] | None = None) -> T:
-    """Poll ``check`` until it returns something truthy; fail with ``what`` after ``timeout`` s."""
+    """Poll ``check`` until it returns something truthy; fail with ``what`` after ``timeout`` s.
+
+    A store being written by a live worker may refuse a read now and then: such
+    errors are retried, and the last one is shown if the wait times out.
+    """
     deadline = time.monotonic() + timeout
+    last: Exception | None = None
     while time.monotonic() < deadline:
-        value = check()
+        try:
+            value = check()
+        except Exception as err:  # noqa: BLE001 - any store error is worth another poll
+            last, value = err, None
         if value:
             return value
         if proc is not None and proc.poll() is not None:
             pytest.fail(f"the process ended (code {proc.returncode}) before {what}: {proc.stderr.read()[-2000:] if proc.stderr else ''}")
         time.sleep(0.25)
-    pytest.fail(f"timed out after {timeout} s waiting for {what}")
+    pytest.fail(f"timed out after {timeout} s waiting for {what} (last error: {last!r})")
+
+
+class Processes:
+    """``tl-bench`` processes of one test; whatever still runs at the end is killed with its group."""
+
+    def __init__(self) -> None:
+        self.started: list[subprocess.Popen[str]] = []
+
+    def start(self, args: list[str], *, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+        proc = tlb_popen(args, cwd=cwd, env=env)
+        self.started.append(proc)
+        return proc
+
+    def kill_all(self) -> None:
+        for proc in self.started:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
 
 
 def sqlite_url(folder: Path, name: str) -> str:

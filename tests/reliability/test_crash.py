@@ -19,13 +19,13 @@ import pytest
 from optuna.trial import TrialState
 
 from reliability_support import (
+    Processes,
     load_trials,
     long_trial_spec,
     run_record,
     running_with_run,
     sqlite_url,
     tlb,
-    tlb_popen,
     trial_record,
     trial_runs,
     wait_for,
@@ -37,23 +37,27 @@ from tl_bench.study.storage import make_storage
 from tl_bench.tracking import Tracker
 
 
-def _start_and_catch_trial_1(folder: Path):  # type: ignore[no-untyped-def]
+def _start_and_catch_trial_1(folder: Path, processes: Processes):  # type: ignore[no-untyped-def]
     spec = long_trial_spec(folder)
-    proc = tlb_popen(["run", spec.name, "--quiet"], cwd=folder)
+    proc = processes.start(["run", spec.name, "--quiet"], cwd=folder)
     storage = sqlite_url(folder, "optuna.db")
     wait_for(lambda: running_with_run(storage, 1), timeout=180, what="trial 1 RUNNING with its run", proc=proc)
     return spec, proc, storage
 
 
 @pytest.mark.slow
-def test_sigkill_mid_trial_then_restart_fails_the_trial_and_completes_the_budget(tmp_path: Path, mlflow_db: str) -> None:
-    spec, proc, storage = _start_and_catch_trial_1(tmp_path)
-    finished_before = {t.number: trial_record(t) for t in load_trials(storage) if t.state == TrialState.COMPLETE}
-    runs_before = {r.data.tags["tlb.trial"]: run_record(r) for r in trial_runs(mlflow_db) if r.info.status == "FINISHED"}
-    killed_run = running_with_run(storage, 1).user_attrs["mlflow_run_id"]  # type: ignore[union-attr]
+def test_sigkill_mid_trial_then_restart_fails_the_trial_and_completes_the_budget(
+    tmp_path: Path, mlflow_db: str, processes: Processes
+) -> None:
+    spec, proc, storage = _start_and_catch_trial_1(tmp_path, processes)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
+    # A killed process writes nothing more: what the stores hold now is what a restart must keep.
+    finished_before = {t.number: trial_record(t) for t in load_trials(storage) if t.state == TrialState.COMPLETE}
+    runs_before = {r.data.tags["tlb.trial"]: run_record(r) for r in trial_runs(mlflow_db) if r.info.status == "FINISHED"}
+    killed_run = load_trials(storage)[1].user_attrs["mlflow_run_id"]
     assert list(finished_before) == [0] and list(runs_before) == ["0"]
+    assert next(r for r in trial_runs(mlflow_db) if r.info.run_id == killed_run).info.status == "RUNNING"
 
     # The dead worker left a lie in both stores: doctor sees it, and without --repair changes nothing.
     report = diagnose(load_spec(spec))
@@ -80,19 +84,19 @@ def test_sigkill_mid_trial_then_restart_fails_the_trial_and_completes_the_budget
     ids=["SIGINT", "SIGTERM"],
 )
 def test_interrupt_mid_trial_records_it_and_exits_promptly(
-    tmp_path: Path, mlflow_db: str, sig: signal.Signals, code: int, reason: str
+    tmp_path: Path, mlflow_db: str, processes: Processes, sig: signal.Signals, code: int, reason: str
 ) -> None:
-    spec, proc, storage = _start_and_catch_trial_1(tmp_path)
-    finished_before = [trial_record(t) for t in load_trials(storage) if t.state == TrialState.COMPLETE]
-    runs_before = {r.info.run_id: run_record(r) for r in trial_runs(mlflow_db) if r.info.status == "FINISHED"}
+    spec, proc, storage = _start_and_catch_trial_1(tmp_path, processes)
+    # Read while the worker trains: a busy store may refuse a read now and then.
+    finished_before = wait_for(lambda: [trial_record(t) for t in load_trials(storage) if t.state == TrialState.COMPLETE],
+                               timeout=60, what="trial 0 read back")
+    runs_before = wait_for(lambda: {r.info.run_id: run_record(r) for r in trial_runs(mlflow_db) if r.info.status == "FINISHED"},
+                           timeout=60, what="run 0 read back")
     sent = time.monotonic()
     os.kill(proc.pid, sig)
-    try:
-        proc.wait(timeout=60)
-    except Exception:
-        os.killpg(proc.pid, signal.SIGKILL)
-        raise
+    proc.wait(timeout=60)
     took = time.monotonic() - sent
+    print(f"tl-bench run exited {took:.2f} s after {sig.name}")
     assert proc.returncode == code and took < 20, (proc.returncode, took)
     assert "interrupted" in proc.stderr.read()  # type: ignore[union-attr]
 

@@ -20,11 +20,11 @@ import pytest
 from optuna.trial import TrialState
 
 from reliability_support import (
+    Processes,
     load_trials,
     parent_runs,
     spec_data,
     tlb,
-    tlb_popen,
     trial_runs,
     write_spec,
 )
@@ -157,15 +157,15 @@ def mlflow_server(tmp_path: Path, postgres: Any) -> Iterator[tuple[str, Path]]:
 
 
 def test_workers_on_many_hosts_share_postgresql_and_a_tracking_server(
-    tmp_path: Path, postgres: Any, mlflow_server: tuple[str, Path]
+    tmp_path: Path, postgres: Any, mlflow_server: tuple[str, Path], processes: Processes
 ) -> None:
     url, artifacts = mlflow_server
     storage = postgres()
     spec = _spec(tmp_path / "host")
     # Each worker as another host would start it: its own process, the same two URLs, its own index.
     procs = [
-        tlb_popen(["run", str(spec), "--storage", storage, "--tracking-uri", url, "--worker-index", str(i), "--quiet"],
-                  cwd=tmp_path)
+        processes.start(["run", str(spec), "--storage", storage, "--tracking-uri", url, "--worker-index", str(i), "--quiet"],
+                        cwd=tmp_path)
         for i in range(2)
     ]
     for proc in procs:

@@ -19,7 +19,7 @@ def pretrain(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object: {local:NAME: {backbone: path}}."),
 ) -> None:
     """Pretrain each backbone that lists ``local:NAME`` weights (skipped when its checkpoint exists)."""
-    from tl_bench.pretrain import ensure_pretrained
+    from tl_bench.pretrain import checkpoint_metadata, ensure_pretrained
     from tl_bench.spec import load_spec
     from tl_bench.tracking import Tracker
 
@@ -42,4 +42,6 @@ def pretrain(
     else:
         for weights, paths in done.items():
             for bb, path in paths.items():
-                typer.echo(f"{weights:16s} {bb:24s} {path}")
+                meta = checkpoint_metadata(path)
+                accuracy = f"source test_acc {float(meta.get('source_test_acc', 'nan')):.3f}"
+                typer.echo(f"{weights:16s} {bb:24s} {accuracy}  {path}")

@@ -1,7 +1,8 @@
 """Bring the Optuna storage and MLflow back in step after a worker died.
 
-Run at the start of every ``tl-bench run`` (``tl-bench doctor`` does the full
-check): trials left RUNNING by a dead worker become FAIL with the reason in
+Run at the start of every ``tl-bench run`` and, for trials only, before each
+trial (``tl-bench doctor`` does the full check): trials left RUNNING by a
+dead worker become FAIL with the reason in
 their ``error`` attribute, and MLflow runs left RUNNING for trials that have
 ended get the matching status. Finished trials and their results are never
 touched.

@@ -17,7 +17,6 @@ import optuna
 from sqlalchemy.engine import URL, make_url
 
 from tl_bench.errors import SpecError, StorageError
-from tl_bench.sqlite_wal import use_wal
 
 HEARTBEAT_S = 10
 GRACE_S = 40
@@ -67,7 +66,6 @@ def make_storage(url: str) -> optuna.storages.RDBStorage:
     except Exception as err:
         raise StorageError(f"Optuna storage URL {url!r} is not a database URL; accepted: sqlite:///PATH or postgresql://USER@HOST/DB") from err
     if parsed.get_backend_name() == "sqlite":
-        use_wal()
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         # Several local workers share one file: wait for the lock instead of failing.
