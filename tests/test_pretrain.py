@@ -17,9 +17,14 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from tl_bench.errors import SpecError, WeightsError
+from tl_bench.errors import SpecError, TLBenchError, WeightsError
 from tl_bench.models import build_model
-from tl_bench.pretrain import checkpoint_metadata, checkpoint_path, ensure_pretrained, pretrain_config
+from tl_bench.pretrain import (
+    checkpoint_metadata,
+    checkpoint_path,
+    ensure_pretrained,
+    pretrain_config,
+)
 from tl_bench.spec import parse_spec
 from tl_bench.tracking import Tracker
 
@@ -153,7 +158,7 @@ def test_pretrain_command_trains_each_backbone_once_across_processes(tmp_path: P
     assert sorted(r.data.params["backbone"] for r in runs) == ["test_resnet", "test_vit"]  # once each
 
     # A second run finds both checkpoints: nothing is trained or recorded again.
-    again = subprocess.run(cmd[:-1], capture_output=True, text=True, timeout=120)
+    again = subprocess.run(cmd[:-1], capture_output=True, text=True, timeout=120, check=False)
     assert again.returncode == 0 and "pretraining" not in again.stderr
     lines = again.stdout.strip().splitlines()
     for backbone, checkpoint in paths.items():
@@ -170,3 +175,10 @@ def test_undeclared_source_and_unreadable_checkpoint_are_named_errors(tmp_path: 
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(WeightsError, match="cannot be read"):
         checkpoint_metadata(bad)
+
+
+def test_a_diverging_pretraining_names_the_checkpoint_and_leaves_no_file(tmp_path: Path) -> None:
+    spec = _spec(tmp_path, lr=1.0e30)
+    with pytest.raises(TLBenchError, match=r"^pretraining test_resnet for weights local:shapes failed: loss became"):
+        ensure_pretrained(spec, "shapes", "test_resnet", quiet=True)
+    assert not list(spec.checkpoints_dir.glob("*.safetensors"))

@@ -20,7 +20,7 @@ from typing import Any
 
 import tl_bench
 from tl_bench.config import TrialConfig
-from tl_bench.errors import SpecError, WeightsError
+from tl_bench.errors import SpecError, TLBenchError, WeightsError
 
 KIND_TAG = "pretrain"
 SOURCE_TAG = "tlb.source"
@@ -107,7 +107,7 @@ def _train_and_save(spec: Any, name: str, backbone: str, path: Path, *, tracker:
     from tl_bench.train import train_trial
 
     config = pretrain_config(spec, name, backbone)
-    console = Console(stderr=True, quiet=quiet)
+    console = Console(stderr=True, quiet=quiet, soft_wrap=True)  # paths stay on one line
     console.print(f"pretraining {backbone} on {config.dataset} ({config.epochs} epochs) for weights local:{name} ...")
     start = time.perf_counter()
     data = load_dataset(
@@ -122,7 +122,10 @@ def _train_and_save(spec: Any, name: str, backbone: str, path: Path, *, tracker:
     )
     torch.manual_seed(config.seed)  # the same settings give the same checkpoint
     model = build_model(backbone, num_classes=data.num_classes, img_size=config.img_size, neck="gap", head="linear")
-    result = train_trial(config, model, data)
+    try:
+        result = train_trial(config, model, data)
+    except TLBenchError as err:  # say which checkpoint failed, not only how
+        raise TLBenchError(f"pretraining {backbone} for weights local:{name} failed: {err}") from None
     elapsed = time.perf_counter() - start
     metadata = {
         "tl_bench_version": tl_bench.__version__,
