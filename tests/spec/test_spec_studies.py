@@ -54,3 +54,19 @@ def test_real_target_studies_use_published_weights() -> None:
     assert all((d.train_size, d.val_size) == (800, 200) for d in vtab.datasets)
     template = load_spec(STUDIES / "imagefolder_template.yaml")
     assert template.datasets[0].name == f"imagefolder:{STUDIES / 'data' / 'my_images'}"
+
+
+def test_the_readme_study_file_example_validates(tmp_path: Path) -> None:
+    readme = (STUDIES.parent / "README.md").read_text()
+    block = readme.split("```yaml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "example.yaml"
+    path.write_text(block)
+    spec = load_spec(path)
+    quickstart = load_spec(STUDIES / "quickstart.yaml")
+    # The example is the quickstart, abridged: what it shows agrees with the real file.
+    assert spec.name == quickstart.name and spec.datasets[0].name == quickstart.datasets[0].name
+    assert [b.name for b in spec.space.backbones] == [b.name for b in quickstart.space.backbones]
+    assert (spec.space.freeze_depth, spec.space.neck, spec.space.head) == (
+        quickstart.space.freeze_depth, quickstart.space.neck, quickstart.space.head)
+    assert spec.space.hyper == quickstart.space.hyper and spec.budget == quickstart.budget
+    assert spec.sampler == quickstart.sampler and spec.pruner == quickstart.pruner

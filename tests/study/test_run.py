@@ -103,3 +103,21 @@ def test_multi_objective_study_gives_a_pareto_front(make_spec) -> None:  # type:
     parents, _ = _split(_runs(spec))
     artifacts = mlflow.MlflowClient(spec.tracking_uri).list_artifacts(parents[0].info.run_id)
     assert "optuna_plots.html" in {a.path for a in artifacts}
+
+
+def test_grid_study_ends_cleanly_when_the_grid_is_done(make_spec) -> None:  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from tl_bench.cli.app import app
+
+    path = make_spec(
+        space={"backbones": ["test_resnet"], "freeze_depth": [0, "all"], "neck": ["gap"], "head": ["linear"], "lr": [0.005]},
+        fixed={"epochs": 1, "batch_size": 64},
+        sampler={"name": "grid"},
+        budget={"n_trials": 5},  # more than the grid's two points
+    )
+    result = CliRunner().invoke(app, ["run", str(path)])
+    assert result.exit_code == 0, result.output
+    study = optuna.load_study(study_name="small/digits", storage=load_spec(path).storage_url)
+    assert len(study.trials) == 2 and all(t.state == TrialState.COMPLETE for t in study.trials)
+    assert len({t.params["combo"] for t in study.trials}) == 2  # each grid point once

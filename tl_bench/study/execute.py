@@ -77,6 +77,26 @@ class TrialContext:
     on_progress: Callable[[dict[str, Any]], None] = field(default=lambda info: None)
 
 
+def _tell(study: optuna.Study, trial: optuna.Trial, *args: Any, **kwargs: Any) -> None:
+    """``study.tell`` for an ask/tell loop.
+
+    Optuna's GridSampler calls ``study.stop()`` after the last grid point, which raises
+    outside ``study.optimize``; the trial is already stored by then (Optuna writes it in a
+    ``finally``), so that one error is dropped and the runner ends on ``grid_exhausted``.
+    """
+    try:
+        study.tell(trial, *args, **kwargs)
+    except RuntimeError as err:
+        if "Study.stop" not in str(err):
+            raise
+
+
+def grid_exhausted(study: optuna.Study) -> bool:
+    """True once a grid study has started every point of its grid."""
+    sampler = study.sampler
+    return isinstance(sampler, optuna.samplers.GridSampler) and sampler.is_exhausted(study)
+
+
 def run_one(ctx: TrialContext) -> TrialState:
     """Ask for a trial, train it, tell both stores how it ended."""
     with warnings.catch_warnings():
@@ -125,7 +145,7 @@ def _run(ctx: TrialContext, trial: optuna.Trial) -> TrialState:
 
         result = ctx.train_fn(config, on_epoch=on_epoch, cache=ctx.cache)
     except optuna.TrialPruned:
-        ctx.study.tell(trial, state=TrialState.PRUNED)
+        _tell(ctx.study, trial, state=TrialState.PRUNED)
         ctx.tracker.finish_trial(run_id, "PRUNED", history=history, config=config)
         return TrialState.PRUNED
     except (KeyboardInterrupt, SystemExit) as err:
@@ -134,13 +154,13 @@ def _run(ctx: TrialContext, trial: optuna.Trial) -> TrialState:
             "SIGTERM" if isinstance(err, Terminated) else "signal" if isinstance(err, SystemExit) else "Ctrl-C"
         )
         trial.set_user_attr(ERROR_ATTR, reason)
-        ctx.study.tell(trial, state=TrialState.FAIL)
+        _tell(ctx.study, trial, state=TrialState.FAIL)
         ctx.tracker.finish_trial(run_id, "INTERRUPTED", history=history, error=reason, config=config)
         raise
     except Exception as err:  # a failing trial is recorded as failed; the study goes on
         message = one_line(err)
         trial.set_user_attr(ERROR_ATTR, message)
-        ctx.study.tell(trial, state=TrialState.FAIL)
+        _tell(ctx.study, trial, state=TrialState.FAIL)
         ctx.tracker.finish_trial(run_id, "FAIL", history=history, error=message, config=config)
         return TrialState.FAIL
     values = [result.val_acc]
@@ -149,8 +169,8 @@ def _run(ctx: TrialContext, trial: optuna.Trial) -> TrialState:
     for key in ("test_acc", "train_time_s", "params_trainable", "n_stages"):
         trial.set_user_attr(key, getattr(result, key))
     ctx.tracker.finish_trial(run_id, "COMPLETE", result=result, history=history, config=config)
-    ctx.study.tell(trial, values)
+    _tell(ctx.study, trial, values)
     return TrialState.COMPLETE
 
 
-__all__ = ["TrialContext", "run_one", "COST_FIELDS", "RUN_ATTR", "HOST_ATTR", "PID_ATTR", "PIDNS_ATTR", "ERROR_ATTR", "Terminated", "one_line", "pid_namespace"]
+__all__ = ["TrialContext", "run_one", "grid_exhausted", "COST_FIELDS", "RUN_ATTR", "HOST_ATTR", "PID_ATTR", "PIDNS_ATTR", "ERROR_ATTR", "Terminated", "one_line", "pid_namespace"]

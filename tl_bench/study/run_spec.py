@@ -97,7 +97,8 @@ def run_spec(
             for weights in backbone.weights:
                 resolve(backbone.name, weights)
     cache = FeatureCache(Path(spec.cache_dir))
-    common = dict(train_fn=train_fn or run_trial, resolve_weights=resolve, stage_counts=stage_counts, cache=cache)
+    common = dict(train_fn=train_fn or run_trial, resolve_weights=resolve, stage_counts=stage_counts, cache=cache,
+                  tracker=tracker)
     total = options.n_trials if options.n_trials is not None else spec.budget.n_trials
     outcomes: list[DatasetOutcome] = []
     with StudyProgress(quiet=quiet) as progress:

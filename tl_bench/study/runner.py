@@ -19,7 +19,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from tl_bench.study.execute import TrialContext, run_one
+from tl_bench.study.execute import TrialContext, grid_exhausted, run_one
 from tl_bench.spec_optuna import make_pruner, make_sampler
 from tl_bench.study.reconcile import reconcile
 from tl_bench.study.space import SearchSpace
@@ -98,10 +98,12 @@ def run_dataset(
     stage_counts: dict[str, int],
     cache: Any = None,
     fingerprint: str | None = None,
+    tracker: Tracker | None = None,
 ) -> DatasetOutcome:
     """Top one dataset's study up to its budget in this process."""
     storage = make_storage(spec.storage_url)
-    tracker = Tracker(spec.tracking_uri, spec.name, artifact_location=spec.artifact_location, enabled=options.track)
+    if tracker is None:
+        tracker = Tracker(spec.tracking_uri, spec.name, artifact_location=spec.artifact_location, enabled=options.track)
     space = SearchSpace(spec, stage_counts)
     name = study_name(spec.name, dataset.key)
     study, created = open_study(
@@ -119,7 +121,7 @@ def run_dataset(
     if created:
         for baseline in spec.baselines:
             study.enqueue_trial(space.baseline_params(baseline), skip_if_exists=True)
-    reconcile(study, tracker)
+    reconcile(study, tracker, all_runs=not created)  # a study created just now has no runs left behind
     n_trials = options.n_trials if options.n_trials is not None else spec.budget.n_trials
     timeout = options.timeout_s if options.timeout_s is not None else spec.budget.timeout_s
     ctx = TrialContext(
@@ -143,7 +145,7 @@ def run_dataset(
     while True:
         # A worker that died elsewhere holds a RUNNING trial that counts against the budget: free it.
         reconcile(study, tracker, all_runs=False)
-        if _budget_left(study, n_trials) <= 0 or failures >= max_failures:
+        if _budget_left(study, n_trials) <= 0 or failures >= max_failures or grid_exhausted(study):
             break
         if timeout is not None and time.monotonic() - start >= timeout:
             break
