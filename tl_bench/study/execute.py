@@ -92,7 +92,7 @@ def _tell(study: optuna.Study, trial: optuna.Trial, *args: Any, **kwargs: Any) -
 
 
 def grid_exhausted(study: optuna.Study) -> bool:
-    """True once a grid study has started every point of its grid."""
+    """True once every point of a grid study's grid has a finished trial (Optuna's own rule)."""
     sampler = study.sampler
     return isinstance(sampler, optuna.samplers.GridSampler) and sampler.is_exhausted(study)
 
