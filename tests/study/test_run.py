@@ -121,3 +121,17 @@ def test_grid_study_ends_cleanly_when_the_grid_is_done(make_spec) -> None:  # ty
     study = optuna.load_study(study_name="small/digits", storage=load_spec(path).storage_url)
     assert len(study.trials) == 2 and all(t.state == TrialState.COMPLETE for t in study.trials)
     assert len({t.params["combo"] for t in study.trials}) == 2  # each grid point once
+
+
+def test_the_closing_commands_are_never_wrapped(make_spec, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    from tl_bench.cli.run_cmd import _print_results
+
+    path = make_spec()
+    spec = load_spec(path)
+    monkeypatch.setenv("COLUMNS", "40")  # a narrow terminal
+    monkeypatch.chdir(path.parent)
+    _print_results(spec, [], top=5)
+    lines = capsys.readouterr().out.splitlines()
+    assert "Browse every trial in the MLflow UI:  tl-bench ui --spec small.yaml" in lines  # relative to the cwd
+    assert f"  (or: mlflow ui --backend-store-uri {spec.tracking_uri})" in lines
+    assert "Export the leaderboard:  tl-bench leaderboard --spec small.yaml --csv leaderboard.csv" in lines

@@ -80,6 +80,16 @@ def _print_results(spec, outcomes, top: int) -> None:  # type: ignore[no-untyped
         console.print(f"\n[bold]{spec.name} / {outcome.dataset}[/bold]: {counts or 'no trials'}")
         frame = leaderboard(spec.tracking_uri, study=spec.name, dataset=outcome.dataset, top=top)
         print_leaderboard(frame, title=f"Leaderboard: {outcome.dataset} (top {top}, ranked by test_acc)")
-    console.print(f"\nBrowse every trial in the MLflow UI:  tl-bench ui --spec {spec.source_path}")
-    console.print(f"  (or: mlflow ui --backend-store-uri {spec.tracking_uri})")
-    console.print(f"Export the leaderboard:  tl-bench leaderboard --spec {spec.source_path} --csv leaderboard.csv")
+    # Commands to copy: never wrapped at the terminal's width.
+    shown = _shown_path(spec.source_path)
+    console.print(f"\nBrowse every trial in the MLflow UI:  tl-bench ui --spec {shown}", soft_wrap=True)
+    console.print(f"  (or: mlflow ui --backend-store-uri {spec.tracking_uri})", soft_wrap=True)
+    console.print(f"Export the leaderboard:  tl-bench leaderboard --spec {shown} --csv leaderboard.csv", soft_wrap=True)
+
+
+def _shown_path(path: Path) -> str:
+    """The path as the user would type it here: relative below the working folder, else absolute."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
