@@ -105,6 +105,8 @@ def run_spec(
     # torch, timm, MLflow and Optuna leave close to a million long-lived objects behind their imports;
     # each full garbage collection walks them all (~0.4 s on a 2-core CPU), and every trial's allocations
     # trigger more. Frozen, they are skipped by the collector; what trials allocate is still collected.
+    # Collected once first, so that no garbage from start-up or pretraining is frozen with them.
+    gc.collect()
     gc.freeze()
     with StudyProgress(quiet=quiet) as progress:
         if options.workers > 1:
