@@ -97,13 +97,11 @@ def run_dataset(
     resolve_weights: Callable[[str, str], str | None],
     stage_counts: dict[str, int],
     cache: Any = None,
+    tracker: Tracker,
     fingerprint: str | None = None,
-    tracker: Tracker | None = None,
 ) -> DatasetOutcome:
-    """Top one dataset's study up to its budget in this process."""
+    """Top one dataset's study up to its budget in this process, recording it with ``tracker``."""
     storage = make_storage(spec.storage_url)
-    if tracker is None:
-        tracker = Tracker(spec.tracking_uri, spec.name, artifact_location=spec.artifact_location, enabled=options.track)
     space = SearchSpace(spec, stage_counts)
     name = study_name(spec.name, dataset.key)
     study, created = open_study(
