@@ -7,9 +7,20 @@ from __future__ import annotations
 
 
 class TLBenchError(Exception):
-    """Base class of every user-facing error; its message is one line."""
+    """Base class of every user-facing error; its message is one line.
+
+    ``what`` says what was wrong and ``accepted`` what would have been right (or
+    ``None``); callers that re-word an error (spec validation naming the field)
+    read these fields instead of parsing the message. ``lead`` joins the two in
+    the message: ``"; accepted: "`` unless the wording needs another
+    (``"; accepted tags: "``, ``"; use "``).
+    """
 
     exit_code = 2
+
+    def __init__(self, what: str, accepted: str | None = None, *, lead: str = "; accepted: ") -> None:
+        self.what, self.accepted = what, accepted
+        super().__init__(what if accepted is None else f"{what}{lead}{accepted}")
 
 
 class UnknownBackboneError(TLBenchError):
@@ -62,8 +73,9 @@ class NonFiniteLossError(TLBenchError):
     def __init__(self, epoch: int, step: int, value: float) -> None:
         self.epoch, self.step, self.value = epoch, step, value
         super().__init__(
-            f"loss became {value} at epoch {epoch}, step {step}: "
-            "lower the learning rate or enable gradient clipping"
+            f"loss became {value} at epoch {epoch}, step {step}",
+            "lower the learning rate or enable gradient clipping",
+            lead=": ",
         )
 
 
