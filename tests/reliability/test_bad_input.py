@@ -149,7 +149,7 @@ def study_name_clash(folder: Path) -> list[str]:
     from tl_bench.study.storage import make_storage, open_study
 
     first = load_spec(write_spec(folder, name="first.yaml"))
-    open_study(make_storage(first.storage_url), first.study_name("digits"), directions=["maximize"],
+    open_study(make_storage(first.storage_url), first.study_name("digits"), directions=["maximize"], metric_names=["val_acc"],
                sampler=__import__("optuna").samplers.RandomSampler(), pruner=__import__("optuna").pruners.NopPruner(),
                space_digest=first.space_digest(), source=str(first.source_path))
     write_spec(folder, spec_data(space=_space(neck=["attn"])))

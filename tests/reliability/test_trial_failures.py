@@ -17,8 +17,7 @@ from optuna.trial import TrialState
 
 from reliability_support import load_trials, spec_data, trial_runs, write_spec
 from tl_bench.spec import load_spec
-from tl_bench.study.run_spec import run_spec
-from tl_bench.study.runner import RunOptions
+from tl_bench.study import RunOptions, run_spec
 
 pytestmark = pytest.mark.slow
 

@@ -8,8 +8,7 @@ import pytest
 from optuna.trial import TrialState
 
 from tl_bench.spec import load_spec
-from tl_bench.study.run_spec import run_spec
-from tl_bench.study.runner import RunOptions
+from tl_bench.study import RunOptions, run_spec
 
 pytestmark = pytest.mark.slow
 

@@ -39,7 +39,7 @@ def test_suggested_values_make_a_trial_config(make_spec) -> None:  # type: ignor
     trial = optuna.trial.FixedTrial(
         {"backbone": "test_resnet", "freeze_depth@test_resnet": "all", "neck": "gem", "head": "cosine", "lr": 0.005}
     )
-    config = build_config(space.suggest(trial), base=spec.base_config(spec.datasets[0]), resolve_weights=lambda b, w: None)
+    config = build_config(space.suggest(trial), base=spec.base_config(spec.datasets[0]), checkpoint_for=lambda b, w: None)
     assert (config.backbone, config.freeze_depth, config.neck, config.head) == ("test_resnet", "all", "gem", "cosine")
     assert config.lr == pytest.approx(0.005)
     assert config.epochs == 2 and config.img_size == 16 and config.train_size == 200

@@ -17,7 +17,7 @@ from tl_bench.cli.app import app
 
 def _sigterm_as_interrupt() -> None:
     # SIGTERM ends the current trial the same way Ctrl-C does: recorded in both stores, then exit.
-    from tl_bench.study.execute import Terminated
+    from tl_bench.study import Terminated
 
     def _terminate(signum: int, frame: object) -> None:
         raise Terminated
@@ -40,8 +40,7 @@ def run(
 ) -> None:
     """Search backbone x weights x freeze depth x neck x head x hyperparameters for each dataset."""
     from tl_bench.spec import load_spec
-    from tl_bench.study.run_spec import run_spec
-    from tl_bench.study.runner import RunOptions
+    from tl_bench.study import RunOptions, run_spec
 
     spec = load_spec(spec_path).with_overrides(
         storage=storage, tracking_uri=tracking_uri, n_trials=n_trials, timeout_s=timeout, datasets=dataset
@@ -62,7 +61,7 @@ def run(
     try:
         outcomes = run_spec(spec, options, worker_argv=argv, quiet=quiet)
     except KeyboardInterrupt as err:
-        from tl_bench.study.execute import Terminated
+        from tl_bench.study import Terminated
 
         Console(stderr=True).print("interrupted: the current trial was recorded as failed in Optuna and MLflow")
         raise typer.Exit(143 if isinstance(err, Terminated) else 130) from None

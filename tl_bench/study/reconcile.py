@@ -13,7 +13,6 @@ on any host, when its trial has had no heartbeat for ``GRACE_S`` seconds.
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,11 +20,10 @@ from typing import Any
 
 import optuna
 from mlflow.entities import ViewType
-from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
 from optuna.trial import FrozenTrial, TrialState
 
-from tl_bench.study.execute import ERROR_ATTR, HOST_ATTR, PID_ATTR, PIDNS_ATTR, pid_namespace
-from tl_bench.study.storage import GRACE_S
+from tl_bench.study.storage import ERROR_ATTR, GRACE_S, HOST_ATTR, PID_ATTR, PIDNS_ATTR, fail_trial, stale_trials
+from tl_bench.study.workers import pid_namespace, process_alive
 from tl_bench.tracking import KIND, OPTUNA_STUDY, RUN_STATUS, STATE, TRIAL, Tracker
 
 ENDED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -40,18 +38,6 @@ class Repairs:
         return bool(self.failed_trials or self.closed_runs)
 
 
-def _process_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return False  # this process is not running a trial while it reconciles
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def dead_trials(study: optuna.Study) -> list[FrozenTrial]:
     """RUNNING trials whose worker process on this host (and pid namespace) no longer exists."""
     host, namespace = socket.gethostname(), pid_namespace()
@@ -59,18 +45,9 @@ def dead_trials(study: optuna.Study) -> list[FrozenTrial]:
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         pid = trial.user_attrs.get(PID_ATTR)
         here = trial.user_attrs.get(HOST_ATTR) == host and trial.user_attrs.get(PIDNS_ATTR, namespace) == namespace
-        if here and isinstance(pid, int) and not _process_alive(pid):
+        if here and isinstance(pid, int) and not process_alive(pid):
             out.append(trial)
     return out
-
-
-def stale_trials(study: optuna.Study) -> list[FrozenTrial]:
-    """RUNNING trials (any host) whose heartbeat stopped more than the grace period ago."""
-    storage = study._storage
-    if not isinstance(storage, BaseHeartbeat) or not is_heartbeat_enabled(storage):
-        return []
-    stale = set(storage._get_stale_trial_ids(study._study_id))
-    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if t._trial_id in stale]
 
 
 def abandoned_trials(study: optuna.Study) -> list[tuple[FrozenTrial, str]]:
@@ -84,17 +61,6 @@ def abandoned_trials(study: optuna.Study) -> list[tuple[FrozenTrial, str]]:
             pid, host = trial.user_attrs.get(PID_ATTR, "?"), trial.user_attrs.get(HOST_ATTR, "?")
             found[trial.number] = (trial, f"worker process {pid} on {host} sent no heartbeat for over {GRACE_S} s")
     return [found[n] for n in sorted(found)]
-
-
-def fail_trial(study: optuna.Study, trial: FrozenTrial, reason: str) -> bool:
-    """Mark an abandoned trial FAIL with ``reason``; False when another process ended it first."""
-    storage = study._storage
-    try:
-        storage.set_trial_user_attr(trial._trial_id, ERROR_ATTR, reason)
-        storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
-    except optuna.exceptions.UpdateFinishedTrialError:
-        return False
-    return True
 
 
 def run_state(trial: FrozenTrial) -> str:
@@ -166,11 +132,9 @@ __all__ = [
     "Repairs",
     "abandoned_trials",
     "dead_trials",
-    "fail_trial",
     "reconcile",
     "run_state",
     "search_all",
-    "stale_trials",
     "state_agrees",
     "study_runs_filter",
     "trial_number",

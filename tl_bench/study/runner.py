@@ -1,4 +1,4 @@
-"""``tl-bench run``: one Optuna study per (spec, dataset), topped up to its budget.
+"""``tl-bench run``: one Optuna study per (spec, dataset), topped up to its budget, then summarised.
 
 The budget counts finished trials (complete or pruned): re-running the same
 command resumes where the study stopped and never repeats finished work.
@@ -8,26 +8,32 @@ against the same storage; many hosts do the same by sharing storage URLs.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+import gc
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 
-from tl_bench.study.execute import TrialContext, grid_exhausted, run_one
-from tl_bench.spec_optuna import make_pruner, make_sampler
+from tl_bench.config import TrialResult
+from tl_bench.spec import DatasetSpec, StudySpec
+from tl_bench.study.progress import StudyProgress
 from tl_bench.study.reconcile import reconcile
+from tl_bench.study.samplers import grid_exhausted, make_pruner, make_sampler
+from tl_bench.study.setup import check_stores, checkpoint_resolver, dataset_fingerprint, parent_run
 from tl_bench.study.space import SearchSpace
-from tl_bench.study.storage import PARENT_RUN, make_storage, open_study, study_name
+from tl_bench.study.storage import make_storage, open_study
+from tl_bench.study.summary import count_states, write_summary
+from tl_bench.study.trial import TrialContext, run_trial
+from tl_bench.study.workers import spawn_workers
 from tl_bench.tracking import Tracker
+from tl_bench.train import FeatureCache
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
-PARENT_WAIT_S = 60
 
 
 @dataclass
@@ -48,66 +54,92 @@ class DatasetOutcome:
     study_name: str
     parent_run_id: str
     counts: dict[str, int] = field(default_factory=dict)
-    best: dict[str, Any] | None = None
 
 
-def count_states(study: optuna.Study) -> dict[str, int]:
-    counts = {s.name: 0 for s in TrialState}
-    for trial in study.get_trials(deepcopy=False):
-        counts[trial.state.name] += 1
-    return counts
+def run_spec(
+    spec: StudySpec,
+    options: RunOptions,
+    *,
+    worker_argv: list[str] | None = None,
+    quiet: bool = False,
+    train_fn: Callable[..., TrialResult] | None = None,
+) -> list[DatasetOutcome]:
+    """Top every dataset study of ``spec`` up to its budget; returns one outcome per dataset.
 
+    With ``options.workers > 1`` this process sets every study up (pretraining,
+    studies, parent runs, baselines), then ``worker_argv`` is started that
+    many times and this process only watches and summarises.
+    """
+    from tl_bench.models import count_stages
+    from tl_bench.train import run_trial as train_config
 
-def _parent_run(study: optuna.Study, created: bool, tracker: Tracker, spec: Any, dataset_key: str) -> str:
-    """The parent run id, created once per study however many workers start together."""
-    if not tracker.enabled:
-        return ""
-    if created:
-        run_id = tracker.find_parent_run(study.study_name) or tracker.create_parent_run(
-            study=spec.name, dataset=dataset_key, optuna_study=study.study_name, description=spec.description or ""
-        )
-        study.set_user_attr(PARENT_RUN, run_id)
-        return run_id
-    deadline = time.monotonic() + PARENT_WAIT_S
-    while True:
-        run_id = optuna.load_study(study_name=study.study_name, storage=study._storage).user_attrs.get(PARENT_RUN)
-        if run_id:
-            tracker.reopen_parent_run(run_id)
-            return run_id
-        if time.monotonic() > deadline:  # the creator died before writing it: take over
-            run_id = tracker.create_parent_run(study=spec.name, dataset=dataset_key, optuna_study=study.study_name)
-            study.set_user_attr(PARENT_RUN, run_id)
-            return run_id
-        time.sleep(0.5)
-
-
-def _budget_left(study: optuna.Study, n_trials: int | None) -> float:
-    if n_trials is None:
-        return float("inf")
-    taken = len(study.get_trials(deepcopy=False, states=FINISHED + (TrialState.RUNNING,)))
-    return n_trials - taken
+    stage_counts = {b.name: count_stages(b.name) for b in spec.space.backbones}
+    # Bad data, unreachable stores and clashing studies fail here, before anything is recorded.
+    fingerprints = {ds.key: dataset_fingerprint(ds, quiet=quiet) for ds in spec.datasets}
+    check_stores(spec)
+    tracker = Tracker(spec.tracking_uri, spec.name, artifact_location=spec.artifact_location, enabled=options.track)
+    checkpoint_for = checkpoint_resolver(spec, tracker if options.track else None)
+    if options.worker_index == 0:  # pretrain once, before any worker needs the checkpoints
+        for backbone in spec.space.backbones:
+            for weights in backbone.weights:
+                checkpoint_for(backbone.name, weights)
+    common = dict(train_fn=train_fn or train_config, checkpoint_for=checkpoint_for, stage_counts=stage_counts,
+                  cache=FeatureCache(Path(spec.cache_dir)), tracker=tracker)
+    total = options.n_trials if options.n_trials is not None else spec.budget.n_trials
+    outcomes: list[DatasetOutcome] = []
+    # torch, timm, MLflow and Optuna leave close to a million long-lived objects behind their imports;
+    # each full garbage collection walks them all (~0.4 s on a 2-core CPU), and every trial's allocations
+    # trigger more. Frozen, they are skipped by the collector; what trials allocate is still collected.
+    # Collected once first, so that no garbage from start-up or pretraining is frozen with them.
+    gc.collect()
+    gc.freeze()
+    with StudyProgress(quiet=quiet) as progress:
+        if options.workers > 1:
+            for ds in spec.datasets:
+                progress.start(ds.key, None, total)
+                setup = RunOptions(n_trials=0, track=options.track, on_study=_attach(progress, ds.key))
+                run_dataset(spec, ds, setup, fingerprint=fingerprints[ds.key], **common)
+            spawn_workers(list(worker_argv or []), options.workers, tick=progress.refresh)
+        for ds in spec.datasets:
+            if options.workers > 1:  # workers did the trials: collect the outcome only
+                run_opts = RunOptions(n_trials=0, track=options.track)
+            else:
+                progress.start(ds.key, None, total)
+                run_opts = RunOptions(
+                    n_trials=options.n_trials,
+                    timeout_s=options.timeout_s,
+                    worker_index=options.worker_index,
+                    track=options.track,
+                    on_progress=progress.on_progress,
+                    on_study=_attach(progress, ds.key),
+                )
+            outcome = run_dataset(spec, ds, run_opts, fingerprint=fingerprints[ds.key], **common)
+            if options.summarize and options.track and options.worker_index == 0:
+                _summarise(spec, tracker, outcome)
+            outcomes.append(outcome)
+        progress.finish()
+    return outcomes
 
 
 def run_dataset(
-    spec: Any,
-    dataset: Any,
+    spec: StudySpec,
+    dataset: DatasetSpec,
     options: RunOptions,
     *,
-    train_fn: Callable[..., Any],
-    resolve_weights: Callable[[str, str], str | None],
+    train_fn: Callable[..., TrialResult],
+    checkpoint_for: Callable[[str, str], str | None],
     stage_counts: dict[str, int],
-    cache: Any = None,
+    cache: FeatureCache | None = None,
     tracker: Tracker,
     fingerprint: str | None = None,
 ) -> DatasetOutcome:
     """Top one dataset's study up to its budget in this process, recording it with ``tracker``."""
-    storage = make_storage(spec.storage_url)
     space = SearchSpace(spec, stage_counts)
-    name = study_name(spec.name, dataset.key)
     study, created = open_study(
-        storage,
-        name,
+        make_storage(spec.storage_url),
+        spec.study_name(dataset),
         directions=list(spec.objective.directions),
+        metric_names=list(spec.objective.metrics),
         sampler=make_sampler(spec, grid_space=space.grid_space() if space.grid else None, seed_offset=options.worker_index),
         pruner=make_pruner(spec),
         space_digest=spec.space_digest(),
@@ -115,7 +147,7 @@ def run_dataset(
     )
     if options.on_study is not None:
         options.on_study(study)
-    parent = _parent_run(study, created, tracker, spec, dataset.key)
+    parent = parent_run(study, created, tracker, spec, dataset)
     if created:
         for baseline in spec.baselines:
             study.enqueue_trial(space.baseline_params(baseline), skip_if_exists=True)
@@ -130,9 +162,9 @@ def run_dataset(
         base=spec.base_config(dataset),
         tracker=tracker,
         parent_run_id=parent,
-        resolve_weights=resolve_weights,
+        checkpoint_for=checkpoint_for,
         train_fn=train_fn,
-        cost=spec.objective.cost,
+        metrics=list(spec.objective.metrics),
         fingerprint=fingerprint,
         cache=cache,
         on_progress=options.on_progress or (lambda info: None),
@@ -147,42 +179,33 @@ def run_dataset(
             break
         if timeout is not None and time.monotonic() - start >= timeout:
             break
-        if run_one(ctx) == TrialState.FAIL:
+        if run_trial(ctx) == TrialState.FAIL:
             failures += 1
-    outcome = DatasetOutcome(dataset.key, name, parent, count_states(study))
-    outcome.best = best_trial_info(study)
-    return outcome
+    return DatasetOutcome(dataset.key, study.study_name, parent, count_states(study))
 
 
-def best_trial_info(study: optuna.Study) -> dict[str, Any] | None:
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    if not complete:
-        return None
-    best = max(complete, key=lambda t: (t.values[0], -t.number))
-    return {"number": best.number, "val_acc": best.values[0], **best.user_attrs, "params": best.params}
+def _budget_left(study: optuna.Study, n_trials: int | None) -> float:
+    if n_trials is None:
+        return float("inf")
+    taken = len(study.get_trials(deepcopy=False, states=FINISHED + (TrialState.RUNNING,)))
+    return n_trials - taken
 
 
-def spawn_workers(argv: list[str], workers: int, *, tick: Callable[[], None] | None = None) -> int:
-    """Run ``workers`` copies of a ``tl-bench run`` command line; returns the worst exit code."""
-    procs = []
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    for index in range(workers):
-        # Index 0 is the parent that set the studies up; workers count from 1.
-        cmd = [sys.executable, "-m", "tl_bench", *argv, "--workers", "1", "--worker-index", str(index + 1), "--quiet"]
-        procs.append(subprocess.Popen(cmd, env=env))
-    try:
-        while any(p.poll() is None for p in procs):
-            if tick is not None:
-                tick()
-            time.sleep(1.0)
-        codes = [p.returncode for p in procs]
-    except KeyboardInterrupt:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait()
-        raise
-    return max(codes, key=abs)
+def _summarise(spec: StudySpec, tracker: Tracker, outcome: DatasetOutcome) -> None:
+    """The study's summary, then its dashboard, on the parent run; then the parent run ends."""
+    from tl_bench.dashboard import render_dashboard
+
+    study = optuna.load_study(study_name=outcome.study_name, storage=make_storage(spec.storage_url))
+    write_summary(study, tracker, outcome.parent_run_id)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "dashboard.html"
+        render_dashboard(None, tracker.tracking_uri, study=spec.name, dataset=outcome.dataset, out=out)
+        tracker.log_artifact(outcome.parent_run_id, str(out))
+    tracker.close_parent(outcome.parent_run_id)
 
 
-__all__ = ["RunOptions", "DatasetOutcome", "run_dataset", "spawn_workers", "count_states", "best_trial_info"]
+def _attach(progress: StudyProgress, key: str) -> Callable[[optuna.Study], None]:
+    return lambda study: progress.attach(key, study)
+
+
+__all__ = ["DatasetOutcome", "RunOptions", "run_dataset", "run_spec"]

@@ -18,6 +18,7 @@ import optuna
 
 from tl_bench.config import FreezeDepth, TrialConfig
 from tl_bench.errors import SpecError
+from tl_bench.spec import StudySpec
 
 COMBO = "combo"
 _SEP = "|"
@@ -35,18 +36,19 @@ def valid_depths(depths: Sequence[FreezeDepth], n_stages: int) -> list[FreezeDep
     return out
 
 
+# Optuna stores a depth choice as text ("0", "2", "all"): one categorical type, readable in its tools.
 def _depth_key(depth: FreezeDepth) -> str:
     return str(depth)
 
 
-def _parse_depth(value: Any) -> FreezeDepth:
-    return "all" if str(value) == "all" else int(value)
+def _parse_depth(value: str) -> FreezeDepth:
+    return "all" if value == "all" else int(value)
 
 
 class SearchSpace:
     """Search space of one study spec, with each backbone's stage count resolved."""
 
-    def __init__(self, spec: Any, stage_counts: dict[str, int]) -> None:
+    def __init__(self, spec: StudySpec, stage_counts: dict[str, int]) -> None:
         self.spec = spec
         self.grid = spec.sampler.name == "grid"
         self.backbones = [b.name for b in spec.space.backbones]
@@ -148,11 +150,12 @@ def build_config(
     values: dict[str, Any],
     *,
     base: dict[str, Any],
-    resolve_weights: Callable[[str, str], str | None],
+    checkpoint_for: Callable[[str, str], str | None],
 ) -> TrialConfig:
-    """Merge the dataset's fields and fixed values (``base``) with the sampled values."""
+    """Merge the dataset's fields and fixed values (``base``) with the sampled values;
+    ``checkpoint_for(backbone, weights)`` names the checkpoint file a weights label stands for."""
     fields = {**base, **values}
-    fields["weights_path"] = resolve_weights(fields["backbone"], fields["weights"])
+    fields["weights_path"] = checkpoint_for(fields["backbone"], fields["weights"])
     return TrialConfig.from_dict(fields)
 
 

@@ -3,29 +3,41 @@
 SQLite (the embedded default) and PostgreSQL both go through ``RDBStorage``
 with a heartbeat, so a worker that dies without a word is noticed by the
 others; plain ``optuna.load_study(storage=URL)`` opens the same studies.
+
+This module is the one place that touches Optuna's private API (the heartbeat
+thread, ``Study._storage``, ``FrozenTrial._trial_id``, the stale-trial lookup):
+an ask/tell loop has no public way to run a heartbeat or to fail a trial with
+a reason. ``tests/study/test_storage.py`` pins the behaviour relied on.
 """
 
 from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.storages._heartbeat import BaseHeartbeat, get_heartbeat_thread, is_heartbeat_enabled
+from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.engine import URL, make_url
 
 from tl_bench.errors import SpecError, StorageError
 
 HEARTBEAT_S = 10
 GRACE_S = 40
+# Attributes tl-bench keeps in Optuna. Study: the space it was made from, its MLflow parent run.
 SPACE_DIGEST = "space_digest"
 PARENT_RUN = "mlflow_parent_run_id"
-
-
-def study_name(spec_name: str, dataset_key: str) -> str:
-    return f"{spec_name}/{dataset_key}"
+# Trial: the worker that runs it (host, pid, pid namespace), its MLflow run, why it failed.
+HOST_ATTR = "host"
+PID_ATTR = "pid"
+PIDNS_ATTR = "pid_namespace"
+RUN_ATTR = "mlflow_run_id"
+ERROR_ATTR = "error"
 
 
 def _redact(url: str) -> str:
@@ -90,6 +102,7 @@ def open_study(
     name: str,
     *,
     directions: list[str],
+    metric_names: list[str],
     sampler: optuna.samplers.BaseSampler,
     pruner: optuna.pruners.BasePruner,
     space_digest: str,
@@ -99,12 +112,16 @@ def open_study(
 
     Returns ``(study, created)``: exactly one caller across every worker and
     host gets ``created=True``, which makes it the one to set the study up.
+    ``metric_names`` name the values (``val_acc``, a cost) in Optuna's own tools.
     """
     try:
         study = optuna.create_study(
             storage=storage, study_name=name, directions=directions, sampler=sampler, pruner=pruner
         )
         study.set_user_attr(SPACE_DIGEST, space_digest)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(metric_names)
         return study, True
     except optuna.exceptions.DuplicatedStudyError:
         pass
@@ -144,4 +161,62 @@ def _check_same(study: optuna.Study, *, directions: list[str], space_digest: str
         )
 
 
-__all__ = ["make_storage", "open_study", "check_study", "study_name", "PARENT_RUN", "SPACE_DIGEST"]
+def ask(study: optuna.Study) -> optuna.Trial:
+    """``study.ask()`` without the warning that heartbeats are meant for ``Study.optimize``:
+    this ask/tell loop runs the heartbeat itself (see ``heartbeat``)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Heartbeat of storage")
+        return study.ask()
+
+
+@contextmanager
+def heartbeat(study: optuna.Study, trial: optuna.Trial) -> Iterator[None]:
+    """Beat for ``trial`` while the block runs, as ``study.optimize`` does for its own trials."""
+    thread = get_heartbeat_thread(trial._trial_id, study._storage)
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join()
+
+
+def stale_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """RUNNING trials (any host) whose heartbeat stopped more than the grace period ago.
+
+    ``optuna.storages.fail_stale_trials`` would fail them at once, with no way to
+    say why; tl-bench records the reason first, so it asks for the ids itself.
+    """
+    storage = study._storage
+    if not isinstance(storage, BaseHeartbeat) or not is_heartbeat_enabled(storage):
+        return []
+    stale = set(storage._get_stale_trial_ids(study._study_id))
+    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if t._trial_id in stale]
+
+
+def fail_trial(study: optuna.Study, trial: FrozenTrial, reason: str) -> bool:
+    """Mark another process's RUNNING trial FAIL with ``reason``; False when it ended first."""
+    storage = study._storage
+    try:
+        storage.set_trial_user_attr(trial._trial_id, ERROR_ATTR, reason)
+        storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False
+    return True
+
+
+__all__ = [
+    "ERROR_ATTR",
+    "HOST_ATTR",
+    "PARENT_RUN",
+    "PIDNS_ATTR",
+    "PID_ATTR",
+    "RUN_ATTR",
+    "SPACE_DIGEST",
+    "ask",
+    "check_study",
+    "fail_trial",
+    "heartbeat",
+    "make_storage",
+    "open_study",
+    "stale_trials",
+]

@@ -1,25 +1,38 @@
-"""The study summary written to a dataset's parent run.
+"""What a dataset study has produced, and its summary on the parent run.
 
-Counts, the best trial, Optuna's parameter importances (as ``importance.*``
-metrics, so dashboards read them from MLflow alone) and Optuna's plots as one
-self-contained HTML artifact.
+Counts by state, the best trial, Optuna's parameter importances (as
+``importance.*`` metrics, so dashboards read them from MLflow alone) and
+Optuna's plots as one self-contained HTML artifact.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import tempfile
 import warnings
-from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
+from tl_bench.study.storage import RUN_ATTR
 from tl_bench.tracking import Tracker
 
 log = logging.getLogger(__name__)
+
+
+def count_states(study: optuna.Study) -> dict[str, int]:
+    """Trials per state name (every state listed, zeros included)."""
+    counts = {s.name: 0 for s in TrialState}
+    for trial in study.get_trials(deepcopy=False):
+        counts[trial.state.name] += 1
+    return counts
+
+
+def best_trial(study: optuna.Study) -> FrozenTrial | None:
+    """The complete trial with the highest validation accuracy (the earliest on ties)."""
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return max(complete, key=lambda t: (t.values[0], -t.number)) if complete else None
 
 
 def importances(study: optuna.Study) -> dict[str, float]:
@@ -64,38 +77,23 @@ def _metric_name(param: str) -> str:
     return re.sub(r"[^\w\-. :/]", ":", param)
 
 
-def write_summary(study: optuna.Study, tracker: Tracker, parent_run_id: str, *, dashboard: bool = True) -> dict[str, Any]:
-    """Write counts, best trial, importances, plots and the dashboard to the parent run."""
-    counts = {s.name: 0 for s in TrialState}
-    for trial in study.get_trials(deepcopy=False):
-        counts[trial.state.name] += 1
+def write_summary(study: optuna.Study, tracker: Tracker, parent_run_id: str) -> dict[str, Any]:
+    """Write counts, best trial, importances and plots to the parent run; returns what was written."""
+    counts = count_states(study)
     metrics: dict[str, float] = {f"n_{k.lower()}": float(v) for k, v in counts.items() if k != "WAITING"}
     tags: dict[str, str] = {}
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    if complete:
-        best = max(complete, key=lambda t: (t.values[0], -t.number))
+    best = best_trial(study)
+    if best is not None:
         metrics.update(best_val_acc=best.values[0], best_trial=float(best.number))
         if "test_acc" in best.user_attrs:
             metrics["best_test_acc"] = float(best.user_attrs["test_acc"])
-        tags.update({"tlb.best_trial": str(best.number), "tlb.best_run_id": str(best.user_attrs.get("mlflow_run_id", ""))})
+        tags.update({"tlb.best_trial": str(best.number), "tlb.best_run_id": str(best.user_attrs.get(RUN_ATTR, ""))})
     imp = importances(study)
     metrics.update({f"importance.{_metric_name(k)}": v for k, v in imp.items()})
     tracker.log_summary(parent_run_id, metrics, tags)
     if tracker.enabled and parent_run_id:
         tracker.log_text(parent_run_id, plots_html(study), "optuna_plots.html")
-        if dashboard:
-            _log_dashboard(tracker, parent_run_id, study)
     return {"counts": counts, "importances": imp, **metrics}
 
 
-def _log_dashboard(tracker: Tracker, parent_run_id: str, study: optuna.Study) -> None:
-    from tl_bench.dashboard import render_dashboard
-
-    spec_name, _, dataset = study.study_name.partition("/")
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "dashboard.html"
-        render_dashboard(None, tracker.tracking_uri, study=spec_name, dataset=dataset, out=out)
-        tracker.log_artifact(parent_run_id, str(out))
-
-
-__all__ = ["write_summary", "importances", "plots_html"]
+__all__ = ["best_trial", "count_states", "importances", "plots_html", "write_summary"]

@@ -1,4 +1,4 @@
-"""One trial from ask to tell, with its MLflow child run kept in step.
+"""One trial: ask, train, tell, with its MLflow child run kept in step.
 
 Optuna's ask/tell interface (instead of ``study.optimize``) lets every exit
 of a trial -- complete, pruned, failed, interrupted -- be written to both
@@ -9,48 +9,24 @@ from __future__ import annotations
 
 import os
 import socket
-import warnings
 from collections.abc import Callable
-from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
-from optuna.storages._heartbeat import get_heartbeat_thread
 from optuna.trial import TrialState
 
 from tl_bench.config import TrialConfig, TrialResult
+from tl_bench.spec import DatasetSpec
 from tl_bench.study.space import SearchSpace, build_config
+from tl_bench.study.storage import ERROR_ATTR, HOST_ATTR, PID_ATTR, PIDNS_ATTR, RUN_ATTR, ask, heartbeat
+from tl_bench.study.workers import pid_namespace
 from tl_bench.tracking import Tracker
-
-HOST_ATTR = "host"
-PID_ATTR = "pid"
-PIDNS_ATTR = "pid_namespace"  # where PID_ATTR means this process: see pid_namespace()
-RUN_ATTR = "mlflow_run_id"
-ERROR_ATTR = "error"
-
-# What the cost objective minimises, read from the trial's result.
-COST_FIELDS = {"train_time_s": "train_time_s", "flops_train": "train_flops_total", "params_trainable": "params_trainable"}
+from tl_bench.train import FeatureCache
 
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised in the main thread so that it ends a trial the way Ctrl-C does."""
-
-
-def pid_namespace() -> str:
-    """The kernel boot and pid namespace this process lives in.
-
-    Two containers (or cloned machines) may share a host name; a pid only says
-    whether a worker is alive when it was seen from the same namespace.
-    """
-    parts = []
-    for read in (lambda: Path("/proc/sys/kernel/random/boot_id").read_text().strip(),
-                 lambda: str(os.stat("/proc/self/ns/pid").st_ino)):
-        try:
-            parts.append(read())
-        except OSError:
-            pass
-    return ":".join(parts)
 
 
 def one_line(err: BaseException) -> str:
@@ -65,15 +41,15 @@ class TrialContext:
     study: optuna.Study
     space: SearchSpace
     spec_name: str
-    dataset: Any  # DatasetSpec
+    dataset: DatasetSpec
     base: dict[str, Any]  # the dataset's fields and the spec's fixed values
     tracker: Tracker
     parent_run_id: str
-    resolve_weights: Callable[[str, str], str | None]
+    checkpoint_for: Callable[[str, str], str | None]  # (backbone, weights) -> checkpoint file
     train_fn: Callable[..., TrialResult]
-    cost: str | None = None
+    metrics: list[str]  # the TrialResult fields that are Optuna's values, in order
     fingerprint: str | None = None
-    cache: Any = None
+    cache: FeatureCache | None = None
     on_progress: Callable[[dict[str, Any]], None] = field(default=lambda info: None)
 
 
@@ -91,37 +67,24 @@ def _tell(study: optuna.Study, trial: optuna.Trial, *args: Any, **kwargs: Any) -
             raise
 
 
-def grid_exhausted(study: optuna.Study) -> bool:
-    """True once every point of a grid study's grid has a finished trial (Optuna's own rule)."""
-    sampler = study.sampler
-    return isinstance(sampler, optuna.samplers.GridSampler) and sampler.is_exhausted(study)
-
-
-def run_one(ctx: TrialContext) -> TrialState:
+def run_trial(ctx: TrialContext) -> TrialState:
     """Ask for a trial, train it, tell both stores how it ended."""
-    with warnings.catch_warnings():
-        # Optuna warns that heartbeats are meant for Study.optimize; this loop runs them itself.
-        warnings.filterwarnings("ignore", message="Heartbeat of storage")
-        trial = ctx.study.ask()
+    trial = ask(ctx.study)
     trial.set_user_attr(HOST_ATTR, socket.gethostname())
     trial.set_user_attr(PID_ATTR, os.getpid())
     trial.set_user_attr(PIDNS_ATTR, pid_namespace())
-    heartbeat = get_heartbeat_thread(trial._trial_id, ctx.study._storage)
-    heartbeat.start()
-    try:
-        return _run(ctx, trial)
-    finally:
-        heartbeat.join()
+    with heartbeat(ctx.study, trial):
+        return _train_and_tell(ctx, trial)
 
 
-def _run(ctx: TrialContext, trial: optuna.Trial) -> TrialState:
+def _train_and_tell(ctx: TrialContext, trial: optuna.Trial) -> TrialState:
     history: list[dict[str, float]] = []
     run_id = ""
     config: TrialConfig | None = None
     multi = len(ctx.study.directions) > 1
     try:
         config = build_config(
-            ctx.space.suggest(trial), base=ctx.base, resolve_weights=ctx.resolve_weights
+            ctx.space.suggest(trial), base=ctx.base, checkpoint_for=ctx.checkpoint_for
         )
         run_id = ctx.tracker.start_trial(
             ctx.parent_run_id,
@@ -163,9 +126,7 @@ def _run(ctx: TrialContext, trial: optuna.Trial) -> TrialState:
         _tell(ctx.study, trial, state=TrialState.FAIL)
         ctx.tracker.finish_trial(run_id, "FAIL", history=history, error=message, config=config)
         return TrialState.FAIL
-    values = [result.val_acc]
-    if ctx.cost:
-        values.append(float(getattr(result, COST_FIELDS[ctx.cost])))
+    values = [float(getattr(result, name)) for name in ctx.metrics]
     for key in ("test_acc", "train_time_s", "params_trainable", "n_stages"):
         trial.set_user_attr(key, getattr(result, key))
     ctx.tracker.finish_trial(run_id, "COMPLETE", result=result, history=history, config=config)
@@ -173,4 +134,4 @@ def _run(ctx: TrialContext, trial: optuna.Trial) -> TrialState:
     return TrialState.COMPLETE
 
 
-__all__ = ["TrialContext", "run_one", "grid_exhausted", "COST_FIELDS", "RUN_ATTR", "HOST_ATTR", "PID_ATTR", "PIDNS_ATTR", "ERROR_ATTR", "Terminated", "one_line", "pid_namespace"]
+__all__ = ["TrialContext", "Terminated", "one_line", "run_trial"]

@@ -10,7 +10,7 @@ import optuna
 import pytest
 
 from tl_bench.spec import PRUNER_NAMES, SAMPLER_NAMES, PrunerSpec, SamplerSpec, load_spec
-from tl_bench.spec_optuna import PRUNER_CLASSES, SAMPLER_CLASSES, make_pruner, make_sampler
+from tl_bench.study.samplers import PRUNER_CLASSES, SAMPLER_CLASSES, make_pruner, make_sampler
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -24,11 +24,8 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
         ({"name": "qmc", "seed": 3, "qmc_type": "halton"}, optuna.samplers.QMCSampler),
     ],
 )
-def test_make_sampler(
-    base: dict[str, Any], write_spec: Callable[..., Path], sampler: dict[str, Any], cls: type
-) -> None:
-    base["sampler"] = sampler
-    spec = load_spec(write_spec(base))
+def test_make_sampler(make_spec: Callable[..., Path], sampler: dict[str, Any], cls: type) -> None:
+    spec = load_spec(make_spec(sampler=sampler))
     assert isinstance(make_sampler(spec), cls)
     # the same seed proposes the same point; a worker offset proposes another
     def first_lr(s: optuna.samplers.BaseSampler) -> float:
@@ -40,10 +37,9 @@ def test_make_sampler(
     assert first_lr(make_sampler(spec)) != first_lr(make_sampler(spec, seed_offset=1))
 
 
-def test_grid_sampler_covers_the_given_grid(base: dict[str, Any], write_spec: Callable[..., Path]) -> None:
-    base["sampler"] = {"name": "grid", "seed": 0}
-    base["space"]["lr"] = [1e-3, 1e-2]
-    spec = load_spec(write_spec(base))
+def test_grid_sampler_covers_the_given_grid(make_spec: Callable[..., Path]) -> None:
+    space = {"backbones": ["test_resnet"], "freeze_depth": [0], "neck": ["gap"], "head": ["linear"], "lr": [1e-3, 1e-2]}
+    spec = load_spec(make_spec(sampler={"name": "grid", "seed": 0}, space=space))
     with pytest.raises(ValueError, match="grid_space"):
         make_sampler(spec)
     study = optuna.create_study(sampler=make_sampler(spec, grid_space={"lr": spec.space.hyper["lr"].choices}))
@@ -51,11 +47,10 @@ def test_grid_sampler_covers_the_given_grid(base: dict[str, Any], write_spec: Ca
     assert sorted(t.params["lr"] for t in study.trials) == [1e-3, 1e-2]  # the grid ends the study
 
 
-def test_nsga2_runs_a_two_objective_study(base: dict[str, Any], write_spec: Callable[..., Path]) -> None:
-    base.update(
+def test_nsga2_runs_a_two_objective_study(make_spec: Callable[..., Path]) -> None:
+    spec = load_spec(make_spec(
         sampler={"name": "nsga2", "seed": 0, "population_size": 4}, pruner="none", objective={"cost": "params_trainable"}
-    )
-    spec = load_spec(write_spec(base))
+    ))
     study = optuna.create_study(directions=spec.objective.directions, sampler=make_sampler(spec))
     study.optimize(lambda t: (t.suggest_float("x", 0, 1), t.suggest_float("y", 0, 1)), n_trials=6)
     assert isinstance(study.sampler, optuna.samplers.NSGAIISampler) and len(study.best_trials) >= 1
@@ -71,14 +66,13 @@ def test_nsga2_runs_a_two_objective_study(base: dict[str, Any], write_spec: Call
         ({"name": "hyperband", "min_resource": 1, "max_resource": 2}, optuna.pruners.HyperbandPruner),
     ],
 )
-def test_make_pruner(base: dict[str, Any], write_spec: Callable[..., Path], pruner: Any, cls: type) -> None:
-    base["pruner"] = pruner
-    assert isinstance(make_pruner(load_spec(write_spec(base))), cls)
+def test_make_pruner(make_spec: Callable[..., Path], pruner: Any, cls: type) -> None:
+    assert isinstance(make_pruner(load_spec(make_spec(pruner=pruner))), cls)
 
 
-def test_median_pruner_from_spec_prunes_a_worse_trial(base: dict[str, Any], write_spec: Callable[..., Path]) -> None:
-    base["pruner"] = {"name": "median", "n_startup_trials": 1, "n_warmup_steps": 0}
-    study = optuna.create_study(direction="maximize", pruner=make_pruner(load_spec(write_spec(base))))
+def test_median_pruner_from_spec_prunes_a_worse_trial(make_spec: Callable[..., Path]) -> None:
+    pruner = {"name": "median", "n_startup_trials": 1, "n_warmup_steps": 0}
+    study = optuna.create_study(direction="maximize", pruner=make_pruner(load_spec(make_spec(pruner=pruner))))
     curves = iter([[0.5, 0.8], [0.1, 0.2]])
 
     def objective(trial: optuna.Trial) -> float:

@@ -53,4 +53,10 @@ def make_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
     return PRUNER_CLASSES[spec.pruner.name](**spec.pruner.options())
 
 
-__all__ = ["PRUNER_CLASSES", "SAMPLER_CLASSES", "make_pruner", "make_sampler"]
+def grid_exhausted(study: optuna.Study) -> bool:
+    """True once every point of a grid study's grid has a finished trial (Optuna's own rule)."""
+    sampler = study.sampler
+    return isinstance(sampler, optuna.samplers.GridSampler) and sampler.is_exhausted(study)
+
+
+__all__ = ["PRUNER_CLASSES", "SAMPLER_CLASSES", "grid_exhausted", "make_pruner", "make_sampler"]

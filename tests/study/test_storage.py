@@ -1,0 +1,64 @@
+"""The Optuna behaviour tl-bench relies on behind ``tl_bench.study.storage``, pinned on a real SQLite storage."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+
+from tl_bench.study.storage import ERROR_ATTR, ask, fail_trial, heartbeat, make_storage, open_study, stale_trials
+
+
+def _study(tmp_path: Path, *, grace: int = 2) -> optuna.Study:
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'optuna.db'}", heartbeat_interval=1,
+                                         grace_period=grace)
+    return optuna.create_study(storage=storage, study_name="pin")
+
+
+def test_a_beating_trial_is_never_stale_and_a_silent_one_is(tmp_path: Path) -> None:
+    study = _study(tmp_path)
+    beating, silent = ask(study), ask(study)
+    with heartbeat(study, beating):
+        with heartbeat(study, silent):
+            pass  # one beat, then silence
+        time.sleep(3.2)  # past the 2 s grace period
+        stale = [t.number for t in stale_trials(study)]
+    assert stale == [silent.number]
+
+
+def test_fail_trial_records_the_reason_once(tmp_path: Path) -> None:
+    study = _study(tmp_path)
+    trial = ask(study)
+    frozen = study.get_trials(deepcopy=False)[trial.number]
+    assert fail_trial(study, frozen, "worker 123 stopped") is True
+    assert fail_trial(study, frozen, "again") is False  # already ended: left as it is
+    stored = study.get_trials(deepcopy=False)[trial.number]
+    assert stored.state == TrialState.FAIL and stored.user_attrs[ERROR_ATTR] == "worker 123 stopped"
+
+
+def test_ask_with_a_heartbeat_storage_raises_no_warning(tmp_path: Path) -> None:
+    study = _study(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        trial = ask(study)
+    assert trial.number == 0
+
+
+def test_storage_without_heartbeat_has_no_stale_trials(tmp_path: Path) -> None:
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'plain.db'}")
+    ask(study)
+    assert stale_trials(study) == []
+
+
+def test_open_study_names_the_metrics_and_only_one_caller_creates(tmp_path: Path) -> None:
+    storage = make_storage(f"sqlite:///{tmp_path / 'optuna.db'}")
+    kwargs = dict(directions=["maximize", "minimize"], metric_names=["val_acc", "train_time_s"],
+                  sampler=optuna.samplers.RandomSampler(), pruner=optuna.pruners.NopPruner(), space_digest="d1",
+                  source="s.yaml")
+    first, created = open_study(storage, "s/digits", **kwargs)
+    again, created_again = open_study(storage, "s/digits", **kwargs)
+    assert (created, created_again) == (True, False)
+    assert optuna.load_study(study_name="s/digits", storage=storage).metric_names == ["val_acc", "train_time_s"]

@@ -1,0 +1,94 @@
+"""What a run settles before its first trial: checkpoints, data, stores, the parent MLflow run.
+
+Each step fails with one line before anything is recorded, so a bad dataset,
+an unreachable store or a study made from another space costs no trial.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+
+import optuna
+
+from tl_bench.models.weights import CHECKPOINT_SUFFIXES
+from tl_bench.spec import DatasetSpec, StudySpec
+from tl_bench.study.storage import PARENT_RUN, check_study, make_storage
+from tl_bench.tracking import Tracker, check_server, is_server
+
+PARENT_WAIT_S = 60
+
+
+def checkpoint_resolver(spec: StudySpec, tracker: Tracker | None) -> Callable[[str, str], str | None]:
+    """Map (backbone, weights label) to the checkpoint file it names, pretraining locally when needed."""
+
+    def checkpoint_for(backbone: str, weights: str) -> str | None:
+        if weights.startswith("local:"):
+            from tl_bench.pretrain import ensure_pretrained
+
+            return str(ensure_pretrained(spec, weights.split(":", 1)[1], backbone, tracker=tracker))
+        if weights.endswith(CHECKPOINT_SUFFIXES):
+            return weights
+        return None
+
+    return checkpoint_for
+
+
+def dataset_fingerprint(dataset: DatasetSpec, *, quiet: bool = True) -> str:
+    """Load the dataset once (memoised for the trials) and return its fingerprint; fails early on bad data.
+
+    Unreadable files are left out by the data layer; unless ``quiet``, their
+    count is reported on stderr so a partly corrupt folder does not go unnoticed.
+    """
+    from tl_bench.data import load_dataset
+
+    loaded = load_dataset(
+        dataset.name, img_size=dataset.img_size, train_size=dataset.train_size, val_size=dataset.val_size,
+        seed=dataset.split_seed, root=dataset.root, download=dataset.download, **dict(dataset.options or {}),
+    )
+    if loaded.skipped and not quiet:
+        sys.stderr.write(
+            f"warning: dataset {dataset.key}: {len(loaded.skipped)} files skipped (e.g. {loaded.skipped[0]}); "
+            "`tl-bench inspect-data` lists them\n"
+        )
+    return loaded.fingerprint
+
+
+def check_stores(spec: StudySpec) -> None:
+    """StorageError or SpecError when a store does not answer or a stored study was made from another space."""
+    if is_server(spec.tracking_uri):
+        check_server(spec.tracking_uri)
+    storage = make_storage(spec.storage_url)
+    for ds in spec.datasets:
+        check_study(storage, spec.study_name(ds), directions=list(spec.objective.directions),
+                    space_digest=spec.space_digest(), source=str(spec.source_path))
+
+
+def parent_run(study: optuna.Study, created: bool, tracker: Tracker, spec: StudySpec, dataset: DatasetSpec) -> str:
+    """The dataset's parent run id, created once per study however many workers start together."""
+    if not tracker.enabled:
+        return ""
+
+    def record(run_id: str) -> str:
+        study.set_user_attr(PARENT_RUN, run_id)
+        return run_id
+
+    def create() -> str:
+        return tracker.create_parent_run(study=spec.name, dataset=dataset.key, optuna_study=study.study_name,
+                                         description=spec.description or "")
+
+    if created:
+        return record(tracker.find_parent_run(study.study_name) or create())
+    deadline = time.monotonic() + PARENT_WAIT_S
+    while True:
+        run_id = study.user_attrs.get(PARENT_RUN)  # read from the storage each time
+        if run_id:
+            tracker.reopen_parent_run(run_id)
+            return run_id
+        if time.monotonic() > deadline:  # the creator died before writing it: take over
+            return record(create())
+        time.sleep(0.5)
+
+
+__all__ = ["check_stores", "checkpoint_resolver", "dataset_fingerprint", "parent_run"]
