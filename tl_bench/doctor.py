@@ -32,18 +32,16 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from tl_bench.study.execute import ERROR_ATTR, RUN_ATTR
 from tl_bench.study.reconcile import (
     ENDED,
     abandoned_trials,
-    fail_trial,
     run_state,
     search_all,
     state_agrees,
     study_runs_filter,
     trial_number,
 )
-from tl_bench.study.storage import PARENT_RUN, make_storage
+from tl_bench.study.storage import ERROR_ATTR, PARENT_RUN, RUN_ATTR, fail_trial, make_storage
 from tl_bench.tracking import (
     DATASET,
     ERROR,
@@ -293,19 +291,15 @@ def record_trial_run(tracker: Tracker, spec: Any, ds: Any, study: optuna.Study, 
 def _config_of(spec: Any, ds: Any, trial: FrozenTrial) -> Any:
     """The trial's TrialConfig rebuilt from its params, or None when the space no longer yields it."""
     from tl_bench.models import count_stages
+    from tl_bench.study.setup import checkpoint_resolver
     from tl_bench.study.space import SearchSpace, build_config
 
-    def weights_path(backbone: str, weights: str) -> str | None:
-        if weights.startswith("local:"):  # the checkpoint it used; never pretrain here
-            from tl_bench.pretrain import checkpoint_path
-
-            return str(checkpoint_path(spec, weights.split(":", 1)[1], backbone))
-        return weights if weights.endswith((".safetensors", ".pth", ".pt")) else None
+    checkpoint_for = checkpoint_resolver(spec, None, pretrain=False)  # the checkpoint it used; never pretrain here
 
     try:
         space = SearchSpace(spec, {b.name: count_stages(b.name) for b in spec.space.backbones})
         values = space.suggest(optuna.trial.FixedTrial(dict(trial.params), number=trial.number))
-        return build_config(values, base=spec.base_config(ds), resolve_weights=weights_path)
+        return build_config(values, base=spec.base_config(ds), checkpoint_for=checkpoint_for)
     except Exception:  # the spec's space changed since the trial ran: keep the raw params
         return None
 

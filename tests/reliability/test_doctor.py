@@ -23,8 +23,7 @@ from reliability_support import load_trials, spec_data, store_snapshot, tlb, tri
 from tl_bench.cli import app
 from tl_bench.doctor import diagnose
 from tl_bench.spec import load_spec
-from tl_bench.study.run_spec import run_spec
-from tl_bench.study.runner import RunOptions
+from tl_bench.study import RunOptions, run_spec
 
 pytestmark = pytest.mark.slow
 

@@ -20,14 +20,19 @@ from tl_bench.tracking import Tracker, check_server, is_server
 PARENT_WAIT_S = 60
 
 
-def checkpoint_resolver(spec: StudySpec, tracker: Tracker | None) -> Callable[[str, str], str | None]:
-    """Map (backbone, weights label) to the checkpoint file it names, pretraining locally when needed."""
+def checkpoint_resolver(
+    spec: StudySpec, tracker: Tracker | None, *, pretrain: bool = True
+) -> Callable[[str, str], str | None]:
+    """Map (backbone, weights label) to the checkpoint file it names: a file as given, or the
+    local pretraining's checkpoint (pretrained now when missing, unless ``pretrain`` is off)."""
+    from tl_bench.pretrain import checkpoint_path, ensure_pretrained
 
     def checkpoint_for(backbone: str, weights: str) -> str | None:
         if weights.startswith("local:"):
-            from tl_bench.pretrain import ensure_pretrained
-
-            return str(ensure_pretrained(spec, weights.split(":", 1)[1], backbone, tracker=tracker))
+            name = weights.split(":", 1)[1]
+            if not pretrain:
+                return str(checkpoint_path(spec, name, backbone))
+            return str(ensure_pretrained(spec, name, backbone, tracker=tracker))
         if weights.endswith(CHECKPOINT_SUFFIXES):
             return weights
         return None
