@@ -31,7 +31,11 @@ def run(
     dataset: Optional[list[str]] = typer.Option(None, "--dataset", help="Run only these datasets (repeatable)."),
     n_trials: Optional[int] = typer.Option(None, "--n-trials", min=0, help="Budget of finished trials per dataset study."),
     timeout: Optional[float] = typer.Option(None, "--timeout", min=0, help="Seconds per dataset study in this invocation."),
-    workers: int = typer.Option(1, "--workers", min=1, help="Worker processes on this machine."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Worker processes on this machine (or Dask tasks with --dask)."),
+    devices: Optional[str] = typer.Option(None, "--devices", help="CUDA device ids the workers are spread over, e.g. 0,1 (default: every visible device)."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Torch threads of this process (default: all cores; each of N workers gets cores / N)."),
+    dask: Optional[str] = typer.Option(None, "--dask", help="Run the workers as Dask tasks: 'local' (a cluster on 127.0.0.1) or a scheduler address."),
+    gpus_per_worker: int = typer.Option(0, "--gpus-per-worker", min=0, help="With --dask: GPU resources each task asks for (workers started with --resources GPU=1)."),
     storage: Optional[str] = typer.Option(None, "--storage", help="Optuna storage URL (default: the spec's, or runs/optuna.db)."),
     tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow tracking URI (default: runs/mlflow.db)."),
     worker_index: Optional[int] = typer.Option(None, "--worker-index", min=0, help="Distinct per host when many hosts share a storage; seeds the sampler."),
@@ -39,6 +43,8 @@ def run(
     quiet: bool = typer.Option(False, "--quiet", help="No progress display or leaderboard."),
 ) -> None:
     """Search backbone x weights x freeze depth x neck x head x hyperparameters for each dataset."""
+    import torch
+
     from tl_bench.spec import load_spec
     from tl_bench.study import RunOptions, run_spec
 
@@ -57,7 +63,11 @@ def run(
     if timeout is not None:
         argv += ["--timeout", str(timeout)]
     _sigterm_as_interrupt()
-    options = RunOptions(n_trials=n_trials, timeout_s=timeout, workers=workers, worker_index=worker_index)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    device_ids = [d.strip() for d in devices.split(",") if d.strip()] if devices is not None else None
+    options = RunOptions(n_trials=n_trials, timeout_s=timeout, workers=workers, worker_index=worker_index,
+                         devices=device_ids, dask=dask, gpus_per_worker=gpus_per_worker)
     try:
         outcomes = run_spec(spec, options, worker_argv=argv, quiet=quiet)
     except KeyboardInterrupt as err:
@@ -67,10 +77,11 @@ def run(
         raise typer.Exit(143 if isinstance(err, Terminated) else 130) from None
     if quiet:
         return
-    _print_results(spec, outcomes, top)
+    _print_results(spec, outcomes, top, store_option=f"--tracking-uri {spec.tracking_uri}" if tracking_uri else None)
 
 
-def _print_results(spec, outcomes, top: int) -> None:  # type: ignore[no-untyped-def]
+def _print_results(spec, outcomes, top: int, *, store_option: str | None) -> None:  # type: ignore[no-untyped-def]
+    """The leaderboards, then the commands that open this run's store (the one it used, as the user named it)."""
     from tl_bench.leaderboard import leaderboard, print_leaderboard
 
     console = Console()
@@ -80,10 +91,10 @@ def _print_results(spec, outcomes, top: int) -> None:  # type: ignore[no-untyped
         frame = leaderboard(spec.tracking_uri, study=spec.name, dataset=outcome.dataset, top=top)
         print_leaderboard(frame, title=f"Leaderboard: {outcome.dataset} (top {top}, ranked by test_acc)")
     # Commands to copy: never wrapped at the terminal's width.
-    shown = _shown_path(spec.source_path)
-    console.print(f"\nBrowse every trial in the MLflow UI:  tl-bench ui --spec {shown}", soft_wrap=True)
+    store = store_option or f"--spec {_shown_path(spec.source_path)}"
+    console.print(f"\nBrowse every trial in the MLflow UI:  tl-bench ui {store}", soft_wrap=True)
     console.print(f"  (or: mlflow ui --backend-store-uri {spec.tracking_uri})", soft_wrap=True)
-    console.print(f"Export the leaderboard:  tl-bench leaderboard --spec {shown} --csv leaderboard.csv", soft_wrap=True)
+    console.print(f"Export the leaderboard:  tl-bench leaderboard {store} --csv leaderboard.csv", soft_wrap=True)
 
 
 def _shown_path(path: Path) -> str:

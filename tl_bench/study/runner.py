@@ -22,14 +22,14 @@ from optuna.trial import TrialState
 from tl_bench.config import TrialResult
 from tl_bench.spec import DatasetSpec, StudySpec
 from tl_bench.study.progress import StudyProgress
-from tl_bench.study.reconcile import reconcile
+from tl_bench.study.reconcile import ENDED, reconcile
 from tl_bench.study.samplers import grid_exhausted, make_pruner, make_sampler
 from tl_bench.study.setup import check_stores, checkpoint_resolver, dataset_fingerprint, parent_run
 from tl_bench.study.space import SearchSpace
-from tl_bench.study.storage import make_storage, open_study
+from tl_bench.study.storage import claim_summary, make_storage, open_study
 from tl_bench.study.summary import count_states, write_summary
 from tl_bench.study.trial import TrialContext, run_trial
-from tl_bench.study.workers import spawn_workers
+from tl_bench.study.workers import spawn_workers, visible_cuda_devices
 from tl_bench.tracking import Tracker
 from tl_bench.train import FeatureCache
 
@@ -42,6 +42,9 @@ class RunOptions:
     timeout_s: float | None = None  # wall clock per dataset study in this invocation
     workers: int = 1
     worker_index: int = 0  # seeds the sampler differently in each worker
+    devices: list[str] | None = None  # CUDA device ids the workers are spread over (None: every visible one)
+    dask: str | None = None  # "local" or a Dask scheduler address: the workers run as Dask tasks
+    gpus_per_worker: int = 0  # GPU resources each Dask task asks for
     track: bool = True  # False switches MLflow off (benchmarks)
     summarize: bool = True  # write the study summary to the parent run at the end
     on_progress: Callable[[dict[str, Any]], None] | None = None
@@ -66,9 +69,11 @@ def run_spec(
 ) -> list[DatasetOutcome]:
     """Top every dataset study of ``spec`` up to its budget; returns one outcome per dataset.
 
-    With ``options.workers > 1`` this process sets every study up (pretraining,
-    studies, parent runs, baselines), then ``worker_argv`` is started that
-    many times and this process only watches and summarises.
+    With ``options.workers > 1`` (or ``options.dask``) this process sets every
+    study up (pretraining, studies, parent runs, baselines), then ``worker_argv``
+    is started that many times (or as many Dask tasks run the same loop) and
+    this process only watches. Whichever process sees a study with no trial
+    left running writes its summary and closes its parent run.
     """
     from tl_bench.models import count_stages
     from tl_bench.train import run_trial as train_config
@@ -93,15 +98,22 @@ def run_spec(
     # Collected once first, so that no garbage from start-up or pretraining is frozen with them.
     gc.collect()
     gc.freeze()
+    parallel = options.workers > 1 or options.dask is not None
     with StudyProgress(quiet=quiet) as progress:
-        if options.workers > 1:
+        if parallel:
             for ds in spec.datasets:
                 progress.start(ds.key, None, total)
-                setup = RunOptions(n_trials=0, track=options.track, on_study=_attach(progress, ds.key))
+                setup = RunOptions(n_trials=0, track=options.track, summarize=False, on_study=_attach(progress, ds.key))
                 run_dataset(spec, ds, setup, fingerprint=fingerprints[ds.key], **common)
-            spawn_workers(list(worker_argv or []), options.workers, tick=progress.refresh)
+            if options.dask is not None:
+                from tl_bench.study.dask_tasks import run_on_dask
+
+                run_on_dask(spec, options, tick=progress.refresh)
+            else:
+                devices = options.devices if options.devices is not None else visible_cuda_devices()
+                spawn_workers(list(worker_argv or []), options.workers, devices=devices, tick=progress.refresh)
         for ds in spec.datasets:
-            if options.workers > 1:  # workers did the trials: collect the outcome only
+            if parallel:  # workers did the trials: collect the outcome only
                 run_opts = RunOptions(n_trials=0, track=options.track)
             else:
                 progress.start(ds.key, None, total)
@@ -114,8 +126,8 @@ def run_spec(
                     on_study=_attach(progress, ds.key),
                 )
             outcome = run_dataset(spec, ds, run_opts, fingerprint=fingerprints[ds.key], **common)
-            if options.summarize and options.track and options.worker_index == 0:
-                _summarise(spec, tracker, outcome)
+            if options.summarize and options.track:
+                end_study(spec, tracker, outcome)
             outcomes.append(outcome)
         progress.finish()
     return outcomes
@@ -165,6 +177,7 @@ def run_dataset(
         checkpoint_for=checkpoint_for,
         train_fn=train_fn,
         metrics=list(spec.objective.metrics),
+        n_trials=n_trials,
         fingerprint=fingerprint,
         cache=cache,
         on_progress=options.on_progress or (lambda info: None),
@@ -191,16 +204,25 @@ def _budget_left(study: optuna.Study, n_trials: int | None) -> float:
     return n_trials - taken
 
 
-def _summarise(spec: StudySpec, tracker: Tracker, outcome: DatasetOutcome) -> None:
-    """The study's summary, then its dashboard, on the parent run; then the parent run ends."""
+def end_study(spec: StudySpec, tracker: Tracker, outcome: DatasetOutcome) -> None:
+    """Summarise the study and close its parent run, unless a trial of it still runs somewhere.
+
+    Any process may be the last of a study's workers, so each one that stops
+    asks; one of them writes the summary for this count of ended trials, and
+    closing the parent run twice does no harm. A later top-up does it again.
+    """
     from tl_bench.dashboard import render_dashboard
 
     study = optuna.load_study(study_name=outcome.study_name, storage=make_storage(spec.storage_url))
-    write_summary(study, tracker, outcome.parent_run_id)
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "dashboard.html"
-        render_dashboard(None, tracker.tracking_uri, study=spec.name, dataset=outcome.dataset, out=out)
-        tracker.log_artifact(outcome.parent_run_id, str(out))
+    trials = study.get_trials(deepcopy=False)
+    if any(t.state == TrialState.RUNNING for t in trials):
+        return  # another worker is still at it: the last one ends the study
+    if claim_summary(study, sum(t.state in ENDED for t in trials)):
+        write_summary(study, tracker, outcome.parent_run_id)
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "dashboard.html"
+            render_dashboard(None, tracker.tracking_uri, study=spec.name, dataset=outcome.dataset, out=out)
+            tracker.log_artifact(outcome.parent_run_id, str(out))
     tracker.close_parent(outcome.parent_run_id)
 
 
@@ -208,4 +230,4 @@ def _attach(progress: StudyProgress, key: str) -> Callable[[optuna.Study], None]
     return lambda study: progress.attach(key, study)
 
 
-__all__ = ["DatasetOutcome", "RunOptions", "run_dataset", "run_spec"]
+__all__ = ["DatasetOutcome", "RunOptions", "end_study", "run_dataset", "run_spec"]

@@ -13,6 +13,7 @@ a reason. ``tests/study/test_storage.py`` pins the behaviour relied on.
 from __future__ import annotations
 
 import time
+import uuid
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,16 +29,23 @@ from sqlalchemy.engine import URL, make_url
 from tl_bench.errors import SpecError, StorageError
 
 HEARTBEAT_S = 10
+CLAIM_SETTLE_S = 0.25  # longer than two workers' writes of one attribute take to land
 GRACE_S = 40
 # Attributes tl-bench keeps in Optuna. Study: the space it was made from, its MLflow parent run.
 SPACE_DIGEST = "space_digest"
 PARENT_RUN = "mlflow_parent_run_id"
+SUMMARY_CLAIM = "summary_claim"  # "<ended trials>:<token>" of the process that writes that summary
 # Trial: the worker that runs it (host, pid, pid namespace), its MLflow run, why it failed.
 HOST_ATTR = "host"
 PID_ATTR = "pid"
 PIDNS_ATTR = "pid_namespace"
 RUN_ATTR = "mlflow_run_id"
 ERROR_ATTR = "error"
+# Trial: the ERROR_ATTR of a trial asked for after other workers had already taken the whole budget.
+SURPLUS = "not run: other workers had taken the whole budget when it was asked for"
+# Trial: where it ran (the worker's CUDA_VISIBLE_DEVICES, "" when unset) and with how many torch threads.
+DEVICES_ATTR = "cuda_visible_devices"
+THREADS_ATTR = "threads"
 
 
 def _redact(url: str) -> str:
@@ -180,6 +188,22 @@ def heartbeat(study: optuna.Study, trial: optuna.Trial) -> Iterator[None]:
         thread.join()
 
 
+def claim_summary(study: optuna.Study, ended: int) -> bool:
+    """True for one process of those that ask to summarise the study at ``ended`` ended trials.
+
+    Optuna has no compare-and-set: each asker writes its own token, waits for
+    the others' writes to land, and the one whose token stayed wins. A study
+    already claimed at this count is left to its claimer.
+    """
+    current = str(study.user_attrs.get(SUMMARY_CLAIM, ""))
+    if current.partition(":")[0] == str(ended):
+        return False
+    token = f"{ended}:{uuid.uuid4().hex}"
+    study.set_user_attr(SUMMARY_CLAIM, token)
+    time.sleep(CLAIM_SETTLE_S)
+    return study.user_attrs.get(SUMMARY_CLAIM) == token
+
+
 def stale_trials(study: optuna.Study) -> list[FrozenTrial]:
     """RUNNING trials (any host) whose heartbeat stopped more than the grace period ago.
 
@@ -205,6 +229,7 @@ def fail_trial(study: optuna.Study, trial: FrozenTrial, reason: str) -> bool:
 
 
 __all__ = [
+    "DEVICES_ATTR",
     "ERROR_ATTR",
     "HOST_ATTR",
     "PARENT_RUN",
@@ -212,8 +237,12 @@ __all__ = [
     "PID_ATTR",
     "RUN_ATTR",
     "SPACE_DIGEST",
+    "SUMMARY_CLAIM",
+    "SURPLUS",
+    "THREADS_ATTR",
     "ask",
     "check_study",
+    "claim_summary",
     "fail_trial",
     "heartbeat",
     "make_storage",

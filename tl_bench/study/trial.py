@@ -14,12 +14,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
+import torch
 from optuna.trial import TrialState
 
 from tl_bench.config import TrialConfig, TrialResult
 from tl_bench.spec import DatasetSpec
 from tl_bench.study.space import SearchSpace, build_config
-from tl_bench.study.storage import ERROR_ATTR, HOST_ATTR, PID_ATTR, PIDNS_ATTR, RUN_ATTR, ask, heartbeat
+from tl_bench.study.storage import (
+    DEVICES_ATTR,
+    ERROR_ATTR,
+    HOST_ATTR,
+    PID_ATTR,
+    PIDNS_ATTR,
+    RUN_ATTR,
+    SURPLUS,
+    THREADS_ATTR,
+    ask,
+    heartbeat,
+)
 from tl_bench.study.workers import pid_namespace
 from tl_bench.tracking import Tracker
 from tl_bench.train import FeatureCache
@@ -48,6 +60,7 @@ class TrialContext:
     checkpoint_for: Callable[[str, str], str | None]  # (backbone, weights) -> checkpoint file
     train_fn: Callable[..., TrialResult]
     metrics: list[str]  # the TrialResult fields that are Optuna's values, in order
+    n_trials: int | None = None  # the study's budget of finished trials
     fingerprint: str | None = None
     cache: FeatureCache | None = None
     on_progress: Callable[[dict[str, Any]], None] = field(default=lambda info: None)
@@ -67,14 +80,31 @@ def _tell(study: optuna.Study, trial: optuna.Trial, *args: Any, **kwargs: Any) -
             raise
 
 
-def run_trial(ctx: TrialContext) -> TrialState:
-    """Ask for a trial, train it, tell both stores how it ended."""
+def run_trial(ctx: TrialContext) -> TrialState | None:
+    """Ask for a trial, train it, tell both stores how it ended; None when it was not run.
+
+    Workers check the budget before they ask, but two may ask at the same
+    moment; the one whose trial comes after the budget is taken ends it at once
+    (FAIL, reason ``SURPLUS``, no MLflow run), so the budget is met exactly.
+    """
     trial = ask(ctx.study)
+    if ctx.n_trials is not None and _taken_before(ctx.study, trial.number) >= ctx.n_trials:
+        trial.set_user_attr(ERROR_ATTR, SURPLUS)
+        _tell(ctx.study, trial, state=TrialState.FAIL)
+        return None
     trial.set_user_attr(HOST_ATTR, socket.gethostname())
     trial.set_user_attr(PID_ATTR, os.getpid())
     trial.set_user_attr(PIDNS_ATTR, pid_namespace())
+    trial.set_user_attr(DEVICES_ATTR, os.environ.get("CUDA_VISIBLE_DEVICES", ""))
+    trial.set_user_attr(THREADS_ATTR, torch.get_num_threads())
     with heartbeat(ctx.study, trial):
         return _train_and_tell(ctx, trial)
+
+
+def _taken_before(study: optuna.Study, number: int) -> int:
+    """Trials numbered before ``number`` that finished or still run: the budget they take."""
+    states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+    return sum(t.number < number for t in study.get_trials(deepcopy=False, states=states))
 
 
 def _train_and_tell(ctx: TrialContext, trial: optuna.Trial) -> TrialState:
@@ -93,7 +123,8 @@ def _train_and_tell(ctx: TrialContext, trial: optuna.Trial) -> TrialState:
             dataset=ctx.dataset.key,
             trial_number=trial.number,
             fingerprint=ctx.fingerprint,
-            extra_tags={"tlb.optuna_study": ctx.study.study_name},
+            extra_tags={"tlb.optuna_study": ctx.study.study_name, "tlb.threads": str(torch.get_num_threads()),
+                        "tlb.cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", "")},
         )
         trial.set_user_attr(RUN_ATTR, run_id)
         ctx.on_progress({"trial": trial.number, "config": config, "epoch": 0})

@@ -44,13 +44,46 @@ def process_alive(pid: int) -> bool:
     return True
 
 
-def spawn_workers(argv: list[str], workers: int, *, tick: Callable[[], None] | None = None) -> int:
-    """Run ``workers`` copies of a ``tl-bench run`` command line; returns the worst exit code."""
+def cpu_count() -> int:
+    """CPU cores this process may run on (its affinity, not the machine's total)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def threads_per_worker(workers: int) -> int:
+    """Torch threads for each of ``workers`` processes so that together they do not oversubscribe the cores."""
+    return max(1, cpu_count() // max(1, workers))
+
+
+def visible_cuda_devices() -> list[str]:
+    """Ids of every CUDA device this process sees (none on a CPU-only machine)."""
+    import torch
+
+    return [str(i) for i in range(torch.cuda.device_count())]
+
+
+def device_of(index: int, devices: list[str]) -> str | None:
+    """The device of worker ``index`` (counted from 1), round-robin; None when there are none."""
+    return devices[(index - 1) % len(devices)] if devices else None
+
+
+def spawn_workers(
+    argv: list[str], workers: int, *, devices: list[str] | None = None, tick: Callable[[], None] | None = None
+) -> int:
+    """Run ``workers`` copies of a ``tl-bench run`` command line; returns the worst exit code.
+
+    Each copy sees one of ``devices`` as its only CUDA device and gets an equal
+    share of the CPU cores as torch threads.
+    """
     procs = []
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    for index in range(workers):
+    threads = threads_per_worker(workers)
+    for index in range(1, workers + 1):
         # Index 0 is the parent that set the studies up; workers count from 1.
-        cmd = [sys.executable, "-m", "tl_bench", *argv, "--workers", "1", "--worker-index", str(index + 1), "--quiet"]
+        env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS=str(threads))
+        device = device_of(index, devices or [])
+        if device is not None:
+            env["CUDA_VISIBLE_DEVICES"] = device
+        cmd = [sys.executable, "-m", "tl_bench", *argv, "--workers", "1", "--worker-index", str(index),
+               "--threads", str(threads), "--quiet"]
         procs.append(subprocess.Popen(cmd, env=env))
     try:
         while any(p.poll() is None for p in procs):
@@ -67,4 +100,5 @@ def spawn_workers(argv: list[str], workers: int, *, tick: Callable[[], None] | N
     return max(codes, key=abs)
 
 
-__all__ = ["pid_namespace", "process_alive", "spawn_workers"]
+__all__ = ["cpu_count", "device_of", "pid_namespace", "process_alive", "spawn_workers",
+           "threads_per_worker", "visible_cuda_devices"]

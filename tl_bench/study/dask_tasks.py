@@ -1,0 +1,93 @@
+"""Workers as Dask tasks: the same worker loop, on any cluster Dask reaches.
+
+``tl-bench run SPEC --dask local|ADDRESS --workers N`` submits N long-running
+tasks; each runs this machine's worker loop (``run_spec`` with one worker)
+against the spec's shared Optuna storage and MLflow tracking URI, so Dask only
+places and restarts them: no scheduling of trials of its own. ``local`` starts
+a ``LocalCluster`` on 127.0.0.1; an address joins a running scheduler
+(``dask scheduler`` / ``dask worker``, dask-jobqueue, dask-kubernetes).
+A task whose worker dies is run again elsewhere (bounded by ``RETRIES`` and
+Dask's ``allowed-failures``); its trial is failed through the heartbeat.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from tl_bench.errors import StorageError
+from tl_bench.spec import StudySpec
+from tl_bench.study.workers import device_of, threads_per_worker
+
+if TYPE_CHECKING:
+    from tl_bench.study.runner import RunOptions
+
+RETRIES = 2
+GPU = "GPU"  # the Dask worker resource a task asks for: `dask worker --resources GPU=1`
+
+
+def worker_task(
+    spec: StudySpec, worker_index: int, threads: int | None, device: str | None
+) -> dict[str, dict[str, int]]:
+    """One Dask task: this worker's share of every dataset study; returns trial counts per dataset.
+
+    ``threads`` None: as many torch threads as the Dask worker was given (``--nthreads``).
+    """
+    import torch
+    from distributed import get_worker
+
+    from tl_bench.study.runner import RunOptions, run_spec
+
+    if device is not None:  # before anything touches CUDA in this process
+        os.environ["CUDA_VISIBLE_DEVICES"] = device
+    torch.set_num_threads(threads or get_worker().state.nthreads)
+    outcomes = run_spec(spec, RunOptions(worker_index=worker_index), quiet=True)
+    return {o.dataset: o.counts for o in outcomes}
+
+
+def run_on_dask(spec: StudySpec, options: RunOptions, *, tick: Callable[[], None] | None = None) -> None:
+    """Run ``options.workers`` worker tasks on the cluster ``options.dask`` names; wait for all of them."""
+    from distributed import Client, LocalCluster, wait
+
+    if options.dask is None:
+        raise ValueError("options.dask names no cluster")
+    resources = {GPU: options.gpus_per_worker} if options.gpus_per_worker else None
+    cluster = None
+    if options.dask == "local":
+        # One task per Dask worker process; torch threads share the cores out among them.
+        cluster = LocalCluster(n_workers=options.workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                               dashboard_address=None, resources=resources)
+        threads, devices = threads_per_worker(options.workers), options.devices or []
+        client = Client(cluster)
+    else:
+        try:
+            client = Client(options.dask, timeout=30)
+        except (OSError, TimeoutError) as err:
+            raise StorageError(f"no Dask scheduler answers at {options.dask!r} ({type(err).__name__})",
+                               "'local', or the address of a running `dask scheduler` (tcp://HOST:8786)") from None
+        # Remote workers bring their own devices (CUDA_VISIBLE_DEVICES of their launcher) and cores.
+        threads, devices = None, []
+    try:
+        futures = [
+            client.submit(worker_task, spec, index, threads, device_of(index, devices),
+                          key=f"tl-bench-{spec.name}-worker-{index}-{time.time_ns()}", resources=resources,
+                          retries=RETRIES, pure=False)
+            for index in range(1, options.workers + 1)
+        ]
+        while True:
+            try:
+                wait(futures, timeout=1.0)
+                break
+            except TimeoutError:
+                if tick is not None:
+                    tick()
+        client.gather(futures)  # a task that failed every retry raises its error here
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+__all__ = ["GPU", "RETRIES", "run_on_dask", "worker_task"]
