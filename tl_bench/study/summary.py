@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import optuna
@@ -35,41 +36,91 @@ def best_trial(study: optuna.Study) -> FrozenTrial | None:
     return max(complete, key=lambda t: (t.values[0], -t.number)) if complete else None
 
 
+# The evaluator optuna-dashboard uses, so that both show the same importances for a study
+# (Optuna's default, fANOVA, is a random forest: another seed, other numbers).
+IMPORTANCE_EVALUATOR = "PedAnovaImportanceEvaluator"
+
+
+def _evaluator() -> optuna.importance.BaseImportanceEvaluator:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.importance.PedAnovaImportanceEvaluator()
+
+
 def importances(study: optuna.Study) -> dict[str, float]:
-    """Parameter importances of the primary objective; empty when Optuna cannot tell yet."""
+    """Parameter importances of the primary objective, as optuna-dashboard computes them
+    (PED-ANOVA, target ``values[0]``); empty when Optuna cannot tell yet."""
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    if len(complete) < 3:
+    if len(complete) < 2:
         return {}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return dict(optuna.importance.get_param_importances(study, target=lambda t: t.values[0]))
+            return dict(optuna.importance.get_param_importances(study, target=lambda t: t.values[0],
+                                                                evaluator=_evaluator()))
     except (RuntimeError, ValueError) as err:
         log.info("no parameter importances: %s", err)
         return {}
 
 
-def plots_html(study: optuna.Study) -> str:
-    """History, importances and (multi-objective) Pareto front in one offline HTML page."""
+def plots_html(study: optuna.Study, importance: dict[str, float]) -> str:
+    """Optuna's standard plots of the study in one offline HTML page (plotly.js embedded once).
+
+    History with the best value so far, intermediate values (what the pruner saw),
+    parallel coordinates, slices, the contour of the two most important
+    parameters, importances (``importance``, from ``importances``) and, with a cost
+    objective, the Pareto front.
+    """
     vis = optuna.visualization
     multi = len(study.directions) > 1
+    names = study.metric_names or ["val_acc", "cost"][: len(study.directions)]
+    # One objective: Optuna draws the best-so-far line itself; with two it needs a target.
+    target = (lambda t: t.values[0]) if multi else None
+    top_two = list(importance)[:2]
+    builders: list[tuple[str, Callable[[], Any]]] = [
+        ("history", lambda: vis.plot_optimization_history(study, target=target, target_name=names[0])),
+        ("parallel coordinates", lambda: vis.plot_parallel_coordinate(study, target=target, target_name=names[0])),
+        ("slices", lambda: vis.plot_slice(study, target=target, target_name=names[0])),
+        ("importances", lambda: _importance_figure(importance, names[0])),
+    ]
+    if not multi:
+        builders.insert(1, ("intermediate values", lambda: vis.plot_intermediate_values(study)))
+    if len(top_two) == 2:
+        builders.append(("contour", lambda: vis.plot_contour(study, params=top_two, target=target,
+                                                             target_name=names[0])))
+    if multi:
+        builders.append(("Pareto front", lambda: vis.plot_pareto_front(study, target_names=names)))
     figures = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        builders = [
-            lambda: vis.plot_optimization_history(study, target=lambda t: t.values[0], target_name="val_acc"),
-            lambda: vis.plot_param_importances(study, target=lambda t: t.values[0], target_name="val_acc"),
-        ]
-        if multi:
-            builders.append(lambda: vis.plot_pareto_front(study, target_names=["val_acc", "cost"]))
-        for build in builders:
-            try:
-                figures.append(build())
-            except (RuntimeError, ValueError) as err:
-                log.info("plot skipped: %s", err)
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # "Param X unique value length is less than 2." per plot
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for title, build in builders:
+                try:
+                    figures.append(build())
+                except (RuntimeError, ValueError, KeyError) as err:
+                    log.info("%s plot skipped: %s", title, err)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
     parts = [fig.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, fig in enumerate(figures)]
     body = "\n".join(parts) or "<p>Not enough finished trials for Optuna's plots yet.</p>"
-    return f"<html><head><meta charset='utf-8'><title>{study.study_name}</title></head><body>{body}</body></html>"
+    note = (f"<p>Importances: optuna.importance.{IMPORTANCE_EVALUATOR} on {names[0]}, "
+            "the evaluator optuna-dashboard uses.</p>")
+    return (f"<html><head><meta charset='utf-8'><title>{study.study_name}</title></head>"
+            f"<body>{note}{body}</body></html>")
+
+
+def _importance_figure(importance: dict[str, float], target_name: str) -> Any:
+    import plotly.graph_objects as go
+
+    if not importance:
+        raise ValueError("no importances yet")
+    names = list(importance)[::-1]  # most important on top
+    fig = go.Figure(go.Bar(x=[importance[n] for n in names], y=names, orientation="h"))
+    fig.update_layout(title=f"Hyperparameter importances ({IMPORTANCE_EVALUATOR}, {target_name})",
+                      xaxis_title="importance", height=max(300, 40 * len(names)))
+    return fig
 
 
 def _metric_name(param: str) -> str:
@@ -90,10 +141,11 @@ def write_summary(study: optuna.Study, tracker: Tracker, parent_run_id: str) -> 
         tags.update({"tlb.best_trial": str(best.number), "tlb.best_run_id": str(best.user_attrs.get(RUN_ATTR, ""))})
     imp = importances(study)
     metrics.update({f"importance.{_metric_name(k)}": v for k, v in imp.items()})
+    tags["tlb.importance_evaluator"] = IMPORTANCE_EVALUATOR
     tracker.log_summary(parent_run_id, metrics, tags)
     if tracker.enabled and parent_run_id:
-        tracker.log_text(parent_run_id, plots_html(study), "optuna_plots.html")
+        tracker.log_text(parent_run_id, plots_html(study, imp), "optuna_plots.html")
     return {"counts": counts, "importances": imp, **metrics}
 
 
-__all__ = ["best_trial", "count_states", "importances", "plots_html", "write_summary"]
+__all__ = ["IMPORTANCE_EVALUATOR", "best_trial", "count_states", "importances", "plots_html", "write_summary"]
