@@ -80,7 +80,7 @@ def run(
     _print_results(spec, outcomes, top, store_option=f"--tracking-uri {spec.tracking_uri}" if tracking_uri else None)
 
 
-def _print_results(spec, outcomes, top: int, *, store_option: str | None) -> None:  # type: ignore[no-untyped-def]
+def _print_results(spec, outcomes, top: int, *, store_option: str | None = None) -> None:  # type: ignore[no-untyped-def]
     """The leaderboards, then the commands that open this run's store (the one it used, as the user named it)."""
     from tl_bench.leaderboard import leaderboard, print_leaderboard
 
