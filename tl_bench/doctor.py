@@ -126,7 +126,7 @@ def diagnose(spec: Any, *, repair: bool = False) -> DoctorReport:
 
 def _missing(url: str) -> bool:
     """A local store (SQLite file or folder) that does not exist: opening it would create it."""
-    from tl_bench.run_frame import local_store_path
+    from tl_bench.report.frame import local_store_path
 
     path = local_store_path(url)
     return path is not None and not path.exists()

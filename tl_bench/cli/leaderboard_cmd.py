@@ -17,7 +17,7 @@ _URI = typer.Option(None, "--tracking-uri", help="MLflow tracking URI (sqlite://
 
 def _store(tracking_uri: str | None, spec: Path | None) -> tuple[str, str | None]:
     """The tracking URI to read and the study a spec names (None without a spec)."""
-    from tl_bench.run_frame import resolve_tracking_uri
+    from tl_bench.report.frame import resolve_tracking_uri
 
     study = None
     if spec is not None:
@@ -51,8 +51,8 @@ def leaderboard_command(
 ) -> None:
     """Rank combinations (backbone, weights, freeze depth, neck, head): best trial by validation, shown by test."""
 
-    from tl_bench.leaderboard import across_datasets, format_board, leaderboard, print_leaderboard, write_board
-    from tl_bench.leaderboard_output import FORMATS
+    from tl_bench.report.leaderboard import across_datasets, format_board, leaderboard, print_leaderboard, write_board
+    from tl_bench.report.export import FORMATS
 
     if fmt is not None and fmt not in FORMATS:
         raise OutputError(f"unknown --format {fmt!r}; accepted: {', '.join(FORMATS)}")
@@ -87,7 +87,7 @@ def mlflow_ui(
     workers: int = typer.Option(1, "--workers", min=1, help="Server worker processes."),
 ) -> None:
     """Start the MLflow UI on the study's store and print its URL (Ctrl-C stops it)."""
-    from tl_bench.ui import LOOPBACK, free_port, serve_ui
+    from tl_bench.report.ui import LOOPBACK, free_port, serve_ui
 
     artifact_root = None
     if spec is not None and tracking_uri is None:
@@ -115,7 +115,7 @@ def dashboard_command(
     dataset: Optional[str] = typer.Option(None, "--dataset", help="Only this dataset."),
 ) -> None:
     """Render a dashboard of the leaderboard, Pareto front, heatmaps, freeze depth and importances."""
-    from tl_bench.dashboard import render_dashboard
+    from tl_bench.report.dashboard import render_dashboard
 
     uri, spec_study = _store(tracking_uri, spec)
     path = render_dashboard(definition, uri, study=study or spec_study, dataset=dataset, out=out)

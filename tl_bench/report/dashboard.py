@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import plotly.offline
 
-from tl_bench.dashboard_panels import (
+from tl_bench.report.panels import (
     freeze_depth_panel,
     note,
     heatmap_panel,
@@ -22,10 +22,10 @@ from tl_bench.dashboard_panels import (
     leaderboard_panel,
     pareto_panel,
 )
-from tl_bench.dashboard_spec import DEFAULT_DASHBOARD, Dashboard, ImportancePanel, LeaderboardPanel, load_dashboard
+from tl_bench.report.dashboard_spec import DEFAULT_DASHBOARD, Dashboard, ImportancePanel, LeaderboardPanel, load_dashboard
 from tl_bench.errors import OutputError
-from tl_bench.leaderboard import rank_runs
-from tl_bench.run_frame import importance_frame, resolve_tracking_uri, trial_runs
+from tl_bench.report.leaderboard import rank_runs
+from tl_bench.report.frame import importance_frame, resolve_tracking_uri, trial_runs
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5rem auto; max-width: 1200px; color: #222; }

@@ -12,8 +12,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from tl_bench.dashboard_spec import FreezeDepthPanel, HeatmapPanel, ImportancePanel, LeaderboardPanel, ParetoPanel
-from tl_bench.pareto import pareto_mask
+from tl_bench.report.dashboard_spec import FreezeDepthPanel, HeatmapPanel, ImportancePanel, LeaderboardPanel, ParetoPanel
+from tl_bench.report.pareto import pareto_mask
 
 TABLE_COLUMNS = ("rank", "dataset", "backbone", "weights", "freeze_depth", "neck", "head", "test_acc", "val_acc",
                  "n_seeds", "test_acc_std", "params_trainable", "train_time_s", "epochs", "lr", "trial", "is_pareto")

@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tl_bench.errors import OutputError
-from tl_bench.leaderboard_schema import TEXT_COLUMNS
+from tl_bench.report.columns import TEXT_COLUMNS
 
 FORMATS = ("csv", "md", "json")
 # Terminal columns, in order, when present; the file keeps every column.

@@ -16,7 +16,7 @@ from types import FrameType
 from typing import Callable
 
 from tl_bench.errors import StorageError, TLBenchError
-from tl_bench.run_frame import local_store_path
+from tl_bench.report.frame import local_store_path
 
 LOOPBACK = "127.0.0.1"
 

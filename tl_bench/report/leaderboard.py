@@ -15,8 +15,8 @@ from fnmatch import fnmatchcase
 import pandas as pd
 
 from tl_bench.errors import OutputError
-from tl_bench.leaderboard_output import format_board, print_leaderboard, read_csv, write_board, write_csv
-from tl_bench.leaderboard_schema import (
+from tl_bench.report.export import format_board, print_leaderboard, read_csv, write_board, write_csv
+from tl_bench.report.columns import (
     COMBINATION,
     CSV_COLUMNS,
     EXTRA_COLUMNS,
@@ -25,8 +25,8 @@ from tl_bench.leaderboard_schema import (
     RUN_ONLY_PARAMS,
     tidy_ints,
 )
-from tl_bench.pareto import pareto_mask
-from tl_bench.run_frame import resolve_tracking_uri, trial_runs
+from tl_bench.report.pareto import pareto_mask
+from tl_bench.report.frame import resolve_tracking_uri, trial_runs
 
 
 def leaderboard(
@@ -86,7 +86,7 @@ def rank_runs(
     include_state: bool = False,
     top: int | None = None,
 ) -> pd.DataFrame:
-    """``leaderboard`` on a frame of trial runs already read (``tl_bench.run_frame.trial_runs``)."""
+    """``leaderboard`` on a frame of trial runs already read (``tl_bench.report.frame.trial_runs``)."""
     trials = trial_table(runs, metric)
     if backbone is not None:
         trials = trials[[fnmatchcase(str(b), backbone) for b in trials["backbone"]]]

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from tests.test_leaderboard_store import TrialStore
+from tests.report.test_trial_store import TrialStore
 
 from tl_bench.errors import OutputError, StorageError
-from tl_bench.leaderboard import CSV_COLUMNS, EXTRA_COLUMNS, across_datasets, leaderboard
-from tl_bench.pareto import pareto_mask
-from tl_bench.run_frame import resolve_tracking_uri
+from tl_bench.report.leaderboard import CSV_COLUMNS, EXTRA_COLUMNS, across_datasets, leaderboard
+from tl_bench.report.pareto import pareto_mask
+from tl_bench.report.frame import resolve_tracking_uri
 
 
 @pytest.fixture()
@@ -140,7 +140,7 @@ def test_across_datasets_keeps_combinations_run_everywhere(store: TrialStore) ->
 
 
 def test_reads_every_page_of_runs(store: TrialStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    import tl_bench.run_frame as run_frame
+    import tl_bench.report.frame as run_frame
 
     monkeypatch.setattr(run_frame, "PAGE_SIZE", 3)
     ids = {store.trial(lr=0.001 * (i + 1), head=f"h{i}") for i in range(8)}

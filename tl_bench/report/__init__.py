@@ -1,0 +1,1 @@
+"""The read side: what the studies wrote to MLflow, as leaderboards, files, dashboards and the UI."""
