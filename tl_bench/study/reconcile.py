@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
-from mlflow.entities import ViewType
 from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
 from optuna.trial import FrozenTrial, TrialState
 
@@ -110,18 +109,9 @@ def state_agrees(trial: FrozenTrial, run: Any) -> bool:
     return tag == trial.state.name and run.info.status == RUN_STATUS[trial.state.name]
 
 
-def search_all(tracker: Tracker, filter_string: str, *, view: int = ViewType.ACTIVE_ONLY) -> Iterator[Any]:
+def search_all(tracker: Tracker, filter_string: str) -> Iterator[Any]:
     """Every run of the tracker's experiment that matches, page by page."""
-    assert tracker.client is not None
-    token = None
-    while True:
-        page = tracker.client.search_runs(
-            [tracker.experiment_id], filter_string=filter_string, run_view_type=view, max_results=1000, page_token=token
-        )
-        yield from page
-        token = page.token
-        if not token:
-            return
+    return tracker.runs(filter_string)
 
 
 def study_runs_filter(optuna_study: str, *, running_only: bool = False) -> str:
