@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.report.test_trial_store import TrialStore
-from tl_bench.report.dashboard import render_dashboard
-from tl_bench.report.dashboard_spec import DEFAULT_DASHBOARD, load_dashboard
+from tl_bench.report import DEFAULT_DASHBOARD, load_dashboard, render_dashboard
 from tl_bench.errors import OutputError
 
 REPO = Path(__file__).resolve().parents[2]

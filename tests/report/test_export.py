@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 
 from tests.report.test_trial_store import TrialStore
 from tl_bench.errors import OutputError
-from tl_bench.report.leaderboard import CSV_COLUMNS, format_board, leaderboard, read_csv, write_board, write_csv
+from tl_bench.report import CSV_COLUMNS, format_board, leaderboard, read_csv, write_board, write_csv
 
 AWKWARD = 'pets, "v2" — café 日本'
 

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from tests.report.test_trial_store import TrialStore
-from tl_bench.report.leaderboard import CSV_COLUMNS
+from tl_bench.report import CSV_COLUMNS
 
 
 def tl_bench(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -72,7 +72,7 @@ def run(
 
 
 def _print_results(spec, outcomes, top: int) -> None:  # type: ignore[no-untyped-def]
-    from tl_bench.report.leaderboard import leaderboard, print_leaderboard
+    from tl_bench.report import leaderboard, print_leaderboard
 
     console = Console()
     for outcome in outcomes:
