@@ -70,7 +70,6 @@ class Tracker:
     ) -> None:
         self.enabled = enabled
         self.tracking_uri = tracking_uri
-        self.experiment_name = experiment
         self._client: MlflowClient | None = None
         self.experiment_id = ""
         self._artifact_uris: dict[str, str] = {}  # run id -> artifact root, for runs this tracker started
