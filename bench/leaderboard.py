@@ -32,7 +32,7 @@ from mlflow.tracking import MlflowClient
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from tl_bench.leaderboard import leaderboard, write_csv
+from tl_bench.report import leaderboard, write_csv
 
 TARGET = 1.2
 STUDY = "bench-leaderboard"

@@ -41,8 +41,7 @@ SPEC = {
 
 def _study(folder: Path, *, track: bool, trials: int, template: Path | None) -> dict[str, float]:
     from tl_bench.spec import load_spec
-    from tl_bench.study.run_spec import run_spec
-    from tl_bench.study.runner import RunOptions
+    from tl_bench.study import RunOptions, run_spec
 
     spec_path = folder / "bench.yaml"
     spec_path.write_text(yaml.safe_dump(SPEC))
@@ -51,19 +50,16 @@ def _study(folder: Path, *, track: bool, trials: int, template: Path | None) -> 
         shutil.copyfile(template, folder / "runs" / "mlflow.db")
     spec = load_spec(spec_path)
     start = time.perf_counter()
-    run_spec(spec, RunOptions(n_trials=trials, track=track, summarize=False), quiet=True)
+    outcomes = run_spec(spec, RunOptions(n_trials=trials, track=track, summarize=False), quiet=True)
     study_s = time.perf_counter() - start
     summary_s = 0.0
     if track:
-        import optuna
-
-        from tl_bench.study.summary import write_summary
+        from tl_bench.study.runner import end_study
         from tl_bench.tracking import Tracker
 
         tracker = Tracker(spec.tracking_uri, spec.name, artifact_location=spec.artifact_location)
-        study = optuna.load_study(study_name=f"{spec.name}/digits", storage=spec.storage_url)
         start = time.perf_counter()
-        write_summary(study, tracker, study.user_attrs["mlflow_parent_run_id"], dashboard=True)
+        end_study(spec, tracker, outcomes[0])  # summary, plots and dashboard
         summary_s = time.perf_counter() - start
     return {"study_s": study_s, "summary_s": summary_s}
 

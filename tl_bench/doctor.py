@@ -26,43 +26,41 @@ What is looked for (``Finding.kind``):
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from tl_bench.config import TrialConfig
+from tl_bench.spec import DatasetSpec, StudySpec
 from tl_bench.study.reconcile import (
     ENDED,
     abandoned_trials,
     run_state,
-    search_all,
     state_agrees,
     study_runs_filter,
     trial_number,
 )
+from tl_bench.study.runner import FINISHED
 from tl_bench.study.storage import ERROR_ATTR, PARENT_RUN, RUN_ATTR, fail_trial, make_storage
 from tl_bench.tracking import (
-    DATASET,
+    DUPLICATE_OF,
     ERROR,
-    KIND,
     N_STAGES,
     OPTUNA_STUDY,
-    RUN_STATUS,
+    ORPHAN,
+    REPAIRED,
     STATE,
-    STUDY,
-    TRIAL,
-    VERSION,
+    Run,
     Tracker,
-    check_server,
     config_params,
-    is_server,
+    experiment_exists,
+    store_missing,
     trial_run_name,
+    trial_tags,
 )
-
-DUPLICATE_OF = "tlb.duplicate_of"
-ORPHAN = "tlb.orphan"
-REPAIRED = "tlb.repair"  # which finding a repair answered
 
 
 @dataclass
@@ -100,17 +98,17 @@ class DoctorReport:
         }
 
 
-def diagnose(spec: Any, *, repair: bool = False) -> DoctorReport:
+def diagnose(spec: StudySpec, *, repair: bool = False) -> DoctorReport:
     """Check every dataset study of ``spec`` (stores from the spec or its overrides).
 
     Without ``repair`` nothing is written, not even a missing local store:
     no Optuna storage means nothing to check, no MLflow store means no runs.
     """
     report = DoctorReport(repair=repair)
-    if _missing(spec.storage_url):
+    if store_missing(spec.storage_url):
         return report
     storage = make_storage(spec.storage_url)
-    tracker = None if not repair and _missing(spec.tracking_uri) else _tracker(spec, create=repair)
+    tracker = None if not repair and store_missing(spec.tracking_uri) else _tracker(spec, create=repair)
     for ds in spec.datasets:
         name = spec.study_name(ds)
         try:
@@ -122,26 +120,22 @@ def diagnose(spec: Any, *, repair: bool = False) -> DoctorReport:
     return report
 
 
-def _missing(url: str) -> bool:
-    """A local store (SQLite file or folder) that does not exist: opening it would create it."""
-    from tl_bench.run_frame import local_store_path
-
-    path = local_store_path(url)
-    return path is not None and not path.exists()
-
-
-def _tracker(spec: Any, *, create: bool) -> Tracker | None:
+def _tracker(spec: StudySpec, *, create: bool) -> Tracker | None:
     """The spec's experiment, or None when it does not exist and may not be created."""
-    from mlflow.tracking import MlflowClient
-
-    if is_server(spec.tracking_uri):
-        check_server(spec.tracking_uri)  # fail in seconds, not after MLflow's retries
-    if not create and MlflowClient(spec.tracking_uri).get_experiment_by_name(spec.name) is None:
+    if not create and not experiment_exists(spec.tracking_uri, spec.name):
         return None
     return Tracker(spec.tracking_uri, spec.name, artifact_location=spec.artifact_location)
 
 
-def _check_study(report: DoctorReport, study: optuna.Study, tracker: Tracker | None, spec: Any, ds: Any, *, repair: bool) -> None:
+def _check_study(
+    report: DoctorReport,
+    study: optuna.Study,
+    tracker: Tracker | None,
+    spec: StudySpec,
+    ds: DatasetSpec,
+    *,
+    repair: bool,
+) -> None:
     name = study.study_name
     for trial, reason in abandoned_trials(study):
         found = Finding("abandoned_trial", name, trial.number, trial.user_attrs.get(RUN_ATTR), reason, "mark the trial FAIL")
@@ -149,9 +143,9 @@ def _check_study(report: DoctorReport, study: optuna.Study, tracker: Tracker | N
         report.findings.append(found)
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     report.trials += len(trials)
-    runs = list(search_all(tracker, study_runs_filter(name))) if tracker is not None else []
+    runs = list(tracker.runs(study_runs_filter(name))) if tracker is not None else []
     report.runs += len(runs)
-    claims: dict[int, list[Any]] = {}
+    claims: dict[int, list[Run]] = {}
     for run in runs:
         number = trial_number(run)
         if number in trials:
@@ -167,7 +161,14 @@ def _check_study(report: DoctorReport, study: optuna.Study, tracker: Tracker | N
 
 
 def _check_trial(
-    trial: FrozenTrial, runs: list[Any], name: str, tracker: Tracker | None, spec: Any, ds: Any, study: optuna.Study, repair: bool
+    trial: FrozenTrial,
+    runs: list[Run],
+    name: str,
+    tracker: Tracker | None,
+    spec: StudySpec,
+    ds: DatasetSpec,
+    study: optuna.Study,
+    repair: bool,
 ) -> list[Finding]:
     out: list[Finding] = []
     state = run_state(trial)
@@ -186,10 +187,8 @@ def _check_trial(
             continue
         found = Finding("duplicate_run", name, trial.number, run.info.run_id,
                         f"a second run for the trial (its run is {own.info.run_id})", "end it FAILED, tag tlb.duplicate_of")
-        if repair and tracker is not None and tracker.client is not None:
-            tracker.client.set_tag(run.info.run_id, DUPLICATE_OF, own.info.run_id)
-            if run.info.status == "RUNNING":
-                tracker.end_run(run.info.run_id, "FAIL", error=f"duplicate run of trial {trial.number}")
+        if repair and tracker is not None:
+            _mark(tracker, run, "FAIL", f"duplicate run of trial {trial.number}", {DUPLICATE_OF: own.info.run_id})
             found.repaired = True
         out.append(found)
     if own.info.status == "RUNNING":
@@ -202,30 +201,37 @@ def _check_trial(
     else:
         return out
     if repair and tracker is not None:
-        tracker.end_run(own.info.run_id, state, error=error)
-        assert tracker.client is not None
-        tracker.client.set_tag(own.info.run_id, REPAIRED, found.kind)
+        tracker.end_run(own.info.run_id, state, error=error, tags={REPAIRED: found.kind})
         found.repaired = True
     out.append(found)
     return out
 
 
-def _orphan(run: Any, name: str, number: int | None, tracker: Tracker | None, repair: bool) -> Finding:
+def _mark(tracker: Tracker, run: Run, state: str, error: str, tags: dict[str, str]) -> None:
+    """Tag a run that should not count; end it too when it still says RUNNING."""
+    if run.info.status == "RUNNING":
+        tracker.end_run(run.info.run_id, state, error=error, tags=tags)
+    else:
+        tracker.set_tags(run.info.run_id, tags)
+
+
+def _orphan(run: Run, name: str, number: int | None, tracker: Tracker | None, repair: bool) -> Finding:
     found = Finding("run_without_trial", name, number, run.info.run_id,
                     f"study {name!r} has no trial {number} ({run.info.status})", "tag tlb.orphan; end it FAILED if RUNNING")
-    if repair and tracker is not None and tracker.client is not None:
-        tracker.client.set_tag(run.info.run_id, ORPHAN, f"no trial {number} in Optuna study {name}")
-        if run.info.status == "RUNNING":
-            tracker.end_run(run.info.run_id, "FAIL", error=f"no trial {number} in Optuna study {name}")
+    if repair and tracker is not None:
+        reason = f"no trial {number} in Optuna study {name}"
+        _mark(tracker, run, "FAIL", reason, {ORPHAN: reason})
         found.repaired = True
     return found
 
 
-def _check_parent(study: optuna.Study, trials: dict[int, FrozenTrial], tracker: Tracker | None, spec: Any, repair: bool) -> Finding | None:
+def _check_parent(
+    study: optuna.Study, trials: dict[int, FrozenTrial], tracker: Tracker | None, spec: StudySpec, repair: bool
+) -> Finding | None:
     run_id = study.user_attrs.get(PARENT_RUN)
-    if tracker is None or tracker.client is None or not run_id:
+    if tracker is None or not tracker.enabled or not run_id:
         return None
-    if tracker.client.get_run(run_id).info.status != "RUNNING":
+    if tracker.run_status(run_id) != "RUNNING":
         return None
     if any(t.state == TrialState.RUNNING for t in trials.values()):
         return None  # a worker is at it
@@ -233,19 +239,21 @@ def _check_parent(study: optuna.Study, trials: dict[int, FrozenTrial], tracker: 
     found = Finding("study_run_left_running", study.study_name, None, run_id,
                     "the study's run is RUNNING but no trial runs", f"end it {status}")
     if repair:
-        tracker.client.set_terminated(run_id, status=status)
+        tracker.close_parent(run_id, status)
         found.repaired = True
     return found
 
 
-def _study_status(trials: list[FrozenTrial], spec: Any) -> str:
+def _study_status(trials: list[FrozenTrial], spec: StudySpec) -> str:
     """FINISHED once the study holds its budget of finished trials, else KILLED (stopped short)."""
-    done = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+    done = sum(t.state in FINISHED for t in trials)
     budget = spec.budget.n_trials
     return "FINISHED" if budget is not None and done >= budget else "KILLED"
 
 
-def record_trial_run(tracker: Tracker, spec: Any, ds: Any, study: optuna.Study, trial: FrozenTrial) -> str:
+def record_trial_run(
+    tracker: Tracker, spec: StudySpec, ds: DatasetSpec, study: optuna.Study, trial: FrozenTrial
+) -> str:
     """Write the MLflow run an ended trial never got, from what Optuna kept; returns its run id.
 
     Params are the trial's full config when the spec's space still rebuilds it,
@@ -254,41 +262,27 @@ def record_trial_run(tracker: Tracker, spec: Any, ds: Any, study: optuna.Study, 
     Optuna does not let an ended trial take a new attribute, so the link runs
     one way: the run's ``tlb.optuna_study`` and ``tlb.trial`` tags.
     """
-    import time
-
-    from mlflow.entities import Metric, Param
-    from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
-
-    import tl_bench
-
-    assert tracker.client is not None
     config = _config_of(spec, ds, trial)
     params = config_params(config) if config is not None else {k: str(v) for k, v in trial.params.items()}
-    tags = {KIND: "trial", STUDY: spec.name, DATASET: ds.key, TRIAL: str(trial.number), STATE: run_state(trial),
-            OPTUNA_STUDY: study.study_name, VERSION: tl_bench.__version__, REPAIRED: "trial_without_run"}
+    tags = trial_tags(study=spec.name, dataset=ds.key, trial_number=trial.number, state=run_state(trial),
+                      parent_run_id=_parent_run(tracker, spec, ds, study))
+    tags.update({OPTUNA_STUDY: study.study_name, REPAIRED: "trial_without_run"})
     if trial.state == TrialState.FAIL:
-        tags[ERROR] = str(trial.user_attrs.get(ERROR_ATTR) or "failed before its run was written")[:5000]
+        tags[ERROR] = str(trial.user_attrs.get(ERROR_ATTR) or "failed before its run was written")
     if "n_stages" in trial.user_attrs:
         tags[N_STAGES] = str(trial.user_attrs["n_stages"])
-    parent = _parent_run(tracker, spec, ds, study)
-    if parent:
-        tags[MLFLOW_PARENT_RUN_ID] = parent
     start = int(trial.datetime_start.timestamp() * 1000) if trial.datetime_start else int(time.time() * 1000)
     end = int(trial.datetime_complete.timestamp() * 1000) if trial.datetime_complete else start
-    name = trial_run_name(config, trial.number) if config is not None else f"trial-t{trial.number}"
-    run_id = tracker.client.create_run(tracker.experiment_id, start_time=start, run_name=name, tags=tags).info.run_id
-    metrics = [Metric(m, float(v), end, 0) for m, v in zip(spec.objective.metrics, trial.values or [])]
-    metrics += [Metric(k, float(v), end, 0) for k, v in trial.user_attrs.items()
+    metrics = [(m, float(v), 0) for m, v in zip(spec.objective.metrics, trial.values or [])]
+    metrics += [(k, float(v), 0) for k, v in trial.user_attrs.items()
                 if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "pid"]
-    metrics += [Metric("epoch_val_acc", float(v), end, int(step)) for step, v in trial.intermediate_values.items()]
-    plist = [Param(k, v[:6000]) for k, v in params.items()]
-    for i in range(0, max(len(metrics), len(plist)), 100):  # within MLflow's per-request limits
-        tracker.client.log_batch(run_id, metrics=metrics[i:i + 100], params=plist[i:i + 100])
-    tracker.client.set_terminated(run_id, status=RUN_STATUS[run_state(trial)], end_time=end)
-    return run_id
+    metrics += [("epoch_val_acc", float(v), int(step)) for step, v in trial.intermediate_values.items()]
+    name = trial_run_name(config, trial.number) if config is not None else f"trial-t{trial.number}"
+    return tracker.record_run(run_name=name, tags=tags, params=params, metrics=metrics, state=run_state(trial),
+                              start_ms=start, end_ms=end)
 
 
-def _config_of(spec: Any, ds: Any, trial: FrozenTrial) -> Any:
+def _config_of(spec: StudySpec, ds: DatasetSpec, trial: FrozenTrial) -> TrialConfig | None:
     """The trial's TrialConfig rebuilt from its params, or None when the space no longer yields it."""
     from tl_bench.models import count_stages
     from tl_bench.study.setup import checkpoint_resolver
@@ -304,16 +298,15 @@ def _config_of(spec: Any, ds: Any, trial: FrozenTrial) -> Any:
         return None
 
 
-def _parent_run(tracker: Tracker, spec: Any, ds: Any, study: optuna.Study) -> str:
+def _parent_run(tracker: Tracker, spec: StudySpec, ds: DatasetSpec, study: optuna.Study) -> str:
     """The study's parent run, created when the study never had one (tracking was off)."""
     run_id = study.user_attrs.get(PARENT_RUN) or tracker.find_parent_run(study.study_name)
     if not run_id:
         run_id = tracker.create_parent_run(study=spec.name, dataset=ds.key, optuna_study=study.study_name)
-        assert tracker.client is not None
-        tracker.client.set_terminated(run_id, status=_study_status(study.get_trials(deepcopy=False), spec))
+        tracker.close_parent(run_id, _study_status(study.get_trials(deepcopy=False), spec))
     if study.user_attrs.get(PARENT_RUN) != run_id:
         study.set_user_attr(PARENT_RUN, run_id)
     return str(run_id)
 
 
-__all__ = ["DoctorReport", "Finding", "diagnose", "record_trial_run", "DUPLICATE_OF", "ORPHAN", "REPAIRED"]
+__all__ = ["DoctorReport", "Finding", "diagnose", "record_trial_run"]

@@ -16,23 +16,23 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import tl_bench
 from tl_bench.config import TrialConfig
 from tl_bench.errors import SpecError, TLBenchError, WeightsError
 
-KIND_TAG = "pretrain"
-SOURCE_TAG = "tlb.source"
-CHECKPOINT_TAG = "tlb.checkpoint"
+if TYPE_CHECKING:  # annotations only: finding a checkpoint's path needs neither package (nor MLflow) loaded
+    from tl_bench.spec import StudySpec
+    from tl_bench.tracking import Tracker
 
 
-def pretrain_config(spec: Any, name: str, backbone: str) -> TrialConfig:
+def pretrain_config(spec: StudySpec, name: str, backbone: str) -> TrialConfig:
     """The trial config that trains ``backbone`` from scratch on the source dataset ``name``."""
     if name not in spec.pretrain:
         raise SpecError(
-            f"{spec.source_path}: weights: local:{name} is not declared under pretrain; "
-            f"accepted: {', '.join(sorted('local:' + k for k in spec.pretrain)) or 'declare it under pretrain:'}"
+            f"{spec.source_path}: weights: local:{name} is not declared under pretrain",
+            ", ".join(sorted("local:" + k for k in spec.pretrain)) or "declare it under pretrain:",
         )
     pt = spec.pretrain[name]
     ds = pt.dataset
@@ -63,7 +63,7 @@ def pretrain_config(spec: Any, name: str, backbone: str) -> TrialConfig:
     )
 
 
-def checkpoint_path(spec: Any, name: str, backbone: str) -> Path:
+def checkpoint_path(spec: StudySpec, name: str, backbone: str) -> Path:
     """Where the checkpoint of (source ``name``, ``backbone``) lives: named by a hash of its settings."""
     config = pretrain_config(spec, name, backbone)
     digest = hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True, default=str).encode()).hexdigest()[:12]
@@ -78,10 +78,13 @@ def checkpoint_metadata(path: str | Path) -> dict[str, str]:
         with safe_open(str(path), framework="pt") as handle:
             return dict(handle.metadata() or {})
     except (OSError, SafetensorError) as err:  # missing, truncated or not safetensors
-        raise WeightsError(f"checkpoint {str(path)!r} cannot be read ({type(err).__name__}); accepted: a .safetensors file") from None
+        raise WeightsError(f"checkpoint {str(path)!r} cannot be read ({type(err).__name__})",
+                           "a .safetensors file") from None
 
 
-def ensure_pretrained(spec: Any, name: str, backbone: str, *, tracker: Any = None, quiet: bool = False) -> Path:
+def ensure_pretrained(
+    spec: StudySpec, name: str, backbone: str, *, tracker: Tracker | None = None, quiet: bool = False
+) -> Path:
     """Path of the checkpoint for (source ``name``, ``backbone``), training it first if it does not exist.
 
     Concurrent callers (threads, worker processes, hosts sharing the folder)
@@ -98,7 +101,9 @@ def ensure_pretrained(spec: Any, name: str, backbone: str, *, tracker: Any = Non
     return path
 
 
-def _train_and_save(spec: Any, name: str, backbone: str, path: Path, *, tracker: Any, quiet: bool) -> None:
+def _train_and_save(
+    spec: StudySpec, name: str, backbone: str, path: Path, *, tracker: Tracker | None, quiet: bool
+) -> None:
     import torch
     from rich.console import Console
 
@@ -152,33 +157,9 @@ def _train_and_save(spec: Any, name: str, backbone: str, path: Path, *, tracker:
         f"  source accuracy {result.test_acc:.3f} (test, {data.num_classes} classes) "
         f"in {elapsed:.1f}s -> {path}"
     )
-    if tracker is not None and getattr(tracker, "enabled", False):
-        _track(tracker, config, name, path, result, metadata)
+    if tracker is not None:
+        tracker.record_pretrain(config, result, source=name, checkpoint=str(path),
+                                pretrain_time_s=float(metadata["pretrain_time_s"]))
 
 
-def _track(tracker: Any, config: TrialConfig, name: str, path: Path, result: Any, metadata: dict[str, str]) -> None:
-    """A run of its own kind (``tlb.kind=pretrain``), so leaderboards of trials never include it."""
-    from mlflow.entities import Metric, Param
-
-    from tl_bench.tracking import KIND, VERSION, config_params
-
-    client = tracker.client
-    run = client.create_run(
-        tracker.experiment_id,
-        run_name=f"pretrain-{name}-{config.backbone}",
-        tags={
-            KIND: KIND_TAG,
-            VERSION: tl_bench.__version__,
-            SOURCE_TAG: name,
-            CHECKPOINT_TAG: str(path),
-            "tlb.source_dataset": config.dataset,
-        },
-    )
-    params = [Param(k, v[:6000]) for k, v in config_params(config).items()]
-    timing = Metric("pretrain_time_s", float(metadata["pretrain_time_s"]), int(time.time() * 1000), 0)
-    client.log_batch(run.info.run_id, metrics=[timing], params=params)
-    # Curves, results and the resolved config are written as for a trial, in one batch.
-    tracker.finish_trial(run.info.run_id, "COMPLETE", result=result, history=result.history, config=config)
-
-
-__all__ = ["KIND_TAG", "checkpoint_metadata", "checkpoint_path", "ensure_pretrained", "pretrain_config"]
+__all__ = ["checkpoint_metadata", "checkpoint_path", "ensure_pretrained", "pretrain_config"]

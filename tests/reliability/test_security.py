@@ -13,7 +13,7 @@ from tl_bench.errors import SpecError, WeightsError
 from tl_bench.models import build_model
 from tl_bench.models.weights import read_state_dict
 from tl_bench.spec import load_spec
-from tl_bench.ui import ui_command
+from tl_bench.report import ui_command
 
 
 class Payload:

@@ -215,7 +215,7 @@ def test_base_config_builds_a_trialconfig(base: dict[str, Any], write_spec: Call
 
 
 def test_the_spec_package_does_not_import_optuna_or_mlflow() -> None:
-    # Samplers and pruners are built in tl_bench.spec_optuna; reading a study needs neither store.
+    # Samplers and pruners are built in tl_bench.study.samplers; reading a study needs neither store.
     code = "import sys, tl_bench.spec; print('optuna' in sys.modules, 'mlflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from tl_bench.cli.app import app, print_json
+
+if TYPE_CHECKING:
+    from tl_bench.doctor import DoctorReport
 
 
 @app.command("doctor")
@@ -38,7 +41,7 @@ def doctor(
         raise typer.Exit(1)
 
 
-def _print(report) -> None:  # type: ignore[no-untyped-def]
+def _print(report: DoctorReport) -> None:
     console = Console()
     if report.findings:
         table = Table("kind", "study", "trial", "run", "what is wrong", "repair", "done")

@@ -15,18 +15,18 @@ _SPEC = typer.Option(None, "--spec", help="Study file: read its MLflow store (an
 _URI = typer.Option(None, "--tracking-uri", help="MLflow tracking URI (sqlite:///..., a folder, http://...).")
 
 
-def _store(tracking_uri: str | None, spec: Path | None) -> tuple[str, str | None]:
-    """The tracking URI to read and the study a spec names (None without a spec)."""
-    from tl_bench.run_frame import resolve_tracking_uri
+def _store(tracking_uri: str | None, spec: Path | None) -> tuple[str, str | None, str | None]:
+    """The tracking URI to read, the study a spec names, and the spec's artifact folder when its
+    store is the one read (None without a spec)."""
+    from tl_bench.tracking import locate_store
 
-    study = None
-    if spec is not None:
-        from tl_bench.spec import load_spec
+    if spec is None:
+        return locate_store(tracking_uri), None, None
+    from tl_bench.spec import load_spec
 
-        loaded = load_spec(spec)
-        study = loaded.name
-        tracking_uri = tracking_uri or loaded.tracking_uri
-    return resolve_tracking_uri(tracking_uri), study
+    loaded = load_spec(spec)
+    artifacts = loaded.artifact_location if tracking_uri is None else None
+    return locate_store(tracking_uri or loaded.tracking_uri), loaded.name, artifacts
 
 
 @app.command("leaderboard")
@@ -51,12 +51,11 @@ def leaderboard_command(
 ) -> None:
     """Rank combinations (backbone, weights, freeze depth, neck, head): best trial by validation, shown by test."""
 
-    from tl_bench.leaderboard import across_datasets, format_board, leaderboard, print_leaderboard, write_board
-    from tl_bench.leaderboard_output import FORMATS
+    from tl_bench.report import FORMATS, across_datasets, format_board, leaderboard, print_leaderboard, write_board
 
     if fmt is not None and fmt not in FORMATS:
-        raise OutputError(f"unknown --format {fmt!r}; accepted: {', '.join(FORMATS)}")
-    uri, spec_study = _store(tracking_uri, spec)
+        raise OutputError(f"unknown --format {fmt!r}", ", ".join(FORMATS))
+    uri, spec_study, _ = _store(tracking_uri, spec)
     filters = dict(study=study or spec_study, dataset=dataset, backbone=backbone, weights=weights,
                    freeze_depth=freeze_depth, min_epochs=min_epochs, include_unfinished=include_unfinished)
     if across:
@@ -87,14 +86,9 @@ def mlflow_ui(
     workers: int = typer.Option(1, "--workers", min=1, help="Server worker processes."),
 ) -> None:
     """Start the MLflow UI on the study's store and print its URL (Ctrl-C stops it)."""
-    from tl_bench.ui import LOOPBACK, free_port, serve_ui
+    from tl_bench.report import LOOPBACK, free_port, serve_ui
 
-    artifact_root = None
-    if spec is not None and tracking_uri is None:
-        from tl_bench.spec import load_spec
-
-        artifact_root = load_spec(spec).artifact_location
-    uri, _ = _store(tracking_uri, spec)
+    uri, _, artifact_root = _store(tracking_uri, spec)
     if host != LOOPBACK:
         typer.echo(f"warning: binding {host} exposes the UI beyond this machine", err=True)
     port = port or free_port(host)
@@ -115,8 +109,8 @@ def dashboard_command(
     dataset: Optional[str] = typer.Option(None, "--dataset", help="Only this dataset."),
 ) -> None:
     """Render a dashboard of the leaderboard, Pareto front, heatmaps, freeze depth and importances."""
-    from tl_bench.dashboard import render_dashboard
+    from tl_bench.report import render_dashboard
 
-    uri, spec_study = _store(tracking_uri, spec)
+    uri, spec_study, _ = _store(tracking_uri, spec)
     path = render_dashboard(definition, uri, study=study or spec_study, dataset=dataset, out=out)
     typer.echo(f"wrote {path}")

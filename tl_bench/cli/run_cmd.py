@@ -82,7 +82,7 @@ def run(
 
 def _print_results(spec, outcomes, top: int, *, store_option: str | None = None) -> None:  # type: ignore[no-untyped-def]
     """The leaderboards, then the commands that open this run's store (the one it used, as the user named it)."""
-    from tl_bench.leaderboard import leaderboard, print_leaderboard
+    from tl_bench.report import leaderboard, print_leaderboard
 
     console = Console()
     for outcome in outcomes:

@@ -14,12 +14,10 @@ on any host, when its trial has had no heartbeat for ``GRACE_S`` seconds.
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
-from mlflow.entities import ViewType
 from optuna.trial import FrozenTrial, TrialState
 
 from tl_bench.study.storage import ERROR_ATTR, GRACE_S, HOST_ATTR, PID_ATTR, PIDNS_ATTR, fail_trial, stale_trials
@@ -76,20 +74,6 @@ def state_agrees(trial: FrozenTrial, run: Any) -> bool:
     return tag == trial.state.name and run.info.status == RUN_STATUS[trial.state.name]
 
 
-def search_all(tracker: Tracker, filter_string: str, *, view: int = ViewType.ACTIVE_ONLY) -> Iterator[Any]:
-    """Every run of the tracker's experiment that matches, page by page."""
-    assert tracker.client is not None
-    token = None
-    while True:
-        page = tracker.client.search_runs(
-            [tracker.experiment_id], filter_string=filter_string, run_view_type=view, max_results=1000, page_token=token
-        )
-        yield from page
-        token = page.token
-        if not token:
-            return
-
-
 def study_runs_filter(optuna_study: str, *, running_only: bool = False) -> str:
     text = f"tags.`{KIND}` = 'trial' and tags.`{OPTUNA_STUDY}` = '{optuna_study}'"
     return text + (" and attributes.status = 'RUNNING'" if running_only else "")
@@ -117,7 +101,7 @@ def reconcile(study: optuna.Study, tracker: Tracker, *, repair: bool = True, all
     if not tracker.enabled or not (all_runs or found.failed_trials):
         return found
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
-    for run in search_all(tracker, study_runs_filter(study.study_name, running_only=True)):
+    for run in tracker.runs(study_runs_filter(study.study_name, running_only=True)):
         trial = trials.get(trial_number(run))  # type: ignore[arg-type]
         if trial is None or trial.state not in ENDED:
             continue  # a live trial, or a run without a trial: `tl-bench doctor` reports those
@@ -134,7 +118,6 @@ __all__ = [
     "dead_trials",
     "reconcile",
     "run_state",
-    "search_all",
     "state_agrees",
     "study_runs_filter",
     "trial_number",

@@ -211,7 +211,7 @@ def end_study(spec: StudySpec, tracker: Tracker, outcome: DatasetOutcome) -> Non
     asks; one of them writes the summary for this count of ended trials, and
     closing the parent run twice does no harm. A later top-up does it again.
     """
-    from tl_bench.dashboard import render_dashboard
+    from tl_bench.report import render_dashboard
 
     study = optuna.load_study(study_name=outcome.study_name, storage=make_storage(spec.storage_url))
     trials = study.get_trials(deepcopy=False)

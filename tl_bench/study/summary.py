@@ -17,7 +17,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from tl_bench.study.storage import RUN_ATTR
-from tl_bench.tracking import Tracker
+from tl_bench.tracking import BEST_RUN_ID, BEST_TRIAL, IMPORTANCE_EVALUATOR, IMPORTANCE_PREFIX, Tracker
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def best_trial(study: optuna.Study) -> FrozenTrial | None:
 
 # The evaluator optuna-dashboard uses, so that both show the same importances for a study
 # (Optuna's default, fANOVA, is a random forest: another seed, other numbers).
-IMPORTANCE_EVALUATOR = "PedAnovaImportanceEvaluator"
+EVALUATOR_NAME = "PedAnovaImportanceEvaluator"
 
 
 def _evaluator() -> optuna.importance.BaseImportanceEvaluator:
@@ -105,7 +105,7 @@ def plots_html(study: optuna.Study, importance: dict[str, float]) -> str:
         optuna.logging.set_verbosity(verbosity)
     parts = [fig.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, fig in enumerate(figures)]
     body = "\n".join(parts) or "<p>Not enough finished trials for Optuna's plots yet.</p>"
-    note = (f"<p>Importances: optuna.importance.{IMPORTANCE_EVALUATOR} on {names[0]}, "
+    note = (f"<p>Importances: optuna.importance.{EVALUATOR_NAME} on {names[0]}, "
             "the evaluator optuna-dashboard uses.</p>")
     return (f"<html><head><meta charset='utf-8'><title>{study.study_name}</title></head>"
             f"<body>{note}{body}</body></html>")
@@ -118,7 +118,7 @@ def _importance_figure(importance: dict[str, float], target_name: str) -> Any:
         raise ValueError("no importances yet")
     names = list(importance)[::-1]  # most important on top
     fig = go.Figure(go.Bar(x=[importance[n] for n in names], y=names, orientation="h"))
-    fig.update_layout(title=f"Hyperparameter importances ({IMPORTANCE_EVALUATOR}, {target_name})",
+    fig.update_layout(title=f"Hyperparameter importances ({EVALUATOR_NAME}, {target_name})",
                       xaxis_title="importance", height=max(300, 40 * len(names)))
     return fig
 
@@ -138,14 +138,14 @@ def write_summary(study: optuna.Study, tracker: Tracker, parent_run_id: str) -> 
         metrics.update(best_val_acc=best.values[0], best_trial=float(best.number))
         if "test_acc" in best.user_attrs:
             metrics["best_test_acc"] = float(best.user_attrs["test_acc"])
-        tags.update({"tlb.best_trial": str(best.number), "tlb.best_run_id": str(best.user_attrs.get(RUN_ATTR, ""))})
+        tags.update({BEST_TRIAL: str(best.number), BEST_RUN_ID: str(best.user_attrs.get(RUN_ATTR, ""))})
     imp = importances(study)
-    metrics.update({f"importance.{_metric_name(k)}": v for k, v in imp.items()})
-    tags["tlb.importance_evaluator"] = IMPORTANCE_EVALUATOR
+    metrics.update({f"{IMPORTANCE_PREFIX}{_metric_name(k)}": v for k, v in imp.items()})
+    tags[IMPORTANCE_EVALUATOR] = EVALUATOR_NAME
     tracker.log_summary(parent_run_id, metrics, tags)
     if tracker.enabled and parent_run_id:
         tracker.log_text(parent_run_id, plots_html(study, imp), "optuna_plots.html")
     return {"counts": counts, "importances": imp, **metrics}
 
 
-__all__ = ["IMPORTANCE_EVALUATOR", "best_trial", "count_states", "importances", "plots_html", "write_summary"]
+__all__ = ["EVALUATOR_NAME", "best_trial", "count_states", "importances", "plots_html", "write_summary"]

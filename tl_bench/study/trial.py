@@ -33,7 +33,7 @@ from tl_bench.study.storage import (
     heartbeat,
 )
 from tl_bench.study.workers import pid_namespace
-from tl_bench.tracking import Tracker
+from tl_bench.tracking import CUDA_VISIBLE_DEVICES, OPTUNA_STUDY, THREADS, Tracker
 from tl_bench.train import FeatureCache
 
 
@@ -123,8 +123,8 @@ def _train_and_tell(ctx: TrialContext, trial: optuna.Trial) -> TrialState:
             dataset=ctx.dataset.key,
             trial_number=trial.number,
             fingerprint=ctx.fingerprint,
-            extra_tags={"tlb.optuna_study": ctx.study.study_name, "tlb.threads": str(torch.get_num_threads()),
-                        "tlb.cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", "")},
+            extra_tags={OPTUNA_STUDY: ctx.study.study_name, THREADS: str(torch.get_num_threads()),
+                        CUDA_VISIBLE_DEVICES: os.environ.get("CUDA_VISIBLE_DEVICES", "")},
         )
         trial.set_user_attr(RUN_ATTR, run_id)
         ctx.on_progress({"trial": trial.number, "config": config, "epoch": 0})

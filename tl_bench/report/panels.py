@@ -7,13 +7,20 @@ not share a scale). A panel without data says so in a short note.
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 
 import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from tl_bench.dashboard_spec import FreezeDepthPanel, HeatmapPanel, ImportancePanel, LeaderboardPanel, ParetoPanel
-from tl_bench.pareto import pareto_mask
+from tl_bench.report.dashboard_spec import (
+    FreezeDepthPanel,
+    HeatmapPanel,
+    ImportancePanel,
+    LeaderboardPanel,
+    ParetoPanel,
+)
+from tl_bench.report.pareto import pareto_mask
 
 TABLE_COLUMNS = ("rank", "dataset", "backbone", "weights", "freeze_depth", "neck", "head", "test_acc", "val_acc",
                  "n_seeds", "test_acc_std", "params_trainable", "train_time_s", "epochs", "lr", "trial", "is_pareto")
@@ -28,10 +35,6 @@ def figure_html(fig: go.Figure, height: int = 440) -> str:
     # plotly.js is embedded once in the page head; each figure is a div and a script.
     fig.update_layout(height=height, margin=dict(l=60, r=20, t=40, b=60), template="plotly_white")
     return pio.to_html(fig, full_html=False, include_plotlyjs=False, default_height=f"{height}px")
-
-
-def _datasets(board: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
-    return [(str(name), rows) for name, rows in board.groupby("dataset", sort=True)]
 
 
 def _depth_order(depths: pd.Series) -> list[str]:
@@ -49,6 +52,13 @@ def _no_metric(board: pd.DataFrame, metric: str) -> str | None:
     return None
 
 
+def _per_dataset(board: pd.DataFrame, metric: str, draw: Callable[[str, pd.DataFrame], str]) -> str:
+    """``draw(dataset, rows)`` for each dataset in name order, or the note saying why there is nothing."""
+    if (empty := _no_metric(board, metric)) is not None:
+        return empty
+    return "\n".join(draw(str(name), rows) for name, rows in board.groupby("dataset", sort=True))
+
+
 def leaderboard_panel(board: pd.DataFrame, panel: LeaderboardPanel, metric: str) -> str:
     if (empty := _no_metric(board, metric)) is not None:
         return empty
@@ -59,14 +69,10 @@ def leaderboard_panel(board: pd.DataFrame, panel: LeaderboardPanel, metric: str)
 
 
 def pareto_panel(board: pd.DataFrame, panel: ParetoPanel, metric: str) -> str:
-    if (empty := _no_metric(board, metric)) is not None:
-        return empty
-    parts = []
-    for dataset, rows in _datasets(board):
+    def draw(dataset: str, rows: pd.DataFrame) -> str:
         rows = rows.dropna(subset=[metric, panel.cost])
         if rows.empty:
-            parts.append(note(f"{dataset}: no trial has both {metric} and {panel.cost}."))
-            continue
+            return note(f"{dataset}: no trial has both {metric} and {panel.cost}.")
         front = rows[pareto_mask(rows[metric].to_numpy(), rows[panel.cost].to_numpy())].sort_values(panel.cost)
         hover = rows[list(COMBO_HOVER)].astype(str).agg(" | ".join, axis=1)
         fig = go.Figure()
@@ -77,15 +83,13 @@ def pareto_panel(board: pd.DataFrame, panel: ParetoPanel, metric: str) -> str:
                                  line=dict(shape="hv", color="#c0392b"), marker=dict(size=11, color="#c0392b")))
         fig.update_layout(title=dataset, xaxis_title=panel.cost, yaxis_title=metric)
         fig.update_xaxes(type="log" if panel.log_x and (rows[panel.cost] > 0).all() else "linear")
-        parts.append(figure_html(fig))
-    return "\n".join(parts)
+        return figure_html(fig)
+
+    return _per_dataset(board, metric, draw)
 
 
 def heatmap_panel(board: pd.DataFrame, panel: HeatmapPanel, metric: str) -> str:
-    if (empty := _no_metric(board, metric)) is not None:
-        return empty
-    parts = []
-    for dataset, rows in _datasets(board):
+    def draw(dataset: str, rows: pd.DataFrame) -> str:
         best = rows.assign(**{panel.rows: rows[panel.rows].astype(str), panel.columns: rows[panel.columns].astype(str)})
         grid = best.pivot_table(index=panel.rows, columns=panel.columns, values=metric, aggfunc="max")
         if panel.columns == "freeze_depth":
@@ -97,15 +101,13 @@ def heatmap_panel(board: pd.DataFrame, panel: HeatmapPanel, metric: str) -> str:
         fig.update_layout(title=dataset, xaxis_title=panel.columns, yaxis_title=panel.rows)
         fig.update_xaxes(type="category")
         fig.update_yaxes(type="category")
-        parts.append(figure_html(fig, height=max(300, 60 + 36 * len(grid.index))))
-    return "\n".join(parts)
+        return figure_html(fig, height=max(300, 60 + 36 * len(grid.index)))
+
+    return _per_dataset(board, metric, draw)
 
 
 def freeze_depth_panel(board: pd.DataFrame, panel: FreezeDepthPanel, metric: str) -> str:
-    if (empty := _no_metric(board, metric)) is not None:
-        return empty
-    parts = []
-    for dataset, rows in _datasets(board):
+    def draw(dataset: str, rows: pd.DataFrame) -> str:
         rows = rows.assign(freeze_depth=rows["freeze_depth"].astype(str))
         order = _depth_order(rows["freeze_depth"])
         fig = go.Figure()
@@ -114,8 +116,9 @@ def freeze_depth_panel(board: pd.DataFrame, panel: FreezeDepthPanel, metric: str
             fig.add_trace(go.Scatter(x=list(best.index), y=best.to_numpy(), mode="lines+markers", name=str(backbone)))
         fig.update_layout(title=dataset, xaxis_title="freeze depth (leading stages frozen)", yaxis_title=f"best {metric}")
         fig.update_xaxes(type="category", categoryorder="array", categoryarray=order)
-        parts.append(figure_html(fig))
-    return "\n".join(parts)
+        return figure_html(fig)
+
+    return _per_dataset(board, metric, draw)
 
 
 def importance_panel(importances: pd.DataFrame, panel: ImportancePanel) -> str:

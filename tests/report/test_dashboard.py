@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_leaderboard_store import TrialStore
-from tl_bench.dashboard import render_dashboard
-from tl_bench.dashboard_spec import DEFAULT_DASHBOARD, load_dashboard
+from tests.report.test_trial_store import TrialStore
+from tl_bench.report import DEFAULT_DASHBOARD, load_dashboard, render_dashboard
 from tl_bench.errors import OutputError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 OVERVIEW = REPO / "dashboards" / "overview.yaml"
 TITLES = [p.title for p in DEFAULT_DASHBOARD.panels]
 

@@ -9,12 +9,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from tests.test_leaderboard_store import TrialStore
+from tests.report.test_trial_store import TrialStore
 
 from tl_bench.errors import OutputError, StorageError
-from tl_bench.leaderboard import CSV_COLUMNS, EXTRA_COLUMNS, across_datasets, leaderboard
-from tl_bench.pareto import pareto_mask
-from tl_bench.run_frame import resolve_tracking_uri
+from tl_bench.report import CSV_COLUMNS, EXTRA_COLUMNS, across_datasets, leaderboard, pareto_mask
 
 
 @pytest.fixture()
@@ -140,24 +138,20 @@ def test_across_datasets_keeps_combinations_run_everywhere(store: TrialStore) ->
 
 
 def test_reads_every_page_of_runs(store: TrialStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    import tl_bench.run_frame as run_frame
+    import tl_bench.tracking.read as read
 
-    monkeypatch.setattr(run_frame, "PAGE_SIZE", 3)
+    monkeypatch.setattr(read, "PAGE_SIZE", 3)
     ids = {store.trial(lr=0.001 * (i + 1), head=f"h{i}") for i in range(8)}
     assert set(leaderboard(store.uri)["run_id"]) == ids
 
 
-def test_store_resolution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_missing_store_is_an_error_and_stays_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     with pytest.raises(StorageError, match="--tracking-uri"):
-        resolve_tracking_uri()
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:1")
-    assert resolve_tracking_uri() == "http://127.0.0.1:1"
-    assert resolve_tracking_uri("sqlite:///x.db") == "sqlite:///x.db"
-    monkeypatch.delenv("MLFLOW_TRACKING_URI")
-    TrialStore(tmp_path / "studies" / "runs")
-    assert resolve_tracking_uri() == f"sqlite:///{tmp_path / 'studies' / 'runs' / 'mlflow.db'}"
+        leaderboard()
+    TrialStore(tmp_path / "studies" / "runs").trial(val_acc=0.6, test_acc=0.5)
+    assert len(leaderboard()) == 1  # the default store, found from here
     with pytest.raises(StorageError, match="no MLflow store at"):
         leaderboard(f"sqlite:///{tmp_path / 'missing.db'}")
     assert not (tmp_path / "missing.db").exists()  # reading never creates an empty store

@@ -1,5 +1,5 @@
-"""A writer of MLflow stores laid out like the studies write them, for the leaderboard,
-dashboard and UI tests; its own tests check it against ``tl_bench.tracking.Tracker``."""
+"""A writer of MLflow stores laid out like the studies write them, for the report tests
+(leaderboard, export, dashboard, UI); its own tests check it against ``tl_bench.tracking.Tracker``."""
 
 from __future__ import annotations
 

@@ -14,18 +14,25 @@ from pathlib import Path
 import pandas as pd
 import plotly.offline
 
-from tl_bench.dashboard_panels import (
+from tl_bench.errors import OutputError
+from tl_bench.report.dashboard_spec import (
+    DEFAULT_DASHBOARD,
+    Dashboard,
+    ImportancePanel,
+    LeaderboardPanel,
+    load_dashboard,
+)
+from tl_bench.report.frame import importance_frame, trial_runs
+from tl_bench.report.leaderboard import rank_runs
+from tl_bench.report.panels import (
     freeze_depth_panel,
-    note,
     heatmap_panel,
     importance_panel,
     leaderboard_panel,
+    note,
     pareto_panel,
 )
-from tl_bench.dashboard_spec import DEFAULT_DASHBOARD, Dashboard, ImportancePanel, LeaderboardPanel, load_dashboard
-from tl_bench.errors import OutputError
-from tl_bench.leaderboard import rank_runs
-from tl_bench.run_frame import importance_frame, resolve_tracking_uri, trial_runs
+from tl_bench.tracking import locate_store
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5rem auto; max-width: 1200px; color: #222; }
@@ -55,24 +62,22 @@ def render_dashboard(
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(html_text, encoding="utf-8")
     except OSError as err:
-        raise OutputError(f"cannot write the dashboard to {out}: {err.strerror or err}; "
-                           "accepted: a file path in a writable folder") from err
+        raise OutputError(f"cannot write the dashboard to {out}: {err.strerror or err}",
+                          "a file path in a writable folder") from err
     return out
 
 
 def dashboard_html(dash: Dashboard = DEFAULT_DASHBOARD, tracking_uri: str | None = None, *, study: str | None = None,
                    dataset: str | None = None) -> str:
     """The dashboard page as one HTML string."""
-    tracking_uri = resolve_tracking_uri(tracking_uri or None)
+    tracking_uri = locate_store(tracking_uri or None)
     filters = dash.filters.model_copy(update={k: v for k, v in {"study": study, "dataset": dataset}.items() if v})
     runs = trial_runs(tracking_uri, study=filters.study, dataset=filters.dataset)
     boards: dict[str, pd.DataFrame] = {}
 
     def board(metric: str) -> pd.DataFrame:
         if metric not in boards:
-            boards[metric] = rank_runs(runs, backbone=filters.backbone, weights=filters.weights,
-                                       freeze_depth=filters.freeze_depth, min_epochs=filters.min_epochs,
-                                       metric=metric)
+            boards[metric] = rank_runs(runs, filters, metric=metric)
         return boards[metric]
 
     sections = []

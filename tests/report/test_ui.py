@@ -15,10 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_leaderboard_store import TrialStore
+from tests.report.test_trial_store import TrialStore
 from tl_bench.errors import StorageError, TLBenchError
-from tl_bench.leaderboard import leaderboard
-from tl_bench.ui import check_port, free_port, serve_ui, ui_command
+from tl_bench.report import check_port, free_port, leaderboard, serve_ui, ui_command
 
 
 def test_command_for_a_sqlite_store_keeps_artifacts_beside_it(tmp_path: Path) -> None:

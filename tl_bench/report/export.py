@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tl_bench.errors import OutputError
-from tl_bench.leaderboard_schema import TEXT_COLUMNS
+from tl_bench.report.columns import TEXT_COLUMNS
 
 FORMATS = ("csv", "md", "json")
 # Terminal columns, in order, when present; the file keeps every column.
@@ -32,7 +32,7 @@ def format_board(frame: pd.DataFrame, fmt: str = "csv") -> str:
         return frame.to_json(orient="records", force_ascii=False, indent=1) + "\n"
     if fmt == "md":
         return _markdown(frame)
-    raise OutputError(f"unknown leaderboard format {fmt!r}; accepted: {', '.join(FORMATS)}")
+    raise OutputError(f"unknown leaderboard format {fmt!r}", ", ".join(FORMATS))
 
 
 def _cell(value: Any) -> str:
@@ -59,8 +59,8 @@ def write_board(frame: pd.DataFrame, path: str | Path, fmt: str | None = None) -
     try:
         path.write_text(text, encoding="utf-8", newline="")
     except OSError as err:
-        raise OutputError(f"cannot write the leaderboard to {path}: {err.strerror or err}; "
-                           "accepted: a file path in an existing, writable folder") from err
+        raise OutputError(f"cannot write the leaderboard to {path}: {err.strerror or err}",
+                          "a file path in an existing, writable folder") from err
     return path
 
 

@@ -15,15 +15,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Callable
 
-from tl_bench.errors import StorageError, TLBenchError
-from tl_bench.run_frame import local_store_path
+from tl_bench.errors import TLBenchError
+from tl_bench.tracking import is_server, local_store_path, require_store
 
 LOOPBACK = "127.0.0.1"
-
-
-def is_server_uri(tracking_uri: str) -> bool:
-    """A tracking server already serves its own UI: there is nothing to start."""
-    return tracking_uri.startswith(("http://", "https://"))
 
 
 def free_port(host: str = LOOPBACK) -> int:
@@ -38,8 +33,8 @@ def check_port(host: str, port: int) -> None:
         try:
             sock.bind((host, port))
         except OSError as err:
-            raise TLBenchError(f"cannot listen on {host}:{port}: {err.strerror or err}; "
-                               "accepted: a free port (--port P, or --port 0 for any free one)") from err
+            raise TLBenchError(f"cannot listen on {host}:{port}: {err.strerror or err}",
+                               "a free port (--port P, or --port 0 for any free one)") from err
 
 
 def ui_command(
@@ -88,13 +83,10 @@ def serve_ui(
     Returns the server's exit code (0 after Ctrl-C or SIGTERM). For an ``http(s)``
     tracking URI it only announces that URL, since that server already has the UI.
     """
-    if is_server_uri(tracking_uri):
+    if is_server(tracking_uri):  # it already serves its own UI: there is nothing to start
         announce(f"MLflow UI: {tracking_uri.rstrip('/')} (served by the tracking server)")
         return 0
-    path = local_store_path(tracking_uri)
-    if path is not None and not path.exists():
-        raise StorageError(f"no MLflow store at {path}; accepted: the tracking URI of a store that studies "
-                           "wrote (run `tl-bench run SPEC` first, or pass --tracking-uri)")
+    require_store(tracking_uri)
     check_port(host, port)
     command = ui_command(tracking_uri, host=host, port=port, workers=workers, artifact_root=artifact_root)
     # Own process group: stopping the UI stops mlflow's uvicorn workers with it.
@@ -127,4 +119,4 @@ def _shutdown(server: subprocess.Popen[bytes], grace_s: float = 10.0) -> int:
     return 0
 
 
-__all__ = ["LOOPBACK", "check_port", "free_port", "is_server_uri", "serve_ui", "ui_command", "ui_url"]
+__all__ = ["LOOPBACK", "check_port", "free_port", "serve_ui", "ui_command", "ui_url"]

@@ -13,10 +13,10 @@ from __future__ import annotations
 from fnmatch import fnmatchcase
 
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
 
 from tl_bench.errors import OutputError
-from tl_bench.leaderboard_output import format_board, print_leaderboard, read_csv, write_board, write_csv
-from tl_bench.leaderboard_schema import (
+from tl_bench.report.columns import (
     COMBINATION,
     CSV_COLUMNS,
     EXTRA_COLUMNS,
@@ -25,8 +25,22 @@ from tl_bench.leaderboard_schema import (
     RUN_ONLY_PARAMS,
     tidy_ints,
 )
-from tl_bench.pareto import pareto_mask
-from tl_bench.run_frame import resolve_tracking_uri, trial_runs
+from tl_bench.report.frame import trial_runs
+from tl_bench.report.pareto import pareto_mask
+from tl_bench.tracking import locate_store
+
+
+class Filters(BaseModel):
+    """Which trial runs a board is made of; dashboards read them from YAML (``filters:``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    study: str | None = None
+    dataset: str | None = None
+    backbone: str | None = None  # fnmatch pattern
+    weights: str | None = None
+    freeze_depth: int | str | None = None
+    min_epochs: int | None = Field(default=None, ge=1)
 
 
 def leaderboard(
@@ -67,35 +81,35 @@ def leaderboard(
         ``test_acc`` (max) against ``train_time_s`` (min) within the dataset;
         ``is_pareto_params``: against ``params_trainable``.
     """
-    uri = resolve_tracking_uri(tracking_uri)
-    runs = trial_runs(uri, study=study, dataset=dataset, include_unfinished=include_unfinished)
-    return rank_runs(runs, backbone=backbone, weights=weights, freeze_depth=freeze_depth,
-                     min_epochs=min_epochs, metric=metric, ascending=ascending,
-                     include_state=include_unfinished, top=top)
+    # Built unchecked: from Python the filters were never validated (``min_epochs=0`` keeps every run).
+    filters = Filters.model_construct(study=study, dataset=dataset, backbone=backbone, weights=weights,
+                                      freeze_depth=freeze_depth, min_epochs=min_epochs)
+    runs = trial_runs(locate_store(tracking_uri), study=study, dataset=dataset, include_unfinished=include_unfinished)
+    return rank_runs(runs, filters, metric=metric, ascending=ascending, include_state=include_unfinished, top=top)
 
 
 def rank_runs(
     runs: pd.DataFrame,
+    filters: Filters = Filters(),
     *,
-    backbone: str | None = None,
-    weights: str | None = None,
-    freeze_depth: int | str | None = None,
-    min_epochs: int | None = None,
     metric: str = "test_acc",
     ascending: bool = False,
     include_state: bool = False,
     top: int | None = None,
 ) -> pd.DataFrame:
-    """``leaderboard`` on a frame of trial runs already read (``tl_bench.run_frame.trial_runs``)."""
+    """``leaderboard`` on a frame of trial runs already read (``tl_bench.report.trial_runs``).
+
+    ``filters.study`` and ``filters.dataset`` are the reader's: ``trial_runs`` applies them.
+    """
     trials = trial_table(runs, metric)
-    if backbone is not None:
-        trials = trials[[fnmatchcase(str(b), backbone) for b in trials["backbone"]]]
-    if weights is not None:
-        trials = trials[trials["weights"] == weights]
-    if freeze_depth is not None:
-        trials = trials[trials["freeze_depth"] == str(freeze_depth)]
-    if min_epochs is not None:
-        trials = trials[trials["epochs"] >= min_epochs]
+    if filters.backbone is not None:
+        trials = trials[[fnmatchcase(str(b), filters.backbone) for b in trials["backbone"]]]
+    if filters.weights is not None:
+        trials = trials[trials["weights"] == filters.weights]
+    if filters.freeze_depth is not None:
+        trials = trials[trials["freeze_depth"] == str(filters.freeze_depth)]
+    if filters.min_epochs is not None:
+        trials = trials[trials["epochs"] >= filters.min_epochs]
     board = _best_settings(trials, metric)
     board["rank"] = _rank(board, metric, ascending)
     board["is_pareto"] = _pareto(board, "train_time_s")
@@ -118,7 +132,7 @@ def trial_table(runs: pd.DataFrame, metric: str = "test_acc") -> pd.DataFrame:
     differ only in seed share it) and the ranking ``metric``."""
     metrics = {c[len("metrics."):] for c in runs.columns if c.startswith("metrics.")}
     if len(runs) and metric not in metrics:
-        raise OutputError(f"no trial run has the metric {metric!r}; accepted: {', '.join(sorted(metrics))}")
+        raise OutputError(f"no trial run has the metric {metric!r}", ", ".join(sorted(metrics)))
     out = pd.DataFrame({"run_id": runs["run_id"], "study": runs["study"], "state": runs["state"]})
     out["dataset"] = runs["dataset"].fillna(_column(runs, "params.dataset"))
     for name in ("backbone", "weights", "freeze_depth", "neck", "head"):
@@ -189,7 +203,7 @@ def across_datasets(
     board = source if isinstance(source, pd.DataFrame) else leaderboard(source, metric=metric, ascending=ascending,
                                                                           **filters)  # type: ignore[arg-type]
     if metric not in board.columns:
-        raise OutputError(f"the leaderboard has no column {metric!r}; accepted: {', '.join(board.columns)}")
+        raise OutputError(f"the leaderboard has no column {metric!r}", ", ".join(board.columns))
     combo = list(COMBINATION[1:])
     board = board[board[metric].notna()]
     datasets = sorted(board["dataset"].unique())
@@ -213,17 +227,4 @@ def across_datasets(
     return out.head(top).reset_index(drop=True) if top is not None else out
 
 
-__all__ = [
-    "COMBINATION",
-    "CSV_COLUMNS",
-    "EXTRA_COLUMNS",
-    "across_datasets",
-    "format_board",
-    "leaderboard",
-    "print_leaderboard",
-    "rank_runs",
-    "read_csv",
-    "trial_table",
-    "write_board",
-    "write_csv",
-]
+__all__ = ["Filters", "across_datasets", "leaderboard", "rank_runs", "trial_table"]

@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.test_leaderboard_store import TrialStore
-from tl_bench.leaderboard import CSV_COLUMNS
+from tests.report.test_trial_store import TrialStore
+from tl_bench.report import CSV_COLUMNS
 
 
 def tl_bench(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -12,9 +12,9 @@ from mlflow.entities import Metric, Param
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from tests.test_leaderboard_store import TrialStore
+from tests.report.test_trial_store import TrialStore
 from tl_bench.errors import OutputError
-from tl_bench.leaderboard import CSV_COLUMNS, format_board, leaderboard, read_csv, write_board, write_csv
+from tl_bench.report import CSV_COLUMNS, format_board, leaderboard, read_csv, write_board, write_csv
 
 AWKWARD = 'pets, "v2" — café 日本'
 

@@ -9,6 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tl_bench.errors import OutputError
+from tl_bench.report.leaderboard import Filters
 
 Dimension = Literal["backbone", "weights", "freeze_depth", "neck", "head"]
 Cost = Literal["train_time_s", "params_trainable", "params_total", "flops_fwd_per_image", "peak_mem_mb"]
@@ -16,17 +17,6 @@ Cost = Literal["train_time_s", "params_trainable", "params_total", "flops_fwd_pe
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Filters(_Strict):
-    """The leaderboard's filters; ``study`` and ``dataset`` given on the command line win."""
-
-    study: str | None = None
-    dataset: str | None = None
-    backbone: str | None = None  # fnmatch pattern
-    weights: str | None = None
-    freeze_depth: int | str | None = None
-    min_epochs: int | None = Field(default=None, ge=1)
 
 
 class LeaderboardPanel(_Strict):
@@ -75,7 +65,7 @@ PANEL_KINDS = {get_args(m.model_fields["kind"].annotation)[0]: m
 class Dashboard(_Strict):
     title: str = "tl-bench dashboard"
     metric: str = "test_acc"  # what "accuracy" means in every panel that does not say
-    filters: Filters = Filters()
+    filters: Filters = Filters()  # ``study`` and ``dataset`` given on the command line win
     panels: list[Panel] = Field(min_length=1)
 
 
@@ -103,16 +93,16 @@ def _accepted(loc: tuple[str | int, ...]) -> str:
     return ", ".join(model.model_fields)
 
 
-def _one_line(err: ValidationError, source: str) -> str:
+def _error(err: ValidationError, source: str) -> OutputError:
+    """The first validation error as one line naming the field's path."""
     first = err.errors()[0]
     loc = tuple(first["loc"])
-    where = ".".join(str(p) for p in loc) or "(top level)"
-    msg = first["msg"]
+    where = f"dashboard {source}: {'.'.join(str(p) for p in loc) or '(top level)'}"
     if first["type"] == "extra_forbidden":
-        msg = f"unknown field; accepted: {_accepted(loc)}"
-    elif first["type"] == "missing":
-        msg = f"required field missing; accepted: {_accepted(loc)}"
-    return f"dashboard {source}: {where}: {msg}"
+        return OutputError(f"{where}: unknown field", _accepted(loc))
+    if first["type"] == "missing":
+        return OutputError(f"{where}: required field missing", _accepted(loc))
+    return OutputError(f"{where}: {first['msg']}")
 
 
 def parse_dashboard(data: object, source: str = "<dict>") -> Dashboard:
@@ -122,7 +112,7 @@ def parse_dashboard(data: object, source: str = "<dict>") -> Dashboard:
     try:
         return Dashboard.model_validate(data)
     except ValidationError as err:
-        raise OutputError(_one_line(err, source)) from None
+        raise _error(err, source) from None
 
 
 def load_dashboard(path: str | Path | None) -> Dashboard:
@@ -133,8 +123,8 @@ def load_dashboard(path: str | Path | None) -> Dashboard:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
-        raise OutputError(f"cannot read dashboard {path}: {err.strerror or err}; "
-                           "accepted: a YAML file such as dashboards/overview.yaml") from err
+        raise OutputError(f"cannot read dashboard {path}: {err.strerror or err}",
+                          "a YAML file such as dashboards/overview.yaml") from err
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
@@ -147,7 +137,6 @@ def load_dashboard(path: str | Path | None) -> Dashboard:
 __all__ = [
     "DEFAULT_DASHBOARD",
     "Dashboard",
-    "Filters",
     "FreezeDepthPanel",
     "HeatmapPanel",
     "ImportancePanel",

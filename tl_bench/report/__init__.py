@@ -1,0 +1,48 @@
+"""The read side: what the studies wrote to MLflow, as leaderboards, files, dashboards and the UI.
+
+``frame`` reads the runs (through ``tl_bench.tracking`` only), ``leaderboard``
+ranks them with the columns of ``columns``, ``export`` writes and prints
+boards, ``pareto`` finds fronts, ``dashboard`` (with ``dashboard_spec`` and
+``panels``) renders HTML pages, and ``ui`` starts the MLflow UI on a store.
+"""
+
+from __future__ import annotations
+
+from tl_bench.report.columns import COMBINATION, CSV_COLUMNS, EXTRA_COLUMNS
+from tl_bench.report.dashboard import dashboard_html, render_dashboard
+from tl_bench.report.dashboard_spec import DEFAULT_DASHBOARD, Dashboard, load_dashboard
+from tl_bench.report.export import FORMATS, format_board, print_leaderboard, read_csv, write_board, write_csv
+from tl_bench.report.frame import importance_frame, trial_runs
+from tl_bench.report.leaderboard import Filters, across_datasets, leaderboard, rank_runs, trial_table
+from tl_bench.report.pareto import pareto_mask
+from tl_bench.report.ui import LOOPBACK, check_port, free_port, serve_ui, ui_command
+
+__all__ = [
+    "COMBINATION",
+    "CSV_COLUMNS",
+    "DEFAULT_DASHBOARD",
+    "EXTRA_COLUMNS",
+    "FORMATS",
+    "LOOPBACK",
+    "Dashboard",
+    "Filters",
+    "across_datasets",
+    "check_port",
+    "dashboard_html",
+    "format_board",
+    "free_port",
+    "importance_frame",
+    "leaderboard",
+    "load_dashboard",
+    "pareto_mask",
+    "print_leaderboard",
+    "rank_runs",
+    "read_csv",
+    "render_dashboard",
+    "serve_ui",
+    "trial_runs",
+    "trial_table",
+    "ui_command",
+    "write_board",
+    "write_csv",
+]

@@ -1,0 +1,22 @@
+"""The MLflow boundary: the only code of tl-bench that imports MLflow.
+
+``names`` holds every tag, kind and metric name; ``store`` finds the store a
+command reads; ``write`` is the Tracker that records studies; ``read`` reads
+runs back, page by page, for the leaderboard, ``doctor`` and reconciliation.
+"""
+
+from __future__ import annotations
+
+import os
+
+# MLflow's usage telemetry phones home from a background thread; a benchmark tool that often runs
+# offline keeps it off unless the user asks for it. Set before MLflow is first imported.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+from tl_bench.tracking import names, read, store, write  # noqa: E402
+from tl_bench.tracking.names import *  # noqa: E402,F403
+from tl_bench.tracking.read import *  # noqa: E402,F403
+from tl_bench.tracking.store import *  # noqa: E402,F403
+from tl_bench.tracking.write import *  # noqa: E402,F403
+
+__all__ = [*names.__all__, *read.__all__, *store.__all__, *write.__all__]

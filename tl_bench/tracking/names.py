@@ -1,0 +1,119 @@
+"""Every name tl-bench gives things in MLflow: tags, run kinds, params, metrics, run names.
+
+An experiment per study spec (named after the spec), a parent run per dataset
+study (``tlb.kind=study``), a nested child run per trial (``tlb.kind=trial``),
+and runs of their own kind for local pretraining (``tlb.kind=pretrain``).
+"""
+
+from __future__ import annotations
+
+import json
+
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NOTE
+
+import tl_bench
+from tl_bench.config import TrialConfig
+
+# Tags of every tl-bench run.
+KIND = "tlb.kind"
+STUDY = "tlb.study"
+DATASET = "tlb.dataset"
+OPTUNA_STUDY = "tlb.optuna_study"
+VERSION = "tlb.version"
+# Trial runs.
+TRIAL = "tlb.trial"
+STATE = "tlb.state"
+ERROR = "tlb.error"
+N_STAGES = "tlb.n_stages"
+THREADS = "tlb.threads"  # torch threads of the worker that ran it
+CUDA_VISIBLE_DEVICES = "tlb.cuda_visible_devices"  # the worker's CUDA_VISIBLE_DEVICES ("" when unset)
+# Parent runs: the study summary.
+BEST_TRIAL = "tlb.best_trial"
+BEST_RUN_ID = "tlb.best_run_id"
+IMPORTANCE_EVALUATOR = "tlb.importance_evaluator"  # the Optuna evaluator behind the importance.* metrics
+# Pretraining runs.
+SOURCE = "tlb.source"
+SOURCE_DATASET = "tlb.source_dataset"
+CHECKPOINT = "tlb.checkpoint"
+# Repairs (``tl-bench doctor``).
+DUPLICATE_OF = "tlb.duplicate_of"
+ORPHAN = "tlb.orphan"
+REPAIRED = "tlb.repair"  # which finding a repair answered
+# MLflow's own tags: nesting under the parent run, and the run's description.
+PARENT_RUN_ID = MLFLOW_PARENT_RUN_ID
+RUN_NOTE = MLFLOW_RUN_NOTE
+
+# Values of KIND.
+KIND_STUDY = "study"
+KIND_TRIAL = "trial"
+KIND_PRETRAIN = "pretrain"
+
+# Optuna trial state -> MLflow run status.
+RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED", "INTERRUPTED": "KILLED"}
+# Per-epoch curves, logged as ``epoch_<name>`` with ``step=epoch``.
+CURVES = ("train_loss", "val_acc", "val_loss", "val_top5", "lr")
+# Parent-run metrics holding Optuna's parameter importances: ``importance.<param>``.
+IMPORTANCE_PREFIX = "importance."
+# MLflow keeps longer tag and param values only on some stores: cut them everywhere alike.
+MAX_TAG = 5000
+MAX_PARAM = 6000
+
+
+def trial_run_name(config: TrialConfig, trial_number: int) -> str:
+    """``<backbone>-<weights>-f<freeze_depth>-<neck>-<head>-t<trial>``; a checkpoint path shows as ``ckpt``."""
+    weights = config.weights if len(config.weights) <= 24 else "ckpt"
+    return f"{config.backbone}-{weights}-f{config.freeze_depth}-{config.neck}-{config.head}-t{trial_number}"
+
+
+def config_params(config: TrialConfig) -> dict[str, str]:
+    """Every TrialConfig field as a flat MLflow param."""
+    out = {}
+    for key, value in config.to_dict().items():
+        out[key] = json.dumps(value, sort_keys=True) if isinstance(value, dict) else str(value)
+    return out
+
+
+def trial_tags(*, study: str, dataset: str, trial_number: int, state: str, parent_run_id: str = "") -> dict[str, str]:
+    """The tags that make a run a trial run of ``study``, nested under its parent when there is one."""
+    tags = {KIND: KIND_TRIAL, STUDY: study, DATASET: dataset, TRIAL: str(trial_number), STATE: state,
+            VERSION: tl_bench.__version__}
+    if parent_run_id:
+        tags[PARENT_RUN_ID] = parent_run_id
+    return tags
+
+
+__all__ = [
+    "BEST_RUN_ID",
+    "BEST_TRIAL",
+    "CHECKPOINT",
+    "CUDA_VISIBLE_DEVICES",
+    "CURVES",
+    "DATASET",
+    "DUPLICATE_OF",
+    "ERROR",
+    "IMPORTANCE_EVALUATOR",
+    "IMPORTANCE_PREFIX",
+    "KIND",
+    "KIND_PRETRAIN",
+    "KIND_STUDY",
+    "KIND_TRIAL",
+    "MAX_PARAM",
+    "MAX_TAG",
+    "N_STAGES",
+    "OPTUNA_STUDY",
+    "ORPHAN",
+    "PARENT_RUN_ID",
+    "REPAIRED",
+    "RUN_NOTE",
+    "RUN_STATUS",
+    "SOURCE",
+    "SOURCE_DATASET",
+    "STATE",
+    "STUDY",
+    "THREADS",
+    "TRIAL",
+    "VERSION",
+    "config_params",
+    "trial_run_name",
+    "trial_tags",
+]

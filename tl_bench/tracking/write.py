@@ -1,0 +1,316 @@
+"""Writing the study record: experiments, parent and trial runs, batched logging, artifacts.
+
+Everything goes through ``MlflowClient`` (no global active-run state), so
+several workers and threads can share a store. A trial costs five small
+writes: the run with its tags, one ``log_batch`` of params, the dataset input,
+one ``log_batch`` of curves, results and state, and the status change; the
+config artifact goes straight to the run's artifact store.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, Run, RunStatus, RunTag
+from mlflow.exceptions import MlflowException
+from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+from mlflow.tracking import MlflowClient
+
+import tl_bench
+from tl_bench.config import TrialConfig, TrialResult
+from tl_bench.errors import StorageError
+from tl_bench.tracking.names import (
+    CHECKPOINT,
+    CURVES,
+    DATASET,
+    ERROR,
+    KIND,
+    KIND_PRETRAIN,
+    KIND_STUDY,
+    MAX_PARAM,
+    MAX_TAG,
+    N_STAGES,
+    OPTUNA_STUDY,
+    PARENT_RUN_ID,
+    RUN_NOTE,
+    RUN_STATUS,
+    SOURCE,
+    SOURCE_DATASET,
+    STATE,
+    STUDY,
+    VERSION,
+    config_params,
+    trial_run_name,
+    trial_tags,
+)
+from tl_bench.tracking.read import search_runs
+from tl_bench.tracking.store import check_server, is_server
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Tracker:
+    """Writes the study record; ``enabled=False`` makes every call a no-op (for benchmarks)."""
+
+    def __init__(
+        self,
+        tracking_uri: str | None,
+        experiment: str,
+        *,
+        artifact_location: str | None = None,
+        enabled: bool = True,
+    ) -> None:
+        self.enabled = enabled
+        self.tracking_uri = tracking_uri
+        self._client: MlflowClient | None = None
+        self.experiment_id = ""
+        self._artifact_uris: dict[str, str] = {}  # run id -> artifact root, for runs this tracker started
+        if enabled:
+            if is_server(tracking_uri):
+                check_server(tracking_uri)  # type: ignore[arg-type]
+                artifact_location = None  # the server's artifact root, reachable from every host
+            self._client = MlflowClient(tracking_uri)
+            self.experiment_id = self._experiment(experiment, artifact_location)
+
+    def _experiment(self, name: str, artifact_location: str | None) -> str:
+        assert self._client is not None
+        try:
+            found = self._client.get_experiment_by_name(name)
+            if found is not None:
+                if found.lifecycle_stage == "deleted":
+                    self._client.restore_experiment(found.experiment_id)
+                return found.experiment_id
+            return self._client.create_experiment(name, artifact_location=artifact_location)
+        except MlflowException as err:
+            # Two workers may create it at once: the loser reads the winner's.
+            found = self._client.get_experiment_by_name(name)
+            if found is not None:
+                return found.experiment_id
+            raise StorageError(
+                f"MLflow tracking URI {self.tracking_uri!r} cannot be used: {str(err).splitlines()[0]}"
+            ) from err
+        except Exception as err:  # connection errors come in many types
+            raise StorageError(
+                f"MLflow tracking URI {self.tracking_uri!r} is unreachable: {str(err).splitlines()[0][:200]}",
+                "a sqlite:/// path, a folder, or a running tracking server URL",
+            ) from err
+
+    # -- reading back -----------------------------------------------------
+    def runs(self, filter_string: str = "") -> Iterator[Run]:
+        """Every active run of this experiment that matches, all pages."""
+        if not self.enabled:
+            return iter(())
+        assert self._client is not None
+        return search_runs(self._client, [self.experiment_id], filter_string)
+
+    def run_status(self, run_id: str) -> str:
+        """The run's MLflow status (RUNNING, FINISHED, KILLED, FAILED)."""
+        assert self._client is not None
+        return str(self._client.get_run(run_id).info.status)
+
+    # -- parent run -------------------------------------------------------
+    def find_parent_run(self, optuna_study: str) -> str | None:
+        """The first parent run of an Optuna study (workers that start together may each make one)."""
+        found = list(self.runs(f"tags.`{KIND}` = '{KIND_STUDY}' and tags.`{OPTUNA_STUDY}` = '{optuna_study}'"))
+        return min(found, key=lambda r: (r.info.start_time or 0, r.info.run_id)).info.run_id if found else None
+
+    def create_parent_run(self, *, study: str, dataset: str, optuna_study: str, description: str = "") -> str:
+        if not self.enabled:
+            return ""
+        assert self._client is not None
+        tags = {KIND: KIND_STUDY, STUDY: study, DATASET: dataset, OPTUNA_STUDY: optuna_study,
+                VERSION: tl_bench.__version__}
+        if description:
+            tags[RUN_NOTE] = description
+        run = self._client.create_run(self.experiment_id, run_name=dataset, tags=tags)
+        return run.info.run_id
+
+    def reopen_parent_run(self, run_id: str) -> None:
+        if self.enabled and run_id:
+            assert self._client is not None
+            self._client.update_run(run_id, status="RUNNING")
+
+    def close_parent(self, run_id: str, status: str = RunStatus.to_string(RunStatus.FINISHED)) -> None:
+        """End a parent run: FINISHED, or KILLED for a study stopped short of its budget."""
+        if self.enabled and run_id:
+            assert self._client is not None
+            self._client.set_terminated(run_id, status=status)
+
+    # -- trial runs -------------------------------------------------------
+    def start_trial(
+        self,
+        parent_run_id: str,
+        config: TrialConfig,
+        *,
+        study: str,
+        dataset: str,
+        trial_number: int,
+        fingerprint: str | None = None,
+        extra_tags: dict[str, str] | None = None,
+    ) -> str:
+        """Create the child run with every param and tag; returns its run id."""
+        if not self.enabled:
+            return ""
+        assert self._client is not None
+        tags = trial_tags(study=study, dataset=dataset, trial_number=trial_number, state="RUNNING",
+                          parent_run_id=parent_run_id) | (extra_tags or {})
+        run = self._client.create_run(self.experiment_id, run_name=trial_run_name(config, trial_number), tags=tags)
+        run_id = run.info.run_id
+        self._artifact_uris[run_id] = run.info.artifact_uri
+        self._log(run_id, params=config_params(config))
+        if fingerprint:
+            source = json.dumps({"dataset": config.dataset, "img_size": config.img_size, "train_size": config.train_size,
+                                 "val_size": config.val_size, "split_seed": config.split_seed})
+            dataset_input = Dataset(name=config.dataset, digest=fingerprint[:36], source_type="tl-bench", source=source)
+            self._client.log_inputs(run_id, [DatasetInput(dataset_input, [InputTag("mlflow.data.context", "train")])])
+        return run_id
+
+    def finish_trial(
+        self,
+        run_id: str,
+        state: str,
+        *,
+        result: TrialResult | None = None,
+        history: Sequence[dict[str, float]] = (),
+        error: str | None = None,
+        config: TrialConfig | None = None,
+    ) -> None:
+        """One batched write of curves, results and state, then the run's terminal status."""
+        if not self.enabled or not run_id:
+            return
+        assert self._client is not None
+        artifact_uri = self._artifact_uris.pop(run_id, None)
+        now = _now_ms()
+        metrics: list[Metric] = []
+        for row in history:
+            step = int(row.get("epoch", 0))
+            for name in CURVES:
+                value = row.get(name)
+                if value is not None and math.isfinite(value):
+                    metrics.append(Metric(f"epoch_{name}", float(value), now, step))
+        if result is not None:
+            for name, value in result.metrics().items():
+                if math.isfinite(value):
+                    metrics.append(Metric(name, value, now, 0))
+        tags = {STATE: state}
+        if result is not None:
+            tags[N_STAGES] = str(result.n_stages)
+        if error:
+            tags[ERROR] = error
+        self._log(run_id, metrics=metrics, tags=tags)
+        if config is not None:  # one artifact: the resolved config, and what the metrics cannot hold
+            record = {"config": config.to_dict(), "history": list(history)}
+            if result is not None:
+                record["test_per_class_acc"] = result.test_per_class_acc
+            self._log_json(run_id, artifact_uri, record, "trial_config.json")
+        self._client.set_terminated(run_id, status=RUN_STATUS.get(state, "FAILED"))
+
+    def _log_json(self, run_id: str, artifact_uri: str | None, record: dict[str, Any], name: str) -> None:
+        """``log_dict``; with the run's artifact root known (runs this tracker started), without looking it up."""
+        assert self._client is not None
+        if artifact_uri is None:
+            self._client.log_dict(run_id, record, name)
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / name
+            path.write_text(json.dumps(record, indent=2))
+            get_artifact_repository(artifact_uri, tracking_uri=self.tracking_uri).log_artifact(str(path))
+
+    def end_run(self, run_id: str, state: str, error: str | None = None, *, tags: Mapping[str, str] | None = None) -> None:
+        """Mark a run as ended without results (repairs and interrupted trials); ``tags`` go in the same write."""
+        if not self.enabled or not run_id:
+            return
+        assert self._client is not None
+        self._log(run_id, tags={STATE: state, **({ERROR: error} if error else {}), **(tags or {})})
+        self._client.set_terminated(run_id, status=RUN_STATUS.get(state, "FAILED"))
+
+    def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
+        if self.enabled and run_id:
+            self._log(run_id, tags=tags)
+
+    def record_run(
+        self,
+        *,
+        run_name: str,
+        tags: Mapping[str, str],
+        params: Mapping[str, str],
+        metrics: Sequence[tuple[str, float, int]],
+        state: str,
+        start_ms: int,
+        end_ms: int,
+    ) -> str:
+        """Write a whole run that has already ended (``metrics`` as name, value, step); returns its id."""
+        assert self._client is not None
+        run_id = self._client.create_run(self.experiment_id, start_time=start_ms, run_name=run_name,
+                                        tags={k: v[:MAX_TAG] for k, v in tags.items()}).info.run_id
+        self._log(run_id, params=params, metrics=[Metric(k, float(v), end_ms, step) for k, v, step in metrics])
+        self._client.set_terminated(run_id, status=RUN_STATUS[state], end_time=end_ms)
+        return run_id
+
+    def record_pretrain(
+        self, config: TrialConfig, result: TrialResult, *, source: str, checkpoint: str, pretrain_time_s: float
+    ) -> str:
+        """A run of its own kind (``tlb.kind=pretrain``), so leaderboards of trials never include it."""
+        if not self.enabled:
+            return ""
+        assert self._client is not None
+        tags = {KIND: KIND_PRETRAIN, VERSION: tl_bench.__version__, SOURCE: source, CHECKPOINT: checkpoint,
+                SOURCE_DATASET: config.dataset}
+        run = self._client.create_run(self.experiment_id, run_name=f"pretrain-{source}-{config.backbone}", tags=tags)
+        self._artifact_uris[run.info.run_id] = run.info.artifact_uri
+        timing = Metric("pretrain_time_s", float(pretrain_time_s), _now_ms(), 0)
+        self._log(run.info.run_id, params=config_params(config), metrics=[timing])
+        # Curves, results and the resolved config are written as for a trial, in one batch.
+        self.finish_trial(run.info.run_id, "COMPLETE", result=result, history=result.history, config=config)
+        return run.info.run_id
+
+    def _log(
+        self,
+        run_id: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        metrics: Sequence[Metric] = (),
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
+        """Params, metrics and tags in as few ``log_batch`` calls as MLflow's limits allow
+        (100 params, 100 tags and 1000 values in all per call); at least one call."""
+        assert self._client is not None
+        ps = [Param(k, v[:MAX_PARAM]) for k, v in (params or {}).items()]
+        ts = [RunTag(k, str(v)[:MAX_TAG]) for k, v in (tags or {}).items()]
+        ms = list(metrics)
+        while True:
+            p, ps, t, ts = ps[:100], ps[100:], ts[:100], ts[100:]
+            room = 1000 - len(p) - len(t)
+            m, ms = ms[:room], ms[room:]
+            self._client.log_batch(run_id, metrics=m, params=p, tags=t)
+            if not (ps or ts or ms):
+                return
+
+    # -- study summary ----------------------------------------------------
+    def log_summary(self, parent_run_id: str, metrics: dict[str, float], tags: dict[str, str]) -> None:
+        if not self.enabled or not parent_run_id:
+            return
+        numbers = [Metric(k, float(v), _now_ms(), 0) for k, v in metrics.items()
+                   if v is not None and math.isfinite(float(v))]
+        self._log(parent_run_id, metrics=numbers, tags=tags)
+
+    def log_artifact(self, run_id: str, path: str, artifact_path: str | None = None) -> None:
+        if self.enabled and run_id:
+            assert self._client is not None
+            self._client.log_artifact(run_id, path, artifact_path)
+
+    def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
+        if self.enabled and run_id:
+            assert self._client is not None
+            self._client.log_text(run_id, text, artifact_file)
+
+
+__all__ = ["Tracker"]
