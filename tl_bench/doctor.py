@@ -44,7 +44,7 @@ from tl_bench.study.reconcile import (
     trial_number,
 )
 from tl_bench.study.runner import FINISHED
-from tl_bench.study.storage import ERROR_ATTR, PARENT_RUN, RUN_ATTR, fail_trial, make_storage
+from tl_bench.study.storage import ERROR_ATTR, PARENT_RUN, RUN_ATTR, SURPLUS, fail_trial, make_storage
 from tl_bench.tracking import (
     DUPLICATE_OF,
     ERROR,
@@ -153,7 +153,8 @@ def _check_study(
         elif ORPHAN not in run.data.tags:
             report.findings.append(_orphan(run, name, number, tracker, repair))
     for number, trial in sorted(trials.items()):
-        if trial.state in ENDED:
+        # A surplus trial ended unrun, before any run existed: nothing to check in MLflow.
+        if trial.state in ENDED and trial.user_attrs.get(ERROR_ATTR) != SURPLUS:
             report.findings.extend(_check_trial(trial, claims.get(number, []), name, tracker, spec, ds, study, repair))
     parent = _check_parent(study, trials, tracker, spec, repair)
     if parent is not None:
