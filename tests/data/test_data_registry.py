@@ -78,6 +78,19 @@ def test_rejected_names_say_what_is_accepted(name: str, words: list[str]) -> Non
         assert word in message, message
 
 
+def test_errors_carry_what_and_accepted_apart() -> None:
+    with pytest.raises(DatasetError) as err:
+        check_dataset_name("mnist")
+    assert err.value.what == "unknown dataset 'mnist'"
+    assert err.value.accepted is not None and err.value.accepted.startswith("digits, shapes, imagefolder:PATH")
+    assert str(err.value) == f"{err.value.what}; accepted: {err.value.accepted}"
+    with pytest.raises(DatasetError) as err:
+        check_dataset_options("shapes", {"num_classes": 1})
+    assert err.value.what == "shapes option num_classes=1 is not accepted"
+    assert err.value.accepted == "an integer from 2 to 10"
+    assert str(err.value) == "shapes option num_classes=1 is not accepted; use an integer from 2 to 10"
+
+
 def test_options_are_checked_without_loading() -> None:
     check_dataset_options("shapes", {"num_classes": 5, "data_seed": 2, "size": 48})
     check_dataset_options("imagefolder:/nowhere/yet", {"val_fraction": 0.1, "in_memory": False})

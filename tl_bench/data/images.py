@@ -29,7 +29,7 @@ _RESIZE_CHUNK = 2048
 
 def check_interpolation(interpolation: str) -> None:
     if interpolation not in INTERPOLATIONS:
-        raise DatasetError(f"unknown interpolation {interpolation!r}; accepted: {', '.join(INTERPOLATIONS)}")
+        raise DatasetError(f"unknown interpolation {interpolation!r}", ", ".join(INTERPOLATIONS))
 
 
 def resize_uint8(images: torch.Tensor, size: int, interpolation: str) -> torch.Tensor:

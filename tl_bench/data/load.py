@@ -36,7 +36,8 @@ def _check_int(key: str, value: Any, *, low: int, high: int | None = None, allow
         return
     if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
         accepted = f"an integer from {low} to {high}" if high is not None else f"an integer >= {low}"
-        raise DatasetError(f"{key}={value!r} is not accepted; use {accepted}" + (" or null" if allow_none else ""))
+        accepted += " or null" if allow_none else ""
+        raise DatasetError(f"{key}={value!r} is not accepted", accepted, lead="; use ")
 
 
 def _cached(cache: OrderedDict[str, Any], key: str) -> Any:

@@ -38,11 +38,13 @@ def check_backbone(name: str) -> None:
         close = difflib.get_close_matches(arch, _all_models(), n=5, cutoff=0.5)
         hint = f"closest timm names: {', '.join(close)}" if close else "no close timm name"
         raise UnknownBackboneError(
-            f"unknown backbone {name!r}: {hint} (see `tl-bench list backbones PATTERN`)"
+            f"unknown backbone {name!r}", f"{hint} (see `tl-bench list backbones PATTERN`)", lead=": "
         )
     if tag and name not in timm.list_pretrained(f"{arch}.*"):
         tags = ", ".join(t.partition(".")[2] for t in timm.list_pretrained(f"{arch}.*")[:8]) or "none"
-        raise UnknownBackboneError(f"backbone {name!r}: timm has no tag {tag!r} for {arch}; accepted tags: {tags}")
+        raise UnknownBackboneError(
+            f"backbone {name!r}: timm has no tag {tag!r} for {arch}", tags, lead="; accepted tags: "
+        )
 
 
 def _first_line(err: BaseException) -> str:
@@ -78,7 +80,7 @@ def resolve_freeze_depth(depth: FreezeDepth | str, n_stages: int, name: str) -> 
         depth = int(depth)
     if isinstance(depth, bool) or not isinstance(depth, int) or not 0 <= depth <= n_stages:
         raise FreezeDepthError(
-            f"freeze depth {depth!r} is out of range for {name}: accepted 0..{n_stages} or 'all'"
+            f"freeze depth {depth!r} is out of range for {name}", f"0..{n_stages} or 'all'", lead=": accepted "
         )
     return depth
 
@@ -165,8 +167,9 @@ class Backbone(nn.Module):
             return []
         if not hasattr(self.model, "forward_intermediates") or not getattr(self.model, "feature_info", None):
             raise ModelBuildError(
-                f"backbone {self.name!r} has no forward_intermediates in timm, so it cannot feed a multi-scale "
-                "neck; use a single-scale neck such as 'gap'"
+                f"backbone {self.name!r} has no forward_intermediates in timm, so it cannot feed a multi-scale neck",
+                "a single-scale neck such as 'gap'",
+                lead="; use ",
             )
         n = len(self.model.feature_info)
         k = min(scales, n)

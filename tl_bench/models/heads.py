@@ -79,7 +79,7 @@ HEADS: dict[str, type[Head]] = {
 def check_head(name: str) -> type[Head]:
     """The head class registered as ``name``; UnknownHeadError listing the registry otherwise."""
     if name not in HEADS:
-        raise UnknownHeadError(f"unknown head {name!r}; accepted: {', '.join(HEADS)}")
+        raise UnknownHeadError(f"unknown head {name!r}", ", ".join(HEADS))
     return HEADS[name]
 
 

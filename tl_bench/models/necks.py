@@ -154,7 +154,7 @@ NECKS: dict[str, type[Neck]] = {
 def check_neck(name: str) -> type[Neck]:
     """The neck class registered as ``name``; UnknownNeckError listing the registry otherwise."""
     if name not in NECKS:
-        raise UnknownNeckError(f"unknown neck {name!r}; accepted: {', '.join(NECKS)}")
+        raise UnknownNeckError(f"unknown neck {name!r}", ", ".join(NECKS))
     return NECKS[name]
 
 

@@ -81,7 +81,7 @@ def resolve_weights(weights: str, weights_path: str | Path | None = None) -> Wei
         raise WeightsError(f"weights {weights!r} name a local checkpoint but no weights_path was resolved for it")
     if weights.endswith(CHECKPOINT_SUFFIXES):
         return WeightsChoice("file", path=Path(weights))
-    raise WeightsError(f"unknown weights {weights!r}; accepted: {ACCEPTED}")
+    raise WeightsError(f"unknown weights {weights!r}", ACCEPTED)
 
 
 def check_hub_tag(name: str, tag: str) -> str:
@@ -92,13 +92,15 @@ def check_hub_tag(name: str, tag: str) -> str:
         if "." in name:
             tag = name.partition(".")[2]
         elif not available:
-            raise WeightsError(f"timm has no pretrained weights for {arch}; use weights 'scratch' or a checkpoint file")
+            raise WeightsError(
+                f"timm has no pretrained weights for {arch}", "weights 'scratch' or a checkpoint file", lead="; use "
+            )
         else:
             return f"{arch}.{get_pretrained_cfg(arch).tag}"  # timm's default tag, named in errors
     full = f"{arch}.{tag}"
     if full not in available:
         tags = ", ".join(a.partition(".")[2] for a in available[:8]) or "none"
-        raise WeightsError(f"timm has no pretrained tag {tag!r} for {arch}; accepted tags: {tags}")
+        raise WeightsError(f"timm has no pretrained tag {tag!r} for {arch}", tags, lead="; accepted tags: ")
     return full
 
 
@@ -111,8 +113,9 @@ def create_pretrained(name: str, **kwargs: object) -> nn.Module:
     except Exception as err:  # hub, network and cache errors come in many types
         raise WeightsError(
             f"could not load pretrained weights {name!r}: the model hub or local cache was unreachable "
-            f"or incomplete ({type(err).__name__}); connect to the hub, fill the Hugging Face cache, "
-            "or use weights 'scratch' or a checkpoint file"
+            f"or incomplete ({type(err).__name__})",
+            "connect to the hub, fill the Hugging Face cache, or use weights 'scratch' or a checkpoint file",
+            lead="; ",
         ) from None
 
 

@@ -6,7 +6,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NoReturn, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
@@ -114,7 +114,7 @@ class StudySpec(BaseModel):
         for ds in self.datasets:
             if key in (ds.key, ds.name):
                 return ds
-        self._fail("datasets", f"no dataset {key!r}", ", ".join(ds.key for ds in self.datasets))
+        self.fail("datasets", f"no dataset {key!r}", ", ".join(ds.key for ds in self.datasets))
 
     def study_name(self, dataset: DatasetSpec | str) -> str:
         """Optuna study name of one dataset: ``<spec name>/<dataset key>``."""
@@ -155,26 +155,27 @@ class StudySpec(BaseModel):
         cwd = Path.cwd()
         if storage is not None:
             if not is_url(storage):
-                self._fail("storage", f"{storage!r} is not a database URL (from the command line)", STORAGE_WORDS)
+                self.fail("storage", f"{storage!r} is not a database URL (from the command line)", STORAGE_WORDS)
             update["storage"] = resolve_storage_url(storage, cwd)
         if tracking_uri is not None:
             update["tracking_uri"] = resolve_tracking_uri(tracking_uri, cwd)
         if n_trials is not None or timeout_s is not None:
             if n_trials is not None and (isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1):
-                self._fail("budget.n_trials", f"{n_trials!r} (from the command line)", "a positive integer")
+                self.fail("budget.n_trials", f"{n_trials!r} (from the command line)", "a positive integer")
             if timeout_s is not None and (isinstance(timeout_s, bool) or not timeout_s > 0):
-                self._fail("budget.timeout_s", f"{timeout_s!r} (from the command line)", "a positive number of seconds")
+                self.fail("budget.timeout_s", f"{timeout_s!r} (from the command line)", "a positive number of seconds")
             budget = {k: v for k, v in (("n_trials", n_trials), ("timeout_s", timeout_s)) if v is not None}
             update["budget"] = self.budget.model_copy(update=budget)
         if datasets is not None:
             chosen = [self.dataset(key) for key in datasets]
             update["datasets"] = list({ds.key: ds for ds in chosen}.values())
             if not update["datasets"]:
-                self._fail("datasets", "no dataset chosen", ", ".join(ds.key for ds in self.datasets))
+                self.fail("datasets", "no dataset chosen", ", ".join(ds.key for ds in self.datasets))
         return self.model_copy(update=update, deep=True)
 
-    def _fail(self, path: str, what: str, accepted: str) -> Any:
-        raise SpecError(f"{self._display}: {path}: {what}; accepted: {accepted}")
+    def fail(self, field: str, what: str, accepted: str) -> NoReturn:
+        """Raise the SpecError of one field of this study: file, field path, what is wrong, what is accepted."""
+        raise SpecError(what, accepted, source=self._display, field=field)
 
 
 __all__ = ["StudySpec"]
