@@ -11,7 +11,7 @@ from __future__ import annotations
 from tl_bench.data import transforms
 from tl_bench.data.batches import iter_batches
 from tl_bench.data.images import INTERPOLATIONS, LazyImages
-from tl_bench.data.load import clear_cache, load_dataset
+from tl_bench.data.load import clear_cache, load_dataset, load_dataset_for
 from tl_bench.data.registry import DATASETS, DatasetInfo, check_dataset_name, check_dataset_options
 from tl_bench.data.shapes import SHAPE_NAMES, generate_shapes
 from tl_bench.data.splits import DatasetSplits, Split
@@ -35,6 +35,7 @@ __all__ = [
     "generate_shapes",
     "iter_batches",
     "load_dataset",
+    "load_dataset_for",
     "normalize",
     "transforms",
 ]

@@ -7,13 +7,10 @@ transform), so evaluation is ``normalize`` alone and training adds
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-
-from tl_bench.data.images import INTERPOLATIONS
 
 
 def normalize(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
@@ -58,10 +55,4 @@ def augment_batch(
     return F.grid_sample(source, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
 
-def interpolation_of(data_config: Mapping[str, Any], default: str = "bilinear") -> str:
-    """The load-time interpolation for a timm data config (its ``interpolation`` when supported)."""
-    value = str(data_config.get("interpolation", default))
-    return value if value in INTERPOLATIONS else default
-
-
-__all__ = ["augment_batch", "interpolation_of", "normalize"]
+__all__ = ["augment_batch", "normalize"]

@@ -9,13 +9,14 @@ from tl_bench.models.backbone import (
     count_stages,
     create_backbone,
     default_img_size,
-    resolve_freeze_depth,
+    frozen_stage_count,
 )
+from tl_bench.models.checkpoint import save_backbone_checkpoint
 from tl_bench.models.heads import HEADS, Head, build_head, check_head
 from tl_bench.models.model import TransferModel, build_model
 from tl_bench.models.necks import NECKS, Neck, build_neck, check_neck
 from tl_bench.models.stages import StageInfo
-from tl_bench.models.weights import LoadReport, save_backbone_checkpoint
+from tl_bench.models.weights import LoadReport
 
 __all__ = [
     "HEADS",
@@ -36,7 +37,7 @@ __all__ = [
     "count_stages",
     "create_backbone",
     "default_img_size",
+    "frozen_stage_count",
     "measure_flops",
-    "resolve_freeze_depth",
     "save_backbone_checkpoint",
 ]

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from tl_bench.config import FreezeDepth
 from tl_bench.errors import FreezeDepthError, ModelBuildError, UnknownBackboneError
 from tl_bench.models.stages import StageInfo, drop_modules, frozen_roots, param_groups, stage_name, unused_head_modules
-from tl_bench.models.weights import LoadReport, check_hub_tag, create_pretrained, load_backbone_file, resolve_weights
+from tl_bench.models.weights import LoadReport, check_hub_tag, create_pretrained, load_backbone_file, parse_weights
 
 
 @functools.lru_cache(maxsize=1)
@@ -72,15 +72,14 @@ def _create_timm(name: str, img_size: int | None, pretrained_name: str | None = 
         raise ModelBuildError(f"backbone {name!r} cannot be built for img_size {img_size}: {_first_line(err)}") from None
 
 
-def resolve_freeze_depth(depth: FreezeDepth | str, n_stages: int, name: str) -> int:
-    """``all`` -> n_stages; anything outside 0..n_stages is a FreezeDepthError."""
+def frozen_stage_count(depth: FreezeDepth, n_stages: int, backbone: str) -> int:
+    """How many leading stages ``depth`` freezes: ``all`` is every one; anything that is not
+    0..n_stages or ``all`` is a FreezeDepthError naming the backbone's range."""
     if depth == "all":
         return n_stages
-    if isinstance(depth, str) and depth.strip().isdigit():
-        depth = int(depth)
     if isinstance(depth, bool) or not isinstance(depth, int) or not 0 <= depth <= n_stages:
         raise FreezeDepthError(
-            f"freeze depth {depth!r} is out of range for {name}", f"0..{n_stages} or 'all'", lead=": accepted "
+            f"freeze depth {depth!r} is out of range for {backbone}", f"0..{n_stages} or 'all'", lead=": accepted "
         )
     return depth
 
@@ -181,7 +180,7 @@ class Backbone(nn.Module):
 
     def freeze(self, depth: FreezeDepth) -> None:
         """Freeze the first ``depth`` stages (``all`` = every stage) and unfreeze the rest."""
-        self.freeze_depth = resolve_freeze_depth(depth, self.n_stages, self.name)
+        self.freeze_depth = frozen_stage_count(depth, self.n_stages, self.name)
         params = dict(self.model.named_parameters())
         for index, names in enumerate(self.stage_params):
             for n in names:
@@ -233,7 +232,7 @@ def create_backbone(
 ) -> Backbone:
     """Create the timm model, load its weights, drop unused head modules and freeze."""
     check_backbone(name)
-    choice = resolve_weights(weights, weights_path)
+    choice = parse_weights(weights, weights_path)
     pretrained_name = check_hub_tag(name, choice.tag) if choice.kind == "hub" else None
     model = _create_timm(name, img_size, pretrained_name)
     dropped = _drop_unused(model, name, img_size)
@@ -257,5 +256,5 @@ __all__ = [
     "count_stages",
     "create_backbone",
     "default_img_size",
-    "resolve_freeze_depth",
+    "frozen_stage_count",
 ]

@@ -10,9 +10,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from tl_bench.config import weights_kind
 from tl_bench.errors import TLBenchError
 from tl_bench.spec.parts import DatasetSpec
-from tl_bench.spec.paths import WEIGHTS_ACCEPTED, weights_kind
+from tl_bench.spec.paths import WEIGHTS_ACCEPTED
 from tl_bench.spec.study import StudySpec
 
 T = TypeVar("T")

@@ -22,7 +22,7 @@ from tl_bench.spec.fields import (
     numeric_kind,
 )
 from tl_bench.spec.parts import COST_METRICS
-from tl_bench.spec.paths import resolve_weights
+from tl_bench.spec.paths import absolute_weights_path
 from tl_bench.spec.ranges import CategoricalRange, FloatRange, IntRange
 from tl_bench.spec.study import StudySpec
 
@@ -82,7 +82,7 @@ def _baseline_value(
             spec.fail(path, f"backbone {value!r} is not in space.backbones", ", ".join(b.name for b in space.backbones))
         return value
     if name == "weights":
-        value = resolve_weights(value, spec.source_path.parent) if isinstance(value, str) else value
+        value = absolute_weights_path(value, spec.source_path.parent) if isinstance(value, str) else value
         allowed = backbone.weights if backbone else sorted({w for b in space.backbones for w in b.weights})
         if value not in allowed:
             owner = backbone.name if backbone else "any backbone"

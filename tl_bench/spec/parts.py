@@ -22,12 +22,14 @@ from pydantic import (
     model_validator,
 )
 
+from tl_bench.config import DataSettings
 from tl_bench.spec.explain import NAME_PATTERN, spec_issue
-from tl_bench.spec.paths import dataset_key, resolve_dataset_name, resolve_path, resolve_weights
+from tl_bench.spec.paths import absolute_weights_path, dataset_key, resolve_dataset_name, resolve_path
 from tl_bench.spec.ranges import HyperRange
 
 SafeName = Annotated[str, Field(pattern=NAME_PATTERN)]
-FreezeChoice = Union[Annotated[StrictInt, Field(ge=0)], Literal["all"]]
+# FreezeDepth (tl_bench.config) as a study file may write it: no bool, no "3" for 3, no negative depth
+StrictFreezeDepth = Union[Annotated[StrictInt, Field(ge=0)], Literal["all"]]
 COST_METRICS = {
     # objective.cost -> the TrialResult field it minimises
     "train_time_s": "train_time_s",
@@ -83,18 +85,19 @@ class DatasetSpec(BaseModel):
     def _resolve_root(cls, root: str | None, info: ValidationInfo) -> str | None:
         return None if root is None else resolve_path(root, _base_dir(info))
 
-    def trial_fields(self) -> dict[str, Any]:
-        """The TrialConfig fields this dataset sets."""
-        return {
-            "dataset": self.name,
-            "img_size": self.img_size,
-            "train_size": self.train_size,
-            "val_size": self.val_size,
-            "split_seed": self.split_seed,
-            "data_root": self.root,
-            "download": self.download,
-            "dataset_options": dict(self.options),
-        }
+    @property
+    def data_settings(self) -> DataSettings:
+        """How this dataset is loaded and split, as every trial on it receives it."""
+        return DataSettings(
+            dataset=self.name,
+            img_size=self.img_size,
+            train_size=self.train_size,
+            val_size=self.val_size,
+            split_seed=self.split_seed,
+            data_root=self.root,
+            download=self.download,
+            dataset_options=dict(self.options),
+        )
 
 
 class BackboneSpec(BaseModel):
@@ -114,7 +117,7 @@ class BackboneSpec(BaseModel):
     @field_validator("weights")
     @classmethod
     def _resolve(cls, weights: list[str], info: ValidationInfo) -> list[str]:
-        resolved = [resolve_weights(w.strip(), _base_dir(info)) for w in weights]
+        resolved = [absolute_weights_path(w.strip(), _base_dir(info)) for w in weights]
         for i, w in enumerate(resolved):
             if w in resolved[:i]:
                 raise spec_issue(f"weights {weights[i]!r} listed twice", "each weights choice once")
@@ -133,7 +136,7 @@ class SearchSpace(BaseModel):
     _LISTS: ClassVar[tuple[str, ...]] = ("backbones", "freeze_depth", "neck", "head")
 
     backbones: list[BackboneSpec] = Field(min_length=1)
-    freeze_depth: list[FreezeChoice] = Field(default_factory=lambda: [0], min_length=1)
+    freeze_depth: list[StrictFreezeDepth] = Field(default_factory=lambda: [0], min_length=1)
     neck: list[str] = Field(default_factory=lambda: ["gap"], min_length=1)
     head: list[str] = Field(default_factory=lambda: ["linear"], min_length=1)
     hyper: dict[str, HyperRange] = Field(default_factory=dict)
@@ -230,4 +233,5 @@ __all__ = [
     "PretrainSpec",
     "SafeName",
     "SearchSpace",
+    "StrictFreezeDepth",
 ]

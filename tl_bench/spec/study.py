@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -12,8 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, 
 
 from tl_bench.errors import SpecError
 from tl_bench.spec.explain import spec_issue
+from tl_bench.config import weights_kind
 from tl_bench.spec.parts import BudgetSpec, DatasetSpec, ObjectiveSpec, PretrainSpec, SafeName, SearchSpace
-from tl_bench.spec.paths import is_url, resolve_storage_url, resolve_tracking_uri, weights_kind
+from tl_bench.spec.paths import is_url, resolve_storage_url, resolve_tracking_uri
 from tl_bench.spec.tuning import PRUNER_NAMES, SAMPLER_NAMES, NopPrunerSpec, PrunerSpec, SamplerSpec, TPESamplerSpec
 
 STORAGE_WORDS = "a database URL such as sqlite:///PATH or postgresql://USER:PASSWORD@HOST/DB"
@@ -122,9 +124,9 @@ class StudySpec(BaseModel):
         return f"{self.name}/{key}"
 
     def base_config(self, dataset: DatasetSpec | str) -> dict[str, Any]:
-        """TrialConfig values shared by every trial of one dataset: its data fields and ``fixed``."""
+        """TrialConfig values shared by every trial of one dataset: its data settings and ``fixed``."""
         ds = dataset if isinstance(dataset, DatasetSpec) else self.dataset(dataset)
-        return {**ds.trial_fields(), **self.fixed}
+        return {**dataclasses.asdict(ds.data_settings), **self.fixed}
 
     def space_digest(self) -> str:
         """Short hash of the search space; a stored study with another digest is a different search."""
