@@ -2,7 +2,8 @@
 
 Accepted forms: ``digits``, ``shapes``, ``imagefolder:PATH`` and
 ``torchvision:NAME``. Each entry lists the options it accepts with their
-defaults; ``check_dataset_name`` validates a name without loading anything.
+defaults; ``resolve_name`` and ``resolve_options`` check a name and its options
+without loading anything.
 """
 
 from __future__ import annotations
@@ -111,14 +112,6 @@ def resolve_name(name: str) -> tuple[DatasetInfo, str | None]:
     return info, (target if info.needs_target else None)
 
 
-def check_dataset_name(name: str) -> None:
-    """Raise DatasetError (one line listing the accepted forms) unless ``name`` names a dataset.
-
-    Checks the form only: folders and files are looked at when the dataset is loaded.
-    """
-    resolve_name(name)
-
-
 def _check_fraction(name: str, key: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
         raise DatasetError(
@@ -149,20 +142,10 @@ def resolve_options(info: DatasetInfo, options: Mapping[str, Any]) -> dict[str, 
     return resolved
 
 
-def check_dataset_options(name: str, options: Mapping[str, Any]) -> None:
-    """Raise DatasetError (one line) unless ``options`` suit dataset ``name``; loads nothing.
-
-    For validating a study file: ``load_dataset(name, **options)`` accepts exactly these.
-    """
-    resolve_options(resolve_name(name)[0], options)
-
-
 __all__ = [
     "DATASETS",
     "NOT_FINGERPRINTED",
     "DatasetInfo",
-    "check_dataset_name",
-    "check_dataset_options",
     "resolve_name",
     "resolve_options",
 ]

@@ -12,9 +12,10 @@ from tl_bench.models.backbone import (
     frozen_stage_count,
 )
 from tl_bench.models.checkpoint import save_backbone_checkpoint
-from tl_bench.models.heads import HEADS, Head, build_head, check_head
+from tl_bench.models.heads import HEADS, Head
 from tl_bench.models.model import TransferModel, build_model
-from tl_bench.models.necks import NECKS, Neck, build_neck, check_neck
+from tl_bench.models.necks import NECKS, Neck
+from tl_bench.models.registry import Registry
 from tl_bench.models.stages import StageInfo
 from tl_bench.models.weights import LoadReport
 
@@ -25,14 +26,11 @@ __all__ = [
     "Head",
     "LoadReport",
     "Neck",
+    "Registry",
     "StageInfo",
     "TransferModel",
-    "build_head",
     "build_model",
-    "build_neck",
     "check_backbone",
-    "check_head",
-    "check_neck",
     "count_params",
     "count_stages",
     "create_backbone",

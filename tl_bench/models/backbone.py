@@ -174,10 +174,6 @@ class Backbone(nn.Module):
         k = min(scales, n)
         return list(range(n - k, n - 1))
 
-    @property
-    def multiscale(self) -> bool:
-        return bool(self.feature_indices)
-
     def freeze(self, depth: FreezeDepth) -> None:
         """Freeze the first ``depth`` stages (``all`` = every stage) and unfreeze the rest."""
         self.freeze_depth = frozen_stage_count(depth, self.n_stages, self.name)

@@ -36,6 +36,8 @@ COST_METRICS = {
     "flops_train": "train_flops_total",
     "params_trainable": "params_trainable",
 }
+# written in a study file as objective.cost; Literal[...] of the keys, so the schema lists them
+CostMetric = Literal[tuple(COST_METRICS)]  # type: ignore[valid-type]
 _DATASET_WORDS = "a dataset name: digits, shapes, imagefolder:PATH or torchvision:NAME"
 
 
@@ -43,10 +45,20 @@ def _base_dir(info: ValidationInfo) -> Path:
     return Path((info.context or {}).get("base_dir") or Path.cwd())
 
 
-class DatasetSpec(BaseModel):
-    """One target (or pretraining source) dataset and how it is split."""
+class _Named(BaseModel):
+    """A section that may be written as its bare name: ``digits`` means ``{name: digits}``."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+
+class DatasetSpec(_Named):
+    """One target (or pretraining source) dataset and how it is split."""
+
     accepted_text: ClassVar[str] = (
         "a dataset name or a mapping with keys name, key, img_size, train_size, val_size, "
         "split_seed, root, download, options"
@@ -61,11 +73,6 @@ class DatasetSpec(BaseModel):
     root: str | None = None  # data folder (torchvision downloads, caches); absolute after loading
     download: bool = False
     options: dict[str, Any] = Field(default_factory=dict)  # dataset extras, e.g. shapes' num_classes
-
-    @model_validator(mode="before")
-    @classmethod
-    def _from_name(cls, value: Any) -> Any:
-        return {"name": value} if isinstance(value, str) else value
 
     @field_validator("name")
     @classmethod
@@ -100,19 +107,13 @@ class DatasetSpec(BaseModel):
         )
 
 
-class BackboneSpec(BaseModel):
+class BackboneSpec(_Named):
     """A timm backbone and the weights to try it with."""
 
-    model_config = ConfigDict(extra="forbid")
     accepted_text: ClassVar[str] = "a timm model name or a mapping {name, weights}"
 
     name: str = Field(description="a timm model name (tl-bench list backbones)")
     weights: list[str] = Field(default_factory=lambda: ["scratch"], min_length=1)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _from_name(cls, value: Any) -> Any:
-        return {"name": value} if isinstance(value, str) else value
 
     @field_validator("weights")
     @classmethod
@@ -124,8 +125,9 @@ class BackboneSpec(BaseModel):
         return resolved
 
 
-class SearchSpace(BaseModel):
-    """What Optuna searches. Keys other than the four lists are TrialConfig hyperparameters."""
+class SpaceSpec(BaseModel):
+    """The ``space:`` section: what Optuna searches. Keys other than the four lists are TrialConfig
+    hyperparameters."""
 
     model_config = ConfigDict(extra="forbid")
     accepted_text: ClassVar[str] = (
@@ -148,7 +150,7 @@ class SearchSpace(BaseModel):
             return value
         lists = {k: v for k, v in value.items() if k in cls._LISTS}
         hyper = {k: v for k, v in value.items() if k not in cls._LISTS}
-        if isinstance(hyper.get("hyper"), dict):  # a dumped SearchSpace validates back unchanged
+        if isinstance(hyper.get("hyper"), dict):  # a dumped SpaceSpec validates back unchanged
             hyper = {**hyper.pop("hyper"), **hyper}
         return {**lists, "hyper": hyper}
 
@@ -193,7 +195,7 @@ class ObjectiveSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     metric: Literal["val_acc"] = "val_acc"
-    cost: Literal["train_time_s", "flops_train", "params_trainable"] | None = None
+    cost: CostMetric | None = None
 
     @property
     def directions(self) -> list[str]:
@@ -232,6 +234,6 @@ __all__ = [
     "ObjectiveSpec",
     "PretrainSpec",
     "SafeName",
-    "SearchSpace",
+    "SpaceSpec",
     "StrictFreezeDepth",
 ]

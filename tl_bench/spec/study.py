@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, 
 from tl_bench.errors import SpecError
 from tl_bench.spec.explain import spec_issue
 from tl_bench.config import weights_kind
-from tl_bench.spec.parts import BudgetSpec, DatasetSpec, ObjectiveSpec, PretrainSpec, SafeName, SearchSpace
+from tl_bench.spec.parts import BudgetSpec, DatasetSpec, ObjectiveSpec, PretrainSpec, SafeName, SpaceSpec
 from tl_bench.spec.paths import is_url, resolve_storage_url, resolve_tracking_uri
 from tl_bench.spec.tuning import PRUNER_NAMES, SAMPLER_NAMES, NopPrunerSpec, PrunerSpec, SamplerSpec, TPESamplerSpec
 
@@ -29,7 +29,7 @@ class StudySpec(BaseModel):
     name: SafeName = Field(description="a name of letters, digits, '_', '.' and '-' (the MLflow experiment)")
     description: str = ""
     datasets: list[DatasetSpec] = Field(min_length=1)
-    space: SearchSpace
+    space: SpaceSpec
     fixed: dict[str, Any] = Field(default_factory=dict)  # TrialConfig fields not searched
     objective: ObjectiveSpec = Field(default_factory=ObjectiveSpec)
     sampler: SamplerSpec = Field(
