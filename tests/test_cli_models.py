@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tl_bench.cli import app
+from tl_bench.errors import FreezeDepthError
 from tl_bench.models import HEADS, NECKS, build_model, count_params
 
 
@@ -89,3 +90,16 @@ def test_inspect_table_marks_frozen_stages() -> None:
     assert result.exit_code == 0, result.output
     assert result.stdout.count("yes") == 6  # every stage frozen
     assert "trainable fraction" in result.stdout and "forward" in result.stdout
+
+
+@pytest.mark.parametrize(("text", "frozen"), [(" 2", 2), ("all", 5), ("0", 0)])
+def test_inspect_reads_the_freeze_depth_as_text(text: str, frozen: int) -> None:
+    result = runner.invoke(app, ["inspect", "test_resnet", "--img-size", "32", "--freeze-depth", text, "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["freeze_depth"] == frozen
+
+
+def test_inspect_refuses_a_freeze_depth_typo_with_the_backbone_range() -> None:
+    result = runner.invoke(app, ["inspect", "test_resnet", "--img-size", "32", "--freeze-depth", "half"])
+    assert isinstance(result.exception, FreezeDepthError)
+    assert str(result.exception) == "freeze depth 'half' is out of range for test_resnet: accepted 0..5 or 'all'"

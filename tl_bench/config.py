@@ -1,8 +1,10 @@
-"""The two plain-value records that cross module boundaries.
+"""The plain-value records that cross module boundaries, and the grammar of their fields.
 
 ``TrialConfig`` is everything that determines one trial: it is what gets
-logged, hashed for caches and reproduced. ``TrialResult`` is everything the
-trainer measured. Neither knows about Optuna or MLflow.
+logged, hashed for caches and reproduced. ``DataSettings``, the part of it that
+says which data is loaded and how it is split, is also what a study's dataset
+entry gives. ``TrialResult`` is everything the trainer measured. None of them
+knows about Optuna or MLflow, and this module imports neither torch nor pydantic.
 """
 
 from __future__ import annotations
@@ -13,13 +15,51 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal, Union
 
-FreezeDepth = Union[int, Literal["all"]]
+FreezeDepth = Union[int, Literal["all"]]  # leading backbone stages kept frozen: 0..n_stages, or "all"
+CHECKPOINT_SUFFIXES = (".safetensors", ".pth", ".pt")  # weights files a backbone loads and pretraining writes
+WeightsKind = Literal["scratch", "pretrained", "timm", "local", "file", "unknown"]
 
 
-@dataclass(frozen=True)
-class TrialConfig:
-    # what is being transferred
+def weights_kind(weights: str) -> WeightsKind:
+    """What a ``weights`` string names: ``scratch``, ``pretrained`` (timm's default tag),
+    ``timm`` (``timm:TAG``), ``local`` (``local:NAME``), ``file`` (a checkpoint path) or ``unknown``."""
+    if weights in ("scratch", "pretrained"):
+        return weights  # type: ignore[return-value]
+    if weights.startswith("timm:"):
+        return "timm"
+    if weights.startswith("local:"):
+        return "local"
+    return "file" if weights.endswith(CHECKPOINT_SUFFIXES) else "unknown"
+
+
+def parse_freeze_depth(text: str) -> int | str:
+    """A freeze depth written as text (a command-line option, an Optuna or MLflow parameter):
+    digits become the int; other text ("all", or a typo the backbone refuses naming its range)
+    comes back stripped."""
+    text = text.strip()
+    return int(text) if text.isdigit() else text
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataSettings:
+    """Which data a trial loads and how it is split: what a study's dataset entry fixes."""
+
     dataset: str  # registry name, e.g. "digits", "shapes", "imagefolder:/data/pets", "torchvision:CIFAR10"
+    img_size: int = 32  # square input size fed to the backbone
+    train_size: int | None = None  # stratified limit on the training split (None = all)
+    val_size: int | None = None  # stratified limit on the validation split (None = default share)
+    split_seed: int = 0  # seed of the train/val/test split, independent of the training seed
+    data_root: str | None = None  # folder for torchvision datasets and caches
+    download: bool = False  # allow torchvision downloads
+    dataset_options: dict[str, Any] = field(default_factory=dict)  # per-dataset extras, e.g. shapes' num_classes
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrialConfig(DataSettings):
+    """Everything that determines one trial: its data settings, then the model, optimisation
+    and execution."""
+
+    # what is being transferred
     backbone: str  # any timm model name, e.g. "test_resnet", "resnet50"
     weights: str = "scratch"  # "scratch" | "pretrained" (timm default tag) | "timm:TAG" | "local:NAME" | checkpoint path
     weights_path: str | None = None  # resolved checkpoint file when weights names a local file
@@ -28,16 +68,8 @@ class TrialConfig:
     head: str = "linear"  # head registry key
     neck_dim: int = 256  # output width of necks that project (bottleneck, mlp, multiscale)
     head_hidden: int = 256  # hidden width of the mlp head
-    # data
-    img_size: int = 32  # square input size fed to the backbone
-    train_size: int | None = None  # stratified limit on the training split (None = all)
-    val_size: int | None = None  # stratified limit on the validation split (None = default share)
-    split_seed: int = 0  # seed of the train/val/test split, independent of the training seed
-    data_root: str | None = None  # folder for torchvision datasets and caches
-    download: bool = False  # allow torchvision downloads
-    dataset_options: dict[str, Any] = field(default_factory=dict)  # per-dataset extras, e.g. shapes' num_classes
+    # training
     augment: bool = False  # light random training augmentation (disables the feature cache)
-    # optimisation
     optimizer: Literal["adamw", "sgd"] = "adamw"
     lr: float = 1e-3  # learning rate of neck and head
     backbone_lr_scale: float = 0.1  # backbone lr = lr * backbone_lr_scale
@@ -121,4 +153,13 @@ class TrialResult:
         return out
 
 
-__all__ = ["FreezeDepth", "TrialConfig", "TrialResult"]
+__all__ = [
+    "CHECKPOINT_SUFFIXES",
+    "DataSettings",
+    "FreezeDepth",
+    "TrialConfig",
+    "TrialResult",
+    "WeightsKind",
+    "parse_freeze_depth",
+    "weights_kind",
+]

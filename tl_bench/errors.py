@@ -13,14 +13,24 @@ class TLBenchError(Exception):
     ``None``); callers that re-word an error (spec validation naming the field)
     read these fields instead of parsing the message. ``lead`` joins the two in
     the message: ``"; accepted: "`` unless the wording needs another
-    (``"; accepted tags: "``, ``"; use "``).
+    (``"; accepted tags: "``, ``"; use "``). ``where``, when given, leads the
+    message: the file and field a study error is about.
     """
 
     exit_code = 2
 
-    def __init__(self, what: str, accepted: str | None = None, *, lead: str = "; accepted: ") -> None:
-        self.what, self.accepted = what, accepted
-        super().__init__(what if accepted is None else f"{what}{lead}{accepted}")
+    def __init__(
+        self, what: str, accepted: str | None = None, *, lead: str = "; accepted: ", where: str | None = None
+    ) -> None:
+        self.what, self.accepted, self.lead, self.where = what, accepted, lead, where
+        message = what if accepted is None else f"{what}{lead}{accepted}"
+        super().__init__(message if where is None else f"{where}: {message}")
+
+    @property
+    def lists_accepted(self) -> bool:
+        """Whether the message says outright what is accepted (``accepted ...:``, ``known:``), as
+        opposed to advice (``use ...``, ``write ...``)."""
+        return self.accepted is not None and self.lead.lstrip("; :").startswith(("accepted", "known"))
 
 
 class UnknownBackboneError(TLBenchError):
@@ -60,7 +70,18 @@ class TrainingSetupError(TLBenchError):
 
 
 class SpecError(TLBenchError):
-    """A study file that does not validate; the message names the file and the field path."""
+    """A study file that does not validate; the message names the file and the field path.
+
+    ``source`` is the file as the user named it and ``field`` the place in it
+    (``space.backbones[0].name``, ``top level``, ``line 3, column 5``).
+    """
+
+    def __init__(
+        self, what: str, accepted: str | None = None, *, source: str | None = None, field: str | None = None
+    ) -> None:
+        self.source, self.field = source, field
+        where = ": ".join(part for part in (source, field) if part is not None) or None
+        super().__init__(what, accepted, where=where)
 
 
 class StorageError(TLBenchError):

@@ -13,9 +13,9 @@ from tl_bench.data import (
     DatasetSplits,
     LazyImages,
     Split,
-    check_dataset_name,
-    check_dataset_options,
     load_dataset,
+    resolve_name,
+    resolve_options,
 )
 from tl_bench.errors import DatasetError
 
@@ -53,7 +53,7 @@ def test_every_entry_loads_offline_and_keeps_the_contract(tmp_path: Path, files:
     ["digits", "shapes", "imagefolder:/nowhere/yet", "imagefolder:relative/path", "torchvision:CIFAR10", "torchvision:food101"],
 )
 def test_accepted_names(name: str) -> None:
-    check_dataset_name(name)  # no folder or file is looked at
+    resolve_name(name)  # no folder or file is looked at
 
 
 @pytest.mark.parametrize(
@@ -71,17 +71,33 @@ def test_accepted_names(name: str) -> None:
 )
 def test_rejected_names_say_what_is_accepted(name: str, words: list[str]) -> None:
     with pytest.raises(DatasetError) as err:
-        check_dataset_name(name)
+        resolve_name(name)
     message = str(err.value)
     assert "\n" not in message
     for word in words:
         assert word in message, message
 
 
+def test_errors_carry_what_and_accepted_apart() -> None:
+    with pytest.raises(DatasetError) as err:
+        resolve_name("mnist")
+    assert err.value.what == "unknown dataset 'mnist'"
+    assert err.value.accepted is not None and err.value.accepted.startswith("digits, shapes, imagefolder:PATH")
+    assert str(err.value) == f"{err.value.what}; accepted: {err.value.accepted}"
+    with pytest.raises(DatasetError) as err:
+        resolve_options(resolve_name("shapes")[0], {"num_classes": 1})
+    assert err.value.what == "shapes option num_classes=1 is not accepted"
+    assert err.value.accepted == "an integer from 2 to 10"
+    assert str(err.value) == "shapes option num_classes=1 is not accepted; use an integer from 2 to 10"
+
+
 def test_options_are_checked_without_loading() -> None:
-    check_dataset_options("shapes", {"num_classes": 5, "data_seed": 2, "size": 48})
-    check_dataset_options("imagefolder:/nowhere/yet", {"val_fraction": 0.1, "in_memory": False})
-    check_dataset_options("torchvision:DTD", {"partition": 3})
+    def check(name: str, options: dict[str, Any]) -> None:
+        resolve_options(resolve_name(name)[0], options)
+
+    check("shapes", {"num_classes": 5, "data_seed": 2, "size": 48})
+    check("imagefolder:/nowhere/yet", {"val_fraction": 0.1, "in_memory": False})
+    check("torchvision:DTD", {"partition": 3})
     cases = [
         ("shapes", {"seed": 1}, "'seed'"),  # the split seed is load_dataset's own argument
         ("shapes", {"num_classes": 12}, "num_classes=12"),
@@ -92,7 +108,7 @@ def test_options_are_checked_without_loading() -> None:
     ]
     for name, options, word in cases:
         with pytest.raises(DatasetError) as err:
-            check_dataset_options(name, options)
+            check(name, options)
         assert word in str(err.value) and "\n" not in str(err.value), (name, options)
 
 

@@ -135,6 +135,9 @@ CASES: list[tuple[str, Mutate, str, str, str]] = [
     ("baseline-weights-not-listed", setting("baselines", 0, value={"backbone": "test_vit", "weights": "local:shapes"}), "baselines[0].weights", "not listed", "scratch"),
     ("baseline-depth-beyond-backbone", both(setting("space", "freeze_depth", value=[0, 6, "all"]), setting("baselines", 0, "freeze_depth", value=6)), "baselines[0].freeze_depth", "exceeds the 5 stages of test_resnet", "0..5 or 'all'"),
     ("storage-not-url", setting("storage", value="optuna.db"), "storage", "not a database URL", "sqlite:///PATH"),
+    # a registry's advice stays in its sentence; the field's own accepted values follow
+    ("dataset-option-out-of-range", setting("pretrain", "shapes", "dataset", "options", value={"num_classes": 1}), "pretrain.shapes.dataset.options", "is not accepted; use an integer from 2 to 10", "num_classes, n_per_class"),
+    ("dataset-name-with-extra", setting("datasets", 0, "name", value="digits:extra"), "datasets[0].name", "takes no ':' part; write digits", "digits, shapes"),
 ]
 
 
@@ -155,6 +158,8 @@ def test_bad_input_is_one_line_naming_file_field_and_accepted(
     assert what in wrong, message
     assert accepted in accepts, message
     assert isinstance(caught.value, TLBenchError) and caught.value.exit_code == 2
+    error = caught.value  # the parts of the line, as fields
+    assert (error.source, error.field, error.what, error.accepted) == (str(path), field, wrong, accepts)
 
 
 @pytest.mark.parametrize(

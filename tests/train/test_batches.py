@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from tl_bench.data import LazyImages, normalize
+from tl_bench.data import LazyImages
 from tl_bench.data.images import ArrayItems
 from tl_bench.train import build_for, train_trial
 from tl_bench.train.batches import ImageFeeder, batch_order
@@ -22,11 +22,13 @@ def test_batch_order_covers_every_item_once_and_drops_a_lone_last_item() -> None
     assert torch.equal(torch.cat(batch_order(9, 4, None)), torch.arange(9))
 
 
-def test_feeder_normalises_like_the_data_transform(digits) -> None:
+def test_feeder_normalises_with_the_backbone_mean_and_std(digits) -> None:
     mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
     feeder = ImageFeeder(digits, device=torch.device("cpu"), mean=mean, std=std, batch_size=16, eval_batch_size=32)
     images, labels = next(feeder.eval_batches("val"))
-    expected = normalize(digits.val.images[:32].float() / 255, mean, std)
+    per_channel = (1, 3, 1, 1)
+    images_01 = digits.val.images[:32].float() / 255
+    expected = (images_01 - torch.tensor(mean).view(per_channel)) / torch.tensor(std).view(per_channel)
     assert torch.allclose(images, expected, atol=1e-5)
     assert torch.equal(labels, digits.val.labels[:32])
     assert sum(len(y) for _, y in feeder.eval_batches("test")) == len(digits.test)

@@ -19,7 +19,7 @@ def _parse_options(pairs: list[str]) -> dict[str, Any]:
     for pair in pairs:
         key, sep, text = pair.partition("=")
         if not sep or not key.strip():
-            raise DatasetError(f"--option {pair!r} is not KEY=VALUE; e.g. --option num_classes=5")
+            raise DatasetError(f"--option {pair!r} is not KEY=VALUE", "--option num_classes=5", lead="; e.g. ")
         # YAML scalars, as in a study file: 5 -> int, 0.2 -> float, true -> bool, null -> None.
         options[key.strip()] = yaml.safe_load(text) if text.strip() else None
     return options

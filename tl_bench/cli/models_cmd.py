@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tl_bench.cli.app import app, list_app, print_json
+from tl_bench.config import CHECKPOINT_SUFFIXES, parse_freeze_depth
 
 _JSON = typer.Option(False, "--json", help="One JSON object instead of a table.")
 
@@ -64,10 +65,6 @@ def list_heads(json_out: bool = _JSON) -> None:
     _registry("heads", HEADS, json_out)
 
 
-def _freeze_depth(text: str) -> int | str:
-    return int(text) if text.strip().isdigit() else text.strip()
-
-
 @app.command("inspect")
 def inspect_model(
     backbone: str = typer.Argument(..., help="Any timm model name, e.g. resnet50 or test_vit."),
@@ -77,7 +74,7 @@ def inspect_model(
     num_classes: int = typer.Option(1000, "--num-classes", help="Output classes of the head."),
     img_size: Optional[int] = typer.Option(None, "--img-size", help="Square input size (default: timm's)."),
     weights: str = typer.Option(
-        "scratch", "--weights", help="scratch, pretrained, timm:TAG or a .safetensors/.pth/.pt file."
+        "scratch", "--weights", help=f"scratch, pretrained, timm:TAG or a {'/'.join(CHECKPOINT_SUFFIXES)} file."
     ),
     neck_dim: int = typer.Option(256, "--neck-dim", help="Output width of projecting necks."),
     head_hidden: int = typer.Option(256, "--head-hidden", help="Hidden width of the mlp head."),
@@ -88,12 +85,13 @@ def inspect_model(
 
     check_backbone(backbone)
     size = img_size or default_img_size(backbone)
+    # text that is no depth goes on as text: the backbone refuses it naming its own range
     model = build_model(
         backbone,
         num_classes=num_classes,
         img_size=size,
         weights=weights,
-        freeze_depth=_freeze_depth(freeze_depth),
+        freeze_depth=parse_freeze_depth(freeze_depth),  # type: ignore[arg-type]
         neck=neck,
         head=head,
         neck_dim=neck_dim,

@@ -1,22 +1,21 @@
 """Datasets and the evaluation protocol: a registry of named datasets, fixed stratified
-splits, a fingerprint of what was loaded, and batches of resized uint8 images.
+splits and a fingerprint of what was loaded, as resized uint8 images.
 
     ds = load_dataset("digits", img_size=32, train_size=800, val_size=200, seed=0)
-    for images, labels in iter_batches(ds.train, 64, shuffle=True, generator=g):
-        ...  # float32 in [0, 1]; normalise with transforms.normalize
+    ds = load_dataset_for(config)  # the same from a TrialConfig (or any DataSettings)
+    ds.train.images, ds.train.labels  # uint8 (N,3,S,S) and int64 (N,)
 """
 
 from __future__ import annotations
 
 from tl_bench.data import transforms
-from tl_bench.data.batches import iter_batches
 from tl_bench.data.images import INTERPOLATIONS, LazyImages
-from tl_bench.data.load import clear_cache, load_dataset
-from tl_bench.data.registry import DATASETS, DatasetInfo, check_dataset_name, check_dataset_options
+from tl_bench.data.load import clear_cache, load_dataset, load_dataset_for
+from tl_bench.data.registry import DATASETS, DatasetInfo, resolve_name, resolve_options
 from tl_bench.data.shapes import SHAPE_NAMES, generate_shapes
 from tl_bench.data.splits import DatasetSplits, Split
 from tl_bench.data.torchvision_sets import TORCHVISION_SETS, default_root
-from tl_bench.data.transforms import augment_batch, normalize
+from tl_bench.data.transforms import augment_batch
 
 __all__ = [
     "DATASETS",
@@ -28,13 +27,12 @@ __all__ = [
     "LazyImages",
     "Split",
     "augment_batch",
-    "check_dataset_name",
-    "check_dataset_options",
     "clear_cache",
     "default_root",
     "generate_shapes",
-    "iter_batches",
     "load_dataset",
-    "normalize",
+    "load_dataset_for",
+    "resolve_name",
+    "resolve_options",
     "transforms",
 ]

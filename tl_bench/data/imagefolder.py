@@ -48,15 +48,15 @@ def _visible_files(folder: Path) -> list[Path]:
 def _scan(root: Path) -> tuple[list[str], list[_File], list[str]]:
     """Class names, files with labels, and loose files that sit outside any class folder."""
     if not root.exists():
-        raise DatasetError(f"imagefolder path {root} does not exist; expected {LAYOUTS}")
+        raise DatasetError(f"imagefolder path {root} does not exist", LAYOUTS, lead="; expected ")
     if not root.is_dir():
-        raise DatasetError(f"imagefolder path {root} is a file, not a folder; expected {LAYOUTS}")
+        raise DatasetError(f"imagefolder path {root} is a file, not a folder", LAYOUTS, lead="; expected ")
     top = {d.name: d for d in _visible_dirs(root)}
     if "train" in top and "test" in top:
         parts = {name: top[name] for name in SPLIT_FOLDERS if name in top}
     elif "train" in top or "test" in top:
         have, missing = ("train", "test") if "train" in top else ("test", "train")
-        raise DatasetError(f"imagefolder path {root} has {have}/ but no {missing}/; expected {LAYOUTS}")
+        raise DatasetError(f"imagefolder path {root} has {have}/ but no {missing}/", LAYOUTS, lead="; expected ")
     else:
         parts = {"all": root}
     class_dirs = {part: _visible_dirs(folder) for part, folder in parts.items()}
@@ -64,11 +64,12 @@ def _scan(root: Path) -> tuple[list[str], list[_File], list[str]]:
     class_names = [d.name for d in class_dirs[first]]
     if not class_names:
         what = "is empty" if not _visible_files(parts[first]) else "has files but no class folders"
-        raise DatasetError(f"imagefolder path {parts[first]} {what}; expected {LAYOUTS}")
+        raise DatasetError(f"imagefolder path {parts[first]} {what}", LAYOUTS, lead="; expected ")
     if len(class_names) == 1:
         raise DatasetError(
-            f"imagefolder path {parts[first]} has a single class folder {class_names[0]!r}; "
-            "a classifier needs at least 2"
+            f"imagefolder path {parts[first]} has a single class folder {class_names[0]!r}",
+            "at least 2",
+            lead="; a classifier needs ",
         )
     index = {name: i for i, name in enumerate(class_names)}
     files, loose = [], []
@@ -76,8 +77,9 @@ def _scan(root: Path) -> tuple[list[str], list[_File], list[str]]:
         extra = sorted(d.name for d in class_dirs[part] if d.name not in index)
         if extra:
             raise DatasetError(
-                f"imagefolder {part}/ has class folders missing from train/: {', '.join(extra)}; "
-                "every class of val/ and test/ must also be in train/"
+                f"imagefolder {part}/ has class folders missing from train/: {', '.join(extra)}",
+                "every class of val/ and test/ must also be in train/",
+                lead="; ",
             )
         for class_dir in class_dirs[part]:
             for path in _visible_files(class_dir):
@@ -91,7 +93,7 @@ def load_imagefolder_source(
     target: str | None, *, img_size: int, interpolation: str, options: dict[str, Any], **_: Any
 ) -> Source:
     if not target:
-        raise DatasetError("imagefolder needs a folder: write imagefolder:PATH")
+        raise DatasetError("imagefolder needs a folder", "imagefolder:PATH", lead=": write ")
     root = Path(target).expanduser()
     class_names, files, loose = _scan(root)
     in_memory = keep_in_memory(len(files), img_size, options.get("in_memory"))
@@ -112,15 +114,18 @@ def load_imagefolder_source(
         for needed in ("train", "test"):
             if needed not in kept:
                 raise DatasetError(
-                    f"imagefolder {needed}/ of {root} has no readable images; it needs at least one per class"
+                    f"imagefolder {needed}/ of {root} has no readable images",
+                    "at least one per class",
+                    lead="; it needs ",
                 )
     first = "all" if "all" in kept else "train"
     readable = {f.label for f, _, _ in kept[first]}
     empty = [name for label, name in enumerate(class_names) if label not in readable]
     if empty:
         raise DatasetError(
-            f"imagefolder class {empty[0]!r} has no readable images to train on ({len(skipped)} files skipped); "
-            "every class folder needs at least one image"
+            f"imagefolder class {empty[0]!r} has no readable images to train on ({len(skipped)} files skipped)",
+            "at least one image",
+            lead="; every class folder needs ",
         )
     parts: dict[str, Part] = {}
     content = hashlib.sha256()

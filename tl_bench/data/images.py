@@ -29,7 +29,14 @@ _RESIZE_CHUNK = 2048
 
 def check_interpolation(interpolation: str) -> None:
     if interpolation not in INTERPOLATIONS:
-        raise DatasetError(f"unknown interpolation {interpolation!r}; accepted: {', '.join(INTERPOLATIONS)}")
+        raise DatasetError(f"unknown interpolation {interpolation!r}", ", ".join(INTERPOLATIONS))
+
+
+def load_interpolation(timm_interpolation: object) -> str:
+    """The interpolation to load images with for timm's (from a data or pretrained config):
+    itself when supported here, else bilinear."""
+    supported = isinstance(timm_interpolation, str) and timm_interpolation in INTERPOLATIONS
+    return timm_interpolation if supported else "bilinear"  # type: ignore[return-value]
 
 
 def resize_uint8(images: torch.Tensor, size: int, interpolation: str) -> torch.Tensor:
@@ -165,6 +172,7 @@ __all__ = [
     "LazyImages",
     "check_interpolation",
     "decode_bytes",
+    "load_interpolation",
     "parallel_map",
     "pil_to_uint8",
     "read_image",

@@ -1,4 +1,5 @@
-"""``load_dataset``: one call from a name and settings to fixed, fingerprinted splits.
+"""``load_dataset``: one call from a name and settings to fixed, fingerprinted splits;
+``load_dataset_for``: the same from the ``DataSettings`` a trial or a study's dataset entry carries.
 
 Results are memoised per process: a study calls this once per trial, and the
 same arguments give the same object without decoding anything again. The
@@ -15,6 +16,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
+from tl_bench.config import DataSettings
 from tl_bench.data.fingerprint import fingerprint
 from tl_bench.data.images import check_interpolation
 from tl_bench.data.registry import NOT_FINGERPRINTED, resolve_name, resolve_options
@@ -36,7 +38,8 @@ def _check_int(key: str, value: Any, *, low: int, high: int | None = None, allow
         return
     if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
         accepted = f"an integer from {low} to {high}" if high is not None else f"an integer >= {low}"
-        raise DatasetError(f"{key}={value!r} is not accepted; use {accepted}" + (" or null" if allow_none else ""))
+        accepted += " or null" if allow_none else ""
+        raise DatasetError(f"{key}={value!r} is not accepted", accepted, lead="; use ")
 
 
 def _cached(cache: OrderedDict[str, Any], key: str) -> Any:
@@ -134,6 +137,21 @@ def load_dataset(
         return result
 
 
+def load_dataset_for(settings: DataSettings, *, interpolation: str = "bilinear") -> DatasetSplits:
+    """The splits ``settings`` name (a ``TrialConfig`` is one), resized with ``interpolation``."""
+    return load_dataset(
+        settings.dataset,
+        img_size=settings.img_size,
+        train_size=settings.train_size,
+        val_size=settings.val_size,
+        seed=settings.split_seed,
+        root=settings.data_root,
+        download=settings.download,
+        interpolation=interpolation,
+        **settings.dataset_options,
+    )
+
+
 def clear_cache() -> None:
     """Forget every memoised dataset (e.g. after the files of an image folder changed)."""
     with _LOCK:
@@ -141,4 +159,4 @@ def clear_cache() -> None:
         _SPLITS.clear()
 
 
-__all__ = ["clear_cache", "load_dataset"]
+__all__ = ["clear_cache", "load_dataset", "load_dataset_for"]

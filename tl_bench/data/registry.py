@@ -2,7 +2,8 @@
 
 Accepted forms: ``digits``, ``shapes``, ``imagefolder:PATH`` and
 ``torchvision:NAME``. Each entry lists the options it accepts with their
-defaults; ``check_dataset_name`` validates a name without loading anything.
+defaults; ``resolve_name`` and ``resolve_options`` check a name and its options
+without loading anything.
 """
 
 from __future__ import annotations
@@ -89,72 +90,62 @@ def resolve_name(name: str) -> tuple[DatasetInfo, str | None]:
     Raises DatasetError when the name is not accepted.
     """
     if not isinstance(name, str) or not name.strip():
-        raise DatasetError(f"dataset name {name!r} is empty; accepted: {_accepted_forms()}")
+        raise DatasetError(f"dataset name {name!r} is empty", _accepted_forms())
     kind, sep, target = name.partition(":")
     if kind == "torchvision":
         if not target.strip():
             known = ", ".join(TORCHVISION_SETS)
-            raise DatasetError(f"dataset 'torchvision' needs a name: write torchvision:NAME with NAME one of {known}")
+            raise DatasetError(
+                "dataset 'torchvision' needs a name", f"torchvision:NAME with NAME one of {known}", lead=": write "
+            )
         spec = find_torchvision_set(target)
         return DATASETS[f"torchvision:{spec.name}"], spec.name
     info = DATASETS.get(kind)
     if info is None:
         close = difflib.get_close_matches(kind, ["digits", "shapes", "imagefolder", "torchvision"], n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise DatasetError(f"unknown dataset {name!r}{hint}; accepted: {_accepted_forms()}")
+        raise DatasetError(f"unknown dataset {name!r}{hint}", _accepted_forms())
     if info.needs_target and not target.strip():
-        raise DatasetError(f"dataset {kind!r} needs a folder: write {kind}:PATH")
+        raise DatasetError(f"dataset {kind!r} needs a folder", f"{kind}:PATH", lead=": write ")
     if not info.needs_target and sep:
-        raise DatasetError(f"dataset {kind!r} takes no ':' part; write {kind}")
+        raise DatasetError(f"dataset {kind!r} takes no ':' part", kind, lead="; write ")
     return info, (target if info.needs_target else None)
-
-
-def check_dataset_name(name: str) -> None:
-    """Raise DatasetError (one line listing the accepted forms) unless ``name`` names a dataset.
-
-    Checks the form only: folders and files are looked at when the dataset is loaded.
-    """
-    resolve_name(name)
 
 
 def _check_fraction(name: str, key: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
-        raise DatasetError(f"dataset {name} option {key}={value!r} is not accepted; use a number between 0 and 1")
+        raise DatasetError(
+            f"dataset {name} option {key}={value!r} is not accepted", "a number between 0 and 1", lead="; use "
+        )
 
 
 def resolve_options(info: DatasetInfo, options: Mapping[str, Any]) -> dict[str, Any]:
-    """Defaults filled in and generic options checked; per-dataset ranges are checked by the loader."""
+    """The options with defaults filled in, each checked: generic ones here, per-dataset ranges by the entry."""
     unknown = sorted(set(options) - set(info.options))
     if unknown:
         accepted = ", ".join(info.options) or "none"
-        raise DatasetError(f"dataset {info.name} does not accept option {unknown[0]!r}; accepted options: {accepted}")
+        raise DatasetError(
+            f"dataset {info.name} does not accept option {unknown[0]!r}", accepted, lead="; accepted options: "
+        )
     resolved = {**info.options, **options}
     for key in ("test_fraction", "val_fraction"):
         if key in resolved:
             _check_fraction(info.name, key, resolved[key])
     if resolved.get("in_memory") not in (None, True, False):
         raise DatasetError(
-            f"dataset {info.name} option in_memory={resolved['in_memory']!r} is not accepted; use true, false or null"
+            f"dataset {info.name} option in_memory={resolved['in_memory']!r} is not accepted",
+            "true, false or null",
+            lead="; use ",
         )
     if info.check is not None:
         info.check(resolved)
     return resolved
 
 
-def check_dataset_options(name: str, options: Mapping[str, Any]) -> None:
-    """Raise DatasetError (one line) unless ``options`` suit dataset ``name``; loads nothing.
-
-    For validating a study file: ``load_dataset(name, **options)`` accepts exactly these.
-    """
-    resolve_options(resolve_name(name)[0], options)
-
-
 __all__ = [
     "DATASETS",
     "NOT_FINGERPRINTED",
     "DatasetInfo",
-    "check_dataset_name",
-    "check_dataset_options",
     "resolve_name",
     "resolve_options",
 ]

@@ -152,7 +152,9 @@ def generate_shapes(num_classes: int, n_per_class: int, size: int, seed: int) ->
 def _check_int(options: dict[str, Any], key: str, low: int, high: int) -> int:
     value = options[key]
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise DatasetError(f"shapes option {key}={value!r} is not accepted; use an integer from {low} to {high}")
+        raise DatasetError(
+            f"shapes option {key}={value!r} is not accepted", f"an integer from {low} to {high}", lead="; use "
+        )
     return value
 
 

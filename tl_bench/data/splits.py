@@ -77,15 +77,18 @@ def stratified_take(
         # moves the class balance).
         if n < len(present):
             raise DatasetError(
-                f"{what} of {n} items cannot hold one item of each of the {len(present)} classes; "
-                f"use at least {len(present)}"
+                f"{what} of {n} items cannot hold one item of each of the {len(present)} classes",
+                f"at least {len(present)}",
+                lead="; use ",
             )
         dropped = np.random.RandomState(seed).choice(total, size=total - n, replace=False)
         return np.setdiff1d(positions, dropped), np.sort(dropped)
     if counts.min() < 2:
         lonely = class_names[int(present[counts.argmin()])]
         raise DatasetError(
-            f"class {lonely!r} has only 1 item where the {what} is drawn; a stratified split needs at least 2 per class"
+            f"class {lonely!r} has only 1 item where the {what} is drawn",
+            "at least 2 per class",
+            lead="; a stratified split needs ",
         )
     from sklearn.model_selection import train_test_split  # slow import, only when splitting
 
@@ -132,8 +135,9 @@ def assign_splits(
         n_val = len(val_labels) if val_size is None else val_size
         if n_val > len(val_labels):
             raise DatasetError(
-                f"val_size {n_val} is larger than the {len(val_labels)} validation items of {dataset}; "
-                f"use at most {len(val_labels)} or leave it unset"
+                f"val_size {n_val} is larger than the {len(val_labels)} validation items of {dataset}",
+                f"at most {len(val_labels)} or leave it unset",
+                lead="; use ",
             )
         val = _Pick("val", stratified_take(val_labels, n_val, seed, names, "validation split")[0])
     else:
@@ -141,7 +145,9 @@ def assign_splits(
         if n_val >= len(pool_labels):
             raise DatasetError(
                 f"val_size {n_val} leaves no training items: {dataset} has {len(pool_labels)} items "
-                f"outside its test split; use at most {len(pool_labels) - 1}"
+                "outside its test split",
+                f"at most {len(pool_labels) - 1}",
+                lead="; use ",
             )
         taken, rest = stratified_take(pool_labels, n_val, seed, names, "validation split")
         val = _Pick(pool.part, pool.positions[taken])
@@ -152,14 +158,17 @@ def assign_splits(
         if train_size > len(pool_labels):
             raise DatasetError(
                 f"train_size {train_size} is larger than the {len(pool_labels)} training items of {dataset} "
-                f"(after {len(test.positions)} test and {len(val.positions)} validation items); "
-                f"use at most {len(pool_labels)}"
+                f"(after {len(test.positions)} test and {len(val.positions)} validation items)",
+                f"at most {len(pool_labels)}",
+                lead="; use ",
             )
         taken, _ = stratified_take(pool_labels, train_size, seed, names, "training split")
         pool = _Pick(pool.part, pool.positions[taken])
     for pick, what in ((pool, "training"), (val, "validation"), (test, "test")):
         if len(pick.positions) == 0:
-            raise DatasetError(f"the {what} split of {dataset} is empty; it needs more items or a larger share")
+            raise DatasetError(
+                f"the {what} split of {dataset} is empty", "more items or a larger share", lead="; it needs "
+            )
     return {"train": pool, "val": val, "test": test}
 
 

@@ -173,7 +173,7 @@ def find_torchvision_set(name: str) -> TorchvisionSet:
     for key, spec in TORCHVISION_SETS.items():
         if key.lower() == name.lower():
             return spec
-    raise DatasetError(f"unknown torchvision dataset {name!r}; known: {', '.join(TORCHVISION_SETS)}")
+    raise DatasetError(f"unknown torchvision dataset {name!r}", ", ".join(TORCHVISION_SETS), lead="; known: ")
 
 
 def check_torchvision_options(name: str, options: dict[str, Any]) -> None:
@@ -183,7 +183,9 @@ def check_torchvision_options(name: str, options: dict[str, Any]) -> None:
         value = options.get(key, spec.options[key])
         if isinstance(value, bool) or value not in accepted:
             listed = ", ".join(map(str, accepted))
-            raise DatasetError(f"torchvision:{spec.name} option {key}={value!r} is not accepted; use one of {listed}")
+            raise DatasetError(
+                f"torchvision:{spec.name} option {key}={value!r} is not accepted", f"one of {listed}", lead="; use "
+            )
 
 
 def _open(spec: TorchvisionSet, root: Path, download: bool, extras: dict[str, Any]) -> dict[str, Any]:
@@ -191,8 +193,9 @@ def _open(spec: TorchvisionSet, root: Path, download: bool, extras: dict[str, An
         missing = [str(root / rel) for rel in spec.expected if not (root / rel).exists()]
         if missing:
             raise DatasetError(
-                f"torchvision:{spec.name} files not found: expected {' and '.join(missing)}; "
-                "put the files there, pass another root (data_root / --root) or enable download"
+                f"torchvision:{spec.name} files not found: expected {' and '.join(missing)}",
+                "put the files there, pass another root (data_root / --root) or enable download",
+                lead="; ",
             )
     opened = {}
     for part, kwargs in spec.parts.items():

@@ -1,27 +1,14 @@
-"""Batch transforms on tensors: normalisation with a backbone's mean/std, light augmentation.
+"""Light random augmentation of image batches, on tensors.
 
 Datasets are resized once when loaded (the deterministic evaluation
-transform), so evaluation is ``normalize`` alone and training adds
+transform), so evaluation only normalises and training adds
 ``augment_batch`` when a study asks for augmentation.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
-
 import torch
 import torch.nn.functional as F
-
-from tl_bench.data.images import INTERPOLATIONS
-
-
-def normalize(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """(images - mean) / std per channel, for float images (B,3,H,W) in [0, 1]."""
-    shape = (1, -1, 1, 1)
-    m = torch.as_tensor(mean, dtype=images.dtype, device=images.device).view(shape)
-    s = torch.as_tensor(std, dtype=images.dtype, device=images.device).view(shape)
-    return (images - m) / s
 
 
 def augment_batch(
@@ -58,10 +45,4 @@ def augment_batch(
     return F.grid_sample(source, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
 
-def interpolation_of(data_config: Mapping[str, Any], default: str = "bilinear") -> str:
-    """The load-time interpolation for a timm data config (its ``interpolation`` when supported)."""
-    value = str(data_config.get("interpolation", default))
-    return value if value in INTERPOLATIONS else default
-
-
-__all__ = ["augment_batch", "interpolation_of", "normalize"]
+__all__ = ["augment_batch"]

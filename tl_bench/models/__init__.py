@@ -9,13 +9,15 @@ from tl_bench.models.backbone import (
     count_stages,
     create_backbone,
     default_img_size,
-    resolve_freeze_depth,
+    frozen_stage_count,
 )
-from tl_bench.models.heads import HEADS, Head, build_head, check_head
+from tl_bench.models.checkpoint import save_backbone_checkpoint
+from tl_bench.models.heads import HEADS, Head
 from tl_bench.models.model import TransferModel, build_model
-from tl_bench.models.necks import NECKS, Neck, build_neck, check_neck
+from tl_bench.models.necks import NECKS, Neck
+from tl_bench.models.registry import Registry
 from tl_bench.models.stages import StageInfo
-from tl_bench.models.weights import LoadReport, save_backbone_checkpoint
+from tl_bench.models.weights import LoadReport
 
 __all__ = [
     "HEADS",
@@ -24,19 +26,16 @@ __all__ = [
     "Head",
     "LoadReport",
     "Neck",
+    "Registry",
     "StageInfo",
     "TransferModel",
-    "build_head",
     "build_model",
-    "build_neck",
     "check_backbone",
-    "check_head",
-    "check_neck",
     "count_params",
     "count_stages",
     "create_backbone",
     "default_img_size",
+    "frozen_stage_count",
     "measure_flops",
-    "resolve_freeze_depth",
     "save_backbone_checkpoint",
 ]

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from tl_bench.config import FreezeDepth
 from tl_bench.errors import FreezeDepthError, ModelBuildError, UnknownBackboneError
 from tl_bench.models.stages import StageInfo, drop_modules, frozen_roots, param_groups, stage_name, unused_head_modules
-from tl_bench.models.weights import LoadReport, check_hub_tag, create_pretrained, load_backbone_file, resolve_weights
+from tl_bench.models.weights import LoadReport, check_hub_tag, create_pretrained, load_backbone_file, parse_weights
 
 
 @functools.lru_cache(maxsize=1)
@@ -38,11 +38,13 @@ def check_backbone(name: str) -> None:
         close = difflib.get_close_matches(arch, _all_models(), n=5, cutoff=0.5)
         hint = f"closest timm names: {', '.join(close)}" if close else "no close timm name"
         raise UnknownBackboneError(
-            f"unknown backbone {name!r}: {hint} (see `tl-bench list backbones PATTERN`)"
+            f"unknown backbone {name!r}", f"{hint} (see `tl-bench list backbones PATTERN`)", lead=": "
         )
     if tag and name not in timm.list_pretrained(f"{arch}.*"):
         tags = ", ".join(t.partition(".")[2] for t in timm.list_pretrained(f"{arch}.*")[:8]) or "none"
-        raise UnknownBackboneError(f"backbone {name!r}: timm has no tag {tag!r} for {arch}; accepted tags: {tags}")
+        raise UnknownBackboneError(
+            f"backbone {name!r}: timm has no tag {tag!r} for {arch}", tags, lead="; accepted tags: "
+        )
 
 
 def _first_line(err: BaseException) -> str:
@@ -70,15 +72,14 @@ def _create_timm(name: str, img_size: int | None, pretrained_name: str | None = 
         raise ModelBuildError(f"backbone {name!r} cannot be built for img_size {img_size}: {_first_line(err)}") from None
 
 
-def resolve_freeze_depth(depth: FreezeDepth | str, n_stages: int, name: str) -> int:
-    """``all`` -> n_stages; anything outside 0..n_stages is a FreezeDepthError."""
+def frozen_stage_count(depth: FreezeDepth, n_stages: int, backbone: str) -> int:
+    """How many leading stages ``depth`` freezes: ``all`` is every one; anything that is not
+    0..n_stages or ``all`` is a FreezeDepthError naming the backbone's range."""
     if depth == "all":
         return n_stages
-    if isinstance(depth, str) and depth.strip().isdigit():
-        depth = int(depth)
     if isinstance(depth, bool) or not isinstance(depth, int) or not 0 <= depth <= n_stages:
         raise FreezeDepthError(
-            f"freeze depth {depth!r} is out of range for {name}: accepted 0..{n_stages} or 'all'"
+            f"freeze depth {depth!r} is out of range for {backbone}", f"0..{n_stages} or 'all'", lead=": accepted "
         )
     return depth
 
@@ -165,20 +166,17 @@ class Backbone(nn.Module):
             return []
         if not hasattr(self.model, "forward_intermediates") or not getattr(self.model, "feature_info", None):
             raise ModelBuildError(
-                f"backbone {self.name!r} has no forward_intermediates in timm, so it cannot feed a multi-scale "
-                "neck; use a single-scale neck such as 'gap'"
+                f"backbone {self.name!r} has no forward_intermediates in timm, so it cannot feed a multi-scale neck",
+                "a single-scale neck such as 'gap'",
+                lead="; use ",
             )
         n = len(self.model.feature_info)
         k = min(scales, n)
         return list(range(n - k, n - 1))
 
-    @property
-    def multiscale(self) -> bool:
-        return bool(self.feature_indices)
-
     def freeze(self, depth: FreezeDepth) -> None:
         """Freeze the first ``depth`` stages (``all`` = every stage) and unfreeze the rest."""
-        self.freeze_depth = resolve_freeze_depth(depth, self.n_stages, self.name)
+        self.freeze_depth = frozen_stage_count(depth, self.n_stages, self.name)
         params = dict(self.model.named_parameters())
         for index, names in enumerate(self.stage_params):
             for n in names:
@@ -230,7 +228,7 @@ def create_backbone(
 ) -> Backbone:
     """Create the timm model, load its weights, drop unused head modules and freeze."""
     check_backbone(name)
-    choice = resolve_weights(weights, weights_path)
+    choice = parse_weights(weights, weights_path)
     pretrained_name = check_hub_tag(name, choice.tag) if choice.kind == "hub" else None
     model = _create_timm(name, img_size, pretrained_name)
     dropped = _drop_unused(model, name, img_size)
@@ -254,5 +252,5 @@ __all__ = [
     "count_stages",
     "create_backbone",
     "default_img_size",
-    "resolve_freeze_depth",
+    "frozen_stage_count",
 ]

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tl_bench.errors import UnknownHeadError
+from tl_bench.models.registry import Registry
 
 
 class Head(nn.Module):
@@ -68,23 +69,11 @@ class NormLinearHead(Head):
         return self.fc(self.norm(x))
 
 
-HEADS: dict[str, type[Head]] = {
-    "linear": LinearHead,
-    "mlp": MlpHead,
-    "cosine": CosineHead,
-    "norm_linear": NormLinearHead,
-}
+HEADS: Registry[type[Head]] = Registry(
+    "head",
+    UnknownHeadError,
+    {"linear": LinearHead, "mlp": MlpHead, "cosine": CosineHead, "norm_linear": NormLinearHead},
+)
 
 
-def check_head(name: str) -> type[Head]:
-    """The head class registered as ``name``; UnknownHeadError listing the registry otherwise."""
-    if name not in HEADS:
-        raise UnknownHeadError(f"unknown head {name!r}; accepted: {', '.join(HEADS)}")
-    return HEADS[name]
-
-
-def build_head(name: str, in_dim: int, num_classes: int, *, hidden: int = 256) -> Head:
-    return check_head(name)(in_dim, num_classes, hidden=hidden)
-
-
-__all__ = ["HEADS", "CosineHead", "Head", "LinearHead", "MlpHead", "NormLinearHead", "build_head", "check_head"]
+__all__ = ["HEADS", "CosineHead", "Head", "LinearHead", "MlpHead", "NormLinearHead"]

@@ -7,8 +7,8 @@ from torch import Tensor, nn
 from tl_bench.config import FreezeDepth
 from tl_bench.errors import ModelBuildError
 from tl_bench.models.backbone import Backbone, create_backbone
-from tl_bench.models.heads import Head, build_head, check_head
-from tl_bench.models.necks import Neck, build_neck, check_neck
+from tl_bench.models.heads import HEADS, Head
+from tl_bench.models.necks import NECKS, Neck
 
 
 class TransferModel(nn.Module):
@@ -66,8 +66,7 @@ def build_model(
 
     Names are checked before anything is created, so a typo costs nothing.
     """
-    neck_cls = check_neck(neck)
-    check_head(head)
+    neck_cls, head_cls = NECKS.check(neck), HEADS.check(head)
     if num_classes < 1 or img_size < 1:
         raise ModelBuildError(f"num_classes and img_size must be positive, got {num_classes} and {img_size}")
     bb = create_backbone(
@@ -78,8 +77,8 @@ def build_model(
         freeze_depth=freeze_depth,
         scales=neck_cls.scales,
     )
-    nk = build_neck(neck, bb.feature_dims, neck_dim=neck_dim, num_prefix_tokens=bb.num_prefix_tokens)
-    hd = build_head(head, nk.out_dim, num_classes, hidden=head_hidden)
+    nk = neck_cls(bb.feature_dims, neck_dim=neck_dim, num_prefix_tokens=bb.num_prefix_tokens)
+    hd = head_cls(nk.out_dim, num_classes, hidden=head_hidden)
     return TransferModel(bb, nk, hd, neck_name=neck, head_name=head)
 
 

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from tl_bench.errors import UnknownNeckError
+from tl_bench.models.registry import Registry
 
 
 def as_tokens(x: Tensor, num_prefix_tokens: int = 0) -> Tensor:
@@ -139,27 +140,20 @@ class MultiScaleNeck(Neck):
         return self.proj(torch.cat(pooled, dim=1))
 
 
-NECKS: dict[str, type[Neck]] = {
-    "gap": GapNeck,
-    "gmp": GmpNeck,
-    "avgmax": AvgMaxNeck,
-    "gem": GemNeck,
-    "attn": AttnNeck,
-    "bottleneck": BottleneckNeck,
-    "mlp": MlpNeck,
-    "multiscale": MultiScaleNeck,
-}
-
-
-def check_neck(name: str) -> type[Neck]:
-    """The neck class registered as ``name``; UnknownNeckError listing the registry otherwise."""
-    if name not in NECKS:
-        raise UnknownNeckError(f"unknown neck {name!r}; accepted: {', '.join(NECKS)}")
-    return NECKS[name]
-
-
-def build_neck(name: str, in_dims: Sequence[int], *, neck_dim: int = 256, num_prefix_tokens: int = 0) -> Neck:
-    return check_neck(name)(in_dims, neck_dim=neck_dim, num_prefix_tokens=num_prefix_tokens)
+NECKS: Registry[type[Neck]] = Registry(
+    "neck",
+    UnknownNeckError,
+    {
+        "gap": GapNeck,
+        "gmp": GmpNeck,
+        "avgmax": AvgMaxNeck,
+        "gem": GemNeck,
+        "attn": AttnNeck,
+        "bottleneck": BottleneckNeck,
+        "mlp": MlpNeck,
+        "multiscale": MultiScaleNeck,
+    },
+)
 
 
 __all__ = [
@@ -174,6 +168,4 @@ __all__ = [
     "MultiScaleNeck",
     "Neck",
     "as_tokens",
-    "build_neck",
-    "check_neck",
 ]

@@ -2,7 +2,7 @@
 
 A ``weights`` string is one of ``scratch``, ``pretrained`` (timm's default
 tag), ``timm:TAG``, ``local:NAME`` (the caller resolves NAME to
-``weights_path``) or a path ending in ``.safetensors``/``.pth``/``.pt``.
+``weights_path``) or a path ending in one of ``tl_bench.config.CHECKPOINT_SUFFIXES``.
 Files are read with ``weights_only=True``; either a bare backbone state dict
 or a whole timm model state dict is accepted, with the classifier dropped.
 """
@@ -17,16 +17,20 @@ from typing import Literal
 
 import timm
 import torch
-from safetensors.torch import save_file
 from timm.models import get_pretrained_cfg, load_state_dict
 from torch import nn
 
+from tl_bench.config import CHECKPOINT_SUFFIXES, weights_kind
 from tl_bench.errors import WeightsError
 
 _log = logging.getLogger(__name__)
 
-CHECKPOINT_SUFFIXES = (".safetensors", ".pth", ".pt")
-ACCEPTED = "'scratch', 'pretrained', 'timm:TAG', 'local:NAME' (with weights_path) or a .safetensors/.pth/.pt file"
+# ".safetensors, .pth or .pt": how messages name the checkpoint files
+SUFFIX_WORDS = f"{', '.join(CHECKPOINT_SUFFIXES[:-1])} or {CHECKPOINT_SUFFIXES[-1]}"
+_ACCEPTED = (
+    "'scratch', 'pretrained', 'timm:TAG', 'local:NAME' (with weights_path) "
+    f"or a {'/'.join(CHECKPOINT_SUFFIXES)} file"
+)
 # wrappers a whole-model checkpoint may put around the backbone's own keys
 _PREFIXES = ("", "backbone.model.", "model.", "backbone.", "encoder.")
 _CLASSIFIER_NAMES = ("fc", "head", "classifier", "head.fc", "last_linear", "head_dist")
@@ -64,9 +68,10 @@ def _preview(keys: list[str], n: int = 3) -> str:
     return "(" + ", ".join(keys[:n]) + more + ")"
 
 
-def resolve_weights(weights: str, weights_path: str | Path | None = None) -> WeightsChoice:
-    """Turn the user's weights label (and resolved file, if any) into a choice."""
-    if weights == "pretrained" or weights.startswith("timm:"):
+def parse_weights(weights: str, weights_path: str | Path | None = None) -> WeightsChoice:
+    """Where the weights come from, given the user's label (and resolved file, if any)."""
+    kind = weights_kind(weights)
+    if kind in ("pretrained", "timm"):
         if weights_path is not None:
             raise WeightsError(
                 f"weights {weights!r} come from timm, but weights_path={str(weights_path)!r} was also given"
@@ -75,13 +80,13 @@ def resolve_weights(weights: str, weights_path: str | Path | None = None) -> Wei
     if weights_path is not None:
         # the resolved file wins over the label ("local:NAME", a path, or a default left in place)
         return WeightsChoice("file", path=Path(weights_path))
-    if weights == "scratch":
+    if kind == "scratch":
         return WeightsChoice("scratch")
-    if weights.startswith("local:"):
+    if kind == "local":
         raise WeightsError(f"weights {weights!r} name a local checkpoint but no weights_path was resolved for it")
-    if weights.endswith(CHECKPOINT_SUFFIXES):
+    if kind == "file":
         return WeightsChoice("file", path=Path(weights))
-    raise WeightsError(f"unknown weights {weights!r}; accepted: {ACCEPTED}")
+    raise WeightsError(f"unknown weights {weights!r}", _ACCEPTED)
 
 
 def check_hub_tag(name: str, tag: str) -> str:
@@ -92,13 +97,15 @@ def check_hub_tag(name: str, tag: str) -> str:
         if "." in name:
             tag = name.partition(".")[2]
         elif not available:
-            raise WeightsError(f"timm has no pretrained weights for {arch}; use weights 'scratch' or a checkpoint file")
+            raise WeightsError(
+                f"timm has no pretrained weights for {arch}", "weights 'scratch' or a checkpoint file", lead="; use "
+            )
         else:
             return f"{arch}.{get_pretrained_cfg(arch).tag}"  # timm's default tag, named in errors
     full = f"{arch}.{tag}"
     if full not in available:
         tags = ", ".join(a.partition(".")[2] for a in available[:8]) or "none"
-        raise WeightsError(f"timm has no pretrained tag {tag!r} for {arch}; accepted tags: {tags}")
+        raise WeightsError(f"timm has no pretrained tag {tag!r} for {arch}", tags, lead="; accepted tags: ")
     return full
 
 
@@ -111,8 +118,9 @@ def create_pretrained(name: str, **kwargs: object) -> nn.Module:
     except Exception as err:  # hub, network and cache errors come in many types
         raise WeightsError(
             f"could not load pretrained weights {name!r}: the model hub or local cache was unreachable "
-            f"or incomplete ({type(err).__name__}); connect to the hub, fill the Hugging Face cache, "
-            "or use weights 'scratch' or a checkpoint file"
+            f"or incomplete ({type(err).__name__})",
+            "connect to the hub, fill the Hugging Face cache, or use weights 'scratch' or a checkpoint file",
+            lead="; ",
         ) from None
 
 
@@ -121,7 +129,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise WeightsError(f"weights file {str(path)!r} does not exist")
     if not str(path).endswith(CHECKPOINT_SUFFIXES):
-        raise WeightsError(f"weights file {str(path)!r} is not .safetensors, .pth or .pt")
+        raise WeightsError(f"weights file {str(path)!r} is not {SUFFIX_WORDS}")
     try:
         state = load_state_dict(str(path), use_ema=True, device="cpu", weights_only=True)  # EMA when present, as timm
     except Exception as err:  # corrupt files and pickles with forbidden globals
@@ -180,38 +188,13 @@ def load_backbone_file(model: nn.Module, path: Path, dropped_modules: list[str])
     return report
 
 
-def save_backbone_checkpoint(model: nn.Module, path: str | Path, metadata: dict[str, str] | None = None) -> Path:
-    """Write the backbone's weights only: ``.safetensors`` (with metadata) or ``.pth``/``.pt``.
-
-    ``model`` is a TransferModel or its Backbone; keys are the timm model's own,
-    so the file loads as ``weights_path`` into any backbone of the same name.
-    """
-    from tl_bench.models.backbone import Backbone  # local: backbone imports this module
-
-    backbone = getattr(model, "backbone", model)
-    if not isinstance(backbone, Backbone):
-        raise TypeError(f"expected a TransferModel or Backbone, got {type(model).__name__}")
-    path = Path(path)
-    if not str(path).endswith(CHECKPOINT_SUFFIXES):
-        raise WeightsError(f"checkpoint path {str(path)!r} must end in .safetensors, .pth or .pt")
-    meta = {"backbone": backbone.name, **{str(k): str(v) for k, v in (metadata or {}).items()}}
-    # clone: safetensors refuses tensors that share storage
-    state = {k: v.detach().to("cpu").clone().contiguous() for k, v in backbone.model.state_dict().items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".safetensors":
-        save_file(state, str(path), metadata=meta)
-    else:
-        torch.save({"state_dict": state, "metadata": meta}, path)
-    return path
-
-
 __all__ = [
+    "SUFFIX_WORDS",
     "LoadReport",
     "WeightsChoice",
     "check_hub_tag",
     "create_pretrained",
     "load_backbone_file",
+    "parse_weights",
     "read_state_dict",
-    "resolve_weights",
-    "save_backbone_checkpoint",
 ]

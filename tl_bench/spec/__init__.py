@@ -17,7 +17,7 @@ from tl_bench.spec.parts import (
     DatasetSpec,
     ObjectiveSpec,
     PretrainSpec,
-    SearchSpace,
+    SpaceSpec,
 )
 from tl_bench.spec.ranges import CategoricalRange, FloatRange, IntRange
 from tl_bench.spec.study import StudySpec
@@ -39,7 +39,7 @@ __all__ = [
     "PretrainSpec",
     "PrunerSpec",
     "SamplerSpec",
-    "SearchSpace",
+    "SpaceSpec",
     "SpecError",
     "StudySpec",
     "load_spec",

@@ -7,8 +7,8 @@ so the runner receives exactly what a TrialConfig holds.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any, NoReturn
+from collections.abc import Mapping
+from typing import Any
 
 from tl_bench.config import TrialConfig
 from tl_bench.spec.fields import (
@@ -22,111 +22,111 @@ from tl_bench.spec.fields import (
     numeric_kind,
 )
 from tl_bench.spec.parts import COST_METRICS
-from tl_bench.spec.paths import resolve_weights
+from tl_bench.spec.paths import absolute_weights_path
 from tl_bench.spec.ranges import CategoricalRange, FloatRange, IntRange
 from tl_bench.spec.study import StudySpec
 
-Fail = Callable[[str, str, str], NoReturn]
 _SPACE_LISTS = "backbones, freeze_depth, neck, head"
 
 
-def check_hyper(spec: StudySpec, fail: Fail) -> None:
+def check_hyper(spec: StudySpec) -> None:
     searchable = f"{_SPACE_LISTS}, " + ", ".join(SEARCHABLE_FIELDS)
     for name, rng in list(spec.space.hyper.items()):
         path = f"space.{name}"
         if name not in SEARCHABLE_FIELDS:
-            fail(path, f"{name!r} cannot be searched{_where_instead(name)}", searchable)
+            spec.fail(path, f"{name!r} cannot be searched{_where_instead(name)}", searchable)
         if isinstance(rng, CategoricalRange):
-            choices = [_value(name, c, f"{path}[{j}]", fail) for j, c in enumerate(rng.choices)]
+            choices = [_value(spec, name, c, f"{path}[{j}]") for j, c in enumerate(rng.choices)]
             spec.space.hyper[name] = CategoricalRange(choices=choices)  # revalidated: 1 and 1.0 collide now
             continue
         kind = numeric_kind(name)
         if kind is None:
-            fail(path, f"{name} is not numeric and cannot take a range", "a list of choices")
-        _value(name, rng.low, f"{path}.low", fail)
-        _value(name, rng.high, f"{path}.high", fail)
+            spec.fail(path, f"{name} is not numeric and cannot take a range", "a list of choices")
+        _value(spec, name, rng.low, f"{path}.low")
+        _value(spec, name, rng.high, f"{path}.high")
         if kind is int and isinstance(rng, FloatRange):
-            fail(path, f"{name} takes integers, the range has a fractional step", "integer low, high and step")
+            spec.fail(path, f"{name} takes integers, the range has a fractional step", "integer low, high and step")
         if kind is float and isinstance(rng, IntRange):
             step = float(rng.step) if "step" in rng.model_fields_set else None
             spec.space.hyper[name] = FloatRange(low=rng.low, high=rng.high, log=rng.log, step=step)
 
 
-def check_fixed(spec: StudySpec, fail: Fail) -> None:
+def check_fixed(spec: StudySpec) -> None:
     for name, value in list(spec.fixed.items()):
         path = f"fixed.{name}"
         if name in spec.space.hyper:
-            fail(path, f"{name} is also searched under space.{name}", "each field either searched or fixed")
+            spec.fail(path, f"{name} is also searched under space.{name}", "each field either searched or fixed")
         if name not in FIXABLE_FIELDS:
-            fail(path, f"{name!r} cannot be fixed{_where_instead(name)}", ", ".join(FIXABLE_FIELDS))
-        spec.fixed[name] = _value(name, value, path, fail)
+            spec.fail(path, f"{name!r} cannot be fixed{_where_instead(name)}", ", ".join(FIXABLE_FIELDS))
+        spec.fixed[name] = _value(spec, name, value, path)
 
 
-def check_baselines(spec: StudySpec, counts: Mapping[str, int], fail: Fail) -> None:
+def check_baselines(spec: StudySpec, counts: Mapping[str, int]) -> None:
     """Each baseline names searched fields only, with values inside the space (converted in place)."""
     for i, baseline in enumerate(spec.baselines):
         for name, value in list(baseline.items()):
             path = f"baselines[{i}].{name}"
             if name not in spec.space.searched_names:
                 searched = ", ".join(spec.space.searched_names)
-                fail(path, f"{name!r} is not searched, so it cannot be enqueued", searched)
-            baseline[name] = _baseline_value(spec, baseline, name, value, counts, path, fail)
+                spec.fail(path, f"{name!r} is not searched, so it cannot be enqueued", searched)
+            baseline[name] = _baseline_value(spec, baseline, name, value, counts, path)
 
 
 def _baseline_value(
-    spec: StudySpec, baseline: dict[str, Any], name: str, value: Any, counts: Mapping[str, int], path: str, fail: Fail
+    spec: StudySpec, baseline: dict[str, Any], name: str, value: Any, counts: Mapping[str, int], path: str
 ) -> Any:
     space = spec.space
     backbone = space.backbone(baseline.get("backbone", ""))
     if name == "backbone":
         if backbone is None:
-            fail(path, f"backbone {value!r} is not in space.backbones", ", ".join(b.name for b in space.backbones))
+            spec.fail(path, f"backbone {value!r} is not in space.backbones", ", ".join(b.name for b in space.backbones))
         return value
     if name == "weights":
-        value = resolve_weights(value, spec.source_path.parent) if isinstance(value, str) else value
+        value = absolute_weights_path(value, spec.source_path.parent) if isinstance(value, str) else value
         allowed = backbone.weights if backbone else sorted({w for b in space.backbones for w in b.weights})
         if value not in allowed:
             owner = backbone.name if backbone else "any backbone"
-            fail(path, f"weights {value!r} are not listed for {owner}", ", ".join(allowed))
+            spec.fail(path, f"weights {value!r} are not listed for {owner}", ", ".join(allowed))
         return value
     if name == "freeze_depth":
         if not any(type(value) is type(d) and value == d for d in space.freeze_depth):
-            fail(path, f"freeze depth {value!r} is not in space.freeze_depth", ", ".join(map(str, space.freeze_depth)))
+            depths = ", ".join(map(str, space.freeze_depth))
+            spec.fail(path, f"freeze depth {value!r} is not in space.freeze_depth", depths)
         if backbone and value not in (0, "all") and value > counts[backbone.name]:
             n = counts[backbone.name]
-            fail(path, f"freeze depth {value} exceeds the {n} stages of {backbone.name}", f"0..{n} or 'all'")
+            spec.fail(path, f"freeze depth {value} exceeds the {n} stages of {backbone.name}", f"0..{n} or 'all'")
         return value
     if name in ("neck", "head"):
         if value not in getattr(space, name):
-            fail(path, f"{name} {value!r} is not in space.{name}", ", ".join(getattr(space, name)))
+            spec.fail(path, f"{name} {value!r} is not in space.{name}", ", ".join(getattr(space, name)))
         return value
     rng = space.hyper[name]
-    value = _value(name, value, path, fail)
+    value = _value(spec, name, value, path)
     if not rng.contains(value):
-        fail(path, f"{value!r} is outside space.{name}", rng.words())
+        spec.fail(path, f"{value!r} is outside space.{name}", rng.words())
     return value
 
 
-def check_tuning(spec: StudySpec, fail: Fail) -> None:
+def check_tuning(spec: StudySpec) -> None:
     """Sampler, pruner and objective that work together."""
     sampler, pruner, multi = spec.sampler.name, spec.pruner.name, spec.objective.is_multi
     if sampler == "grid":
         for name, rng in spec.space.hyper.items():
             if not isinstance(rng, CategoricalRange):
                 others = "a list of values, or sampler tpe, random, gp or qmc"
-                fail(f"space.{name}", "the grid sampler needs a list of values, not a range", others)
+                spec.fail(f"space.{name}", "the grid sampler needs a list of values, not a range", others)
     if sampler == "nsga2" and not multi:
         costs = f"objective.cost one of {', '.join(COST_METRICS)}, or sampler tpe, random, grid, gp or qmc"
-        fail("sampler.name", "nsga2 searches a Pareto front and needs objective.cost", costs)
+        spec.fail("sampler.name", "nsga2 searches a Pareto front and needs objective.cost", costs)
     if multi and pruner != "none":
         # Trial.report raises for multi-objective studies, so no pruner ever gets a value.
         what = f"Optuna cannot prune multi-objective studies (objective.cost is {spec.objective.cost})"
-        fail("pruner.name", what, "none, or objective.cost: null")
+        spec.fail("pruner.name", what, "none, or objective.cost: null")
     most = max_epochs(spec)
     for key in ("min_resource", "max_resource"):
         value = getattr(spec.pruner, key, None)
         if isinstance(value, int) and value > most:
-            fail(f"pruner.{key}", f"{value} epochs exceeds the most a trial runs ({most})", f"1..{most}")
+            spec.fail(f"pruner.{key}", f"{value} epochs exceeds the most a trial runs ({most})", f"1..{most}")
 
 
 def max_epochs(spec: StudySpec) -> int:
@@ -139,11 +139,11 @@ def max_epochs(spec: StudySpec) -> int:
     return int(spec.fixed.get("epochs", TrialConfig.__dataclass_fields__["epochs"].default))
 
 
-def _value(name: str, value: Any, path: str, fail: Fail) -> Any:
+def _value(spec: StudySpec, name: str, value: Any, path: str) -> Any:
     try:
         return check_value(name, value)
     except FieldValueError as err:
-        fail(path, f"{err.value!r} is not accepted", err.accepted)
+        spec.fail(path, f"{err.value!r} is not accepted", err.accepted)
 
 
 def _where_instead(name: str) -> str:

@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import types
 import typing
+from collections.abc import Callable
 from typing import Annotated, Any, Literal, get_args, get_origin
 
 import annotated_types
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Discriminator, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
 NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
 NAME_WORDS = "a name of letters, digits, '_', '.' and '-'"
+# The error type of the schema's own checks: both halves of the message ride in its context.
+_ISSUE = "spec"
+_ISSUE_MESSAGE = "{what}; accepted: {accepted}"
 
 
 def explain_validation_error(err: ValidationError, root: type[BaseModel]) -> tuple[str, str, str]:
@@ -27,7 +31,7 @@ def explain_validation_error(err: ValidationError, root: type[BaseModel]) -> tup
     path, target, meta, parent, words = _walk(root, loc)
     text = format_path(path)
     accepted = words or describe(target, meta)
-    if kind == "spec":  # raised by the schema's own validators: they say both halves
+    if kind == _ISSUE:  # raised by the schema's own validators: they say both halves
         return text, str(ctx["what"]), str(ctx["accepted"])
     if kind == "extra_forbidden":
         keys = ", ".join(parent.model_fields) if parent is not None else "none"
@@ -178,7 +182,25 @@ def _show(value: Any) -> str:
 
 def spec_issue(what: str, accepted: str) -> PydanticCustomError:
     """The error a schema validator raises: it carries both halves of the message."""
-    return PydanticCustomError("spec", "{what}; accepted: {accepted}", {"what": what, "accepted": accepted})
+    return PydanticCustomError(_ISSUE, _ISSUE_MESSAGE, {"what": what, "accepted": accepted})
 
 
-__all__ = ["NAME_PATTERN", "NAME_WORDS", "describe", "explain_validation_error", "format_path", "spec_issue"]
+def spec_issue_discriminator(tag_of: Callable[[Any], str | None], what: str, accepted: str) -> Discriminator:
+    """A union discriminator whose failure (no tag for the value) is a spec issue with these halves."""
+    return Discriminator(
+        tag_of,
+        custom_error_type=_ISSUE,
+        custom_error_message=_ISSUE_MESSAGE,
+        custom_error_context={"what": what, "accepted": accepted},
+    )
+
+
+__all__ = [
+    "NAME_PATTERN",
+    "NAME_WORDS",
+    "describe",
+    "explain_validation_error",
+    "format_path",
+    "spec_issue",
+    "spec_issue_discriminator",
+]

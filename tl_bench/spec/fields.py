@@ -16,19 +16,10 @@ from typing import Any, get_args, get_origin
 
 from pydantic import TypeAdapter, ValidationError
 
-from tl_bench.config import TrialConfig
+from tl_bench.config import DataSettings, TrialConfig
 
 SPACE_FIELDS = ("backbone", "weights", "freeze_depth", "neck", "head")
-DATASET_FIELDS = (
-    "dataset",
-    "img_size",
-    "train_size",
-    "val_size",
-    "split_seed",
-    "data_root",
-    "download",
-    "dataset_options",
-)
+DATASET_FIELDS = tuple(f.name for f in dataclasses.fields(DataSettings))  # set per dataset under datasets
 # Settings of how a trial runs rather than what it is: fixable, never searched.
 RUNTIME_FIELDS = ("device", "use_cache")
 # Filled in by the runner from the weights choice, never written by users.

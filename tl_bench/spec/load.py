@@ -7,7 +7,7 @@ Every problem becomes one SpecError line:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import yaml
 from pydantic import ValidationError
@@ -49,13 +49,15 @@ def load_spec(path: str | Path) -> StudySpec:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise SpecError(f"{display}: top level: file not found; accepted: the path of a study .yaml file") from None
+        raise SpecError(
+            "file not found", "the path of a study .yaml file", source=display, field="top level"
+        ) from None
     except (OSError, UnicodeDecodeError) as err:
-        raise SpecError(f"{display}: top level: cannot be read ({err}); accepted: a UTF-8 text file") from None
+        raise SpecError(f"cannot be read ({err})", "a UTF-8 text file", source=display, field="top level") from None
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as err:
-        raise SpecError(f"{display}: {_yaml_where(err)}: {_yaml_what(err)}; accepted: valid YAML") from None
+        raise SpecError(_yaml_what(err), "valid YAML", source=display, field=_yaml_where(err)) from None
     return _parse(data, path, display)
 
 
@@ -66,29 +68,28 @@ def parse_spec(data: dict[str, Any], *, source: Path) -> StudySpec:
 
 
 def _parse(data: Any, source: Path, display: str) -> StudySpec:
-    def fail(path: str, what: str, accepted: str) -> NoReturn:
-        raise SpecError(f"{display}: {path}: {what}; accepted: {accepted}")
-
     if data is None:
-        fail("top level", "the study is empty", _TOP_WORDS)
+        raise SpecError("the study is empty", _TOP_WORDS, source=display, field="top level")
     if not isinstance(data, dict):
-        fail("top level", f"expected a mapping, got {type(data).__name__}", _TOP_WORDS)
+        what = f"expected a mapping, got {type(data).__name__}"
+        raise SpecError(what, _TOP_WORDS, source=display, field="top level")
     absolute = source.absolute()
     context = {"base_dir": absolute.parent, "source": absolute, "display": display}
     try:
         spec = StudySpec.model_validate(data, context=context)
     except ValidationError as err:
-        fail(*explain_validation_error(err, StudySpec))
-    check_datasets(spec, fail)
-    check_backbones(spec, fail)
-    check_parts(spec, fail)
+        field, what, accepted = explain_validation_error(err, StudySpec)
+        raise SpecError(what, accepted, source=display, field=field) from None
+    check_datasets(spec)
+    check_backbones(spec)
+    check_parts(spec)
     counts = stage_counts(spec) if _needs_counts(spec) else {}
     if counts:
-        check_freeze_depths(spec, counts, fail)
-    check_hyper(spec, fail)
-    check_fixed(spec, fail)
-    check_tuning(spec, fail)
-    check_baselines(spec, counts, fail)
+        check_freeze_depths(spec, counts)
+    check_hyper(spec)
+    check_fixed(spec)
+    check_tuning(spec)
+    check_baselines(spec, counts)
     return spec
 
 

@@ -22,18 +22,22 @@ from pydantic import (
     model_validator,
 )
 
+from tl_bench.config import DataSettings
 from tl_bench.spec.explain import NAME_PATTERN, spec_issue
-from tl_bench.spec.paths import dataset_key, resolve_dataset_name, resolve_path, resolve_weights
+from tl_bench.spec.paths import absolute_weights_path, dataset_key, resolve_dataset_name, resolve_path
 from tl_bench.spec.ranges import HyperRange
 
 SafeName = Annotated[str, Field(pattern=NAME_PATTERN)]
-FreezeChoice = Union[Annotated[StrictInt, Field(ge=0)], Literal["all"]]
+# FreezeDepth (tl_bench.config) as a study file may write it: no bool, no "3" for 3, no negative depth
+StrictFreezeDepth = Union[Annotated[StrictInt, Field(ge=0)], Literal["all"]]
 COST_METRICS = {
     # objective.cost -> the TrialResult field it minimises
     "train_time_s": "train_time_s",
     "flops_train": "train_flops_total",
     "params_trainable": "params_trainable",
 }
+# written in a study file as objective.cost; Literal[...] of the keys, so the schema lists them
+CostMetric = Literal[tuple(COST_METRICS)]  # type: ignore[valid-type]
 _DATASET_WORDS = "a dataset name: digits, shapes, imagefolder:PATH or torchvision:NAME"
 
 
@@ -41,10 +45,20 @@ def _base_dir(info: ValidationInfo) -> Path:
     return Path((info.context or {}).get("base_dir") or Path.cwd())
 
 
-class DatasetSpec(BaseModel):
-    """One target (or pretraining source) dataset and how it is split."""
+class _Named(BaseModel):
+    """A section that may be written as its bare name: ``digits`` means ``{name: digits}``."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+
+class DatasetSpec(_Named):
+    """One target (or pretraining source) dataset and how it is split."""
+
     accepted_text: ClassVar[str] = (
         "a dataset name or a mapping with keys name, key, img_size, train_size, val_size, "
         "split_seed, root, download, options"
@@ -59,11 +73,6 @@ class DatasetSpec(BaseModel):
     root: str | None = None  # data folder (torchvision downloads, caches); absolute after loading
     download: bool = False
     options: dict[str, Any] = Field(default_factory=dict)  # dataset extras, e.g. shapes' num_classes
-
-    @model_validator(mode="before")
-    @classmethod
-    def _from_name(cls, value: Any) -> Any:
-        return {"name": value} if isinstance(value, str) else value
 
     @field_validator("name")
     @classmethod
@@ -83,46 +92,42 @@ class DatasetSpec(BaseModel):
     def _resolve_root(cls, root: str | None, info: ValidationInfo) -> str | None:
         return None if root is None else resolve_path(root, _base_dir(info))
 
-    def trial_fields(self) -> dict[str, Any]:
-        """The TrialConfig fields this dataset sets."""
-        return {
-            "dataset": self.name,
-            "img_size": self.img_size,
-            "train_size": self.train_size,
-            "val_size": self.val_size,
-            "split_seed": self.split_seed,
-            "data_root": self.root,
-            "download": self.download,
-            "dataset_options": dict(self.options),
-        }
+    @property
+    def data_settings(self) -> DataSettings:
+        """How this dataset is loaded and split, as every trial on it receives it."""
+        return DataSettings(
+            dataset=self.name,
+            img_size=self.img_size,
+            train_size=self.train_size,
+            val_size=self.val_size,
+            split_seed=self.split_seed,
+            data_root=self.root,
+            download=self.download,
+            dataset_options=dict(self.options),
+        )
 
 
-class BackboneSpec(BaseModel):
+class BackboneSpec(_Named):
     """A timm backbone and the weights to try it with."""
 
-    model_config = ConfigDict(extra="forbid")
     accepted_text: ClassVar[str] = "a timm model name or a mapping {name, weights}"
 
     name: str = Field(description="a timm model name (tl-bench list backbones)")
     weights: list[str] = Field(default_factory=lambda: ["scratch"], min_length=1)
 
-    @model_validator(mode="before")
-    @classmethod
-    def _from_name(cls, value: Any) -> Any:
-        return {"name": value} if isinstance(value, str) else value
-
     @field_validator("weights")
     @classmethod
     def _resolve(cls, weights: list[str], info: ValidationInfo) -> list[str]:
-        resolved = [resolve_weights(w.strip(), _base_dir(info)) for w in weights]
+        resolved = [absolute_weights_path(w.strip(), _base_dir(info)) for w in weights]
         for i, w in enumerate(resolved):
             if w in resolved[:i]:
                 raise spec_issue(f"weights {weights[i]!r} listed twice", "each weights choice once")
         return resolved
 
 
-class SearchSpace(BaseModel):
-    """What Optuna searches. Keys other than the four lists are TrialConfig hyperparameters."""
+class SpaceSpec(BaseModel):
+    """The ``space:`` section: what Optuna searches. Keys other than the four lists are TrialConfig
+    hyperparameters."""
 
     model_config = ConfigDict(extra="forbid")
     accepted_text: ClassVar[str] = (
@@ -133,7 +138,7 @@ class SearchSpace(BaseModel):
     _LISTS: ClassVar[tuple[str, ...]] = ("backbones", "freeze_depth", "neck", "head")
 
     backbones: list[BackboneSpec] = Field(min_length=1)
-    freeze_depth: list[FreezeChoice] = Field(default_factory=lambda: [0], min_length=1)
+    freeze_depth: list[StrictFreezeDepth] = Field(default_factory=lambda: [0], min_length=1)
     neck: list[str] = Field(default_factory=lambda: ["gap"], min_length=1)
     head: list[str] = Field(default_factory=lambda: ["linear"], min_length=1)
     hyper: dict[str, HyperRange] = Field(default_factory=dict)
@@ -145,7 +150,7 @@ class SearchSpace(BaseModel):
             return value
         lists = {k: v for k, v in value.items() if k in cls._LISTS}
         hyper = {k: v for k, v in value.items() if k not in cls._LISTS}
-        if isinstance(hyper.get("hyper"), dict):  # a dumped SearchSpace validates back unchanged
+        if isinstance(hyper.get("hyper"), dict):  # a dumped SpaceSpec validates back unchanged
             hyper = {**hyper.pop("hyper"), **hyper}
         return {**lists, "hyper": hyper}
 
@@ -190,7 +195,7 @@ class ObjectiveSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     metric: Literal["val_acc"] = "val_acc"
-    cost: Literal["train_time_s", "flops_train", "params_trainable"] | None = None
+    cost: CostMetric | None = None
 
     @property
     def directions(self) -> list[str]:
@@ -229,5 +234,6 @@ __all__ = [
     "ObjectiveSpec",
     "PretrainSpec",
     "SafeName",
-    "SearchSpace",
+    "SpaceSpec",
+    "StrictFreezeDepth",
 ]

@@ -9,12 +9,11 @@ import os
 import re
 from pathlib import Path
 
-WEIGHTS_WORDS = ("scratch", "pretrained")
-WEIGHTS_PREFIXES = ("timm:", "local:")
-WEIGHTS_SUFFIXES = (".safetensors", ".pth", ".pt")
+from tl_bench.config import CHECKPOINT_SUFFIXES, weights_kind
+
 WEIGHTS_ACCEPTED = (
     "scratch, pretrained, timm:TAG, local:NAME (declared under pretrain) "
-    "or a .safetensors/.pth/.pt file (relative to the study file)"
+    f"or a {'/'.join(CHECKPOINT_SUFFIXES)} file (relative to the study file)"
 )
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -26,18 +25,8 @@ def resolve_path(text: str, base: Path) -> str:
     return os.path.normpath(path if path.is_absolute() else base / path)
 
 
-def weights_kind(text: str) -> str:
-    """``scratch``, ``pretrained``, ``timm``, ``local``, ``file`` or ``unknown``."""
-    if text in WEIGHTS_WORDS:
-        return text
-    for prefix in WEIGHTS_PREFIXES:
-        if text.startswith(prefix):
-            return prefix[:-1]
-    return "file" if text.endswith(WEIGHTS_SUFFIXES) else "unknown"
-
-
-def resolve_weights(text: str, base: Path) -> str:
-    """Weights choices as the runner receives them: file paths made absolute, the rest unchanged."""
+def absolute_weights_path(text: str, base: Path) -> str:
+    """A weights choice as the runner receives it: a checkpoint path made absolute, the rest unchanged."""
     return resolve_path(text, base) if weights_kind(text) == "file" else text
 
 
@@ -81,13 +70,11 @@ def is_url(text: str) -> bool:
 
 __all__ = [
     "WEIGHTS_ACCEPTED",
-    "WEIGHTS_SUFFIXES",
+    "absolute_weights_path",
     "dataset_key",
     "is_url",
     "resolve_dataset_name",
     "resolve_path",
     "resolve_storage_url",
     "resolve_tracking_uri",
-    "resolve_weights",
-    "weights_kind",
 ]

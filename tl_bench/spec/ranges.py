@@ -12,7 +12,6 @@ from typing import Annotated, Any, ClassVar, Union
 from pydantic import (
     BaseModel,
     ConfigDict,
-    Discriminator,
     Field,
     StrictBool,
     StrictFloat,
@@ -22,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from tl_bench.spec.explain import spec_issue
+from tl_bench.spec.explain import spec_issue, spec_issue_discriminator
 
 # Optuna stores categorical choices as plain values only.
 Choice = Union[None, StrictBool, StrictInt, StrictFloat, StrictStr]
@@ -145,12 +144,7 @@ HyperRange = Annotated[
         Annotated[IntRange, Tag("int")],
         Annotated[FloatRange, Tag("float")],
     ],
-    Discriminator(
-        _range_kind,
-        custom_error_type="spec",
-        custom_error_message="{what}; accepted: {accepted}",
-        custom_error_context={"what": "not a search range", "accepted": RANGE_WORDS},
-    ),
+    spec_issue_discriminator(_range_kind, "not a search range", RANGE_WORDS),
 ]
 
 

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NoReturn, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
 from tl_bench.errors import SpecError
 from tl_bench.spec.explain import spec_issue
-from tl_bench.spec.parts import BudgetSpec, DatasetSpec, ObjectiveSpec, PretrainSpec, SafeName, SearchSpace
-from tl_bench.spec.paths import is_url, resolve_storage_url, resolve_tracking_uri, weights_kind
+from tl_bench.config import weights_kind
+from tl_bench.spec.parts import BudgetSpec, DatasetSpec, ObjectiveSpec, PretrainSpec, SafeName, SpaceSpec
+from tl_bench.spec.paths import is_url, resolve_storage_url, resolve_tracking_uri
 from tl_bench.spec.tuning import PRUNER_NAMES, SAMPLER_NAMES, NopPrunerSpec, PrunerSpec, SamplerSpec, TPESamplerSpec
 
 STORAGE_WORDS = "a database URL such as sqlite:///PATH or postgresql://USER:PASSWORD@HOST/DB"
@@ -27,7 +29,7 @@ class StudySpec(BaseModel):
     name: SafeName = Field(description="a name of letters, digits, '_', '.' and '-' (the MLflow experiment)")
     description: str = ""
     datasets: list[DatasetSpec] = Field(min_length=1)
-    space: SearchSpace
+    space: SpaceSpec
     fixed: dict[str, Any] = Field(default_factory=dict)  # TrialConfig fields not searched
     objective: ObjectiveSpec = Field(default_factory=ObjectiveSpec)
     sampler: SamplerSpec = Field(
@@ -114,7 +116,7 @@ class StudySpec(BaseModel):
         for ds in self.datasets:
             if key in (ds.key, ds.name):
                 return ds
-        self._fail("datasets", f"no dataset {key!r}", ", ".join(ds.key for ds in self.datasets))
+        self.fail("datasets", f"no dataset {key!r}", ", ".join(ds.key for ds in self.datasets))
 
     def study_name(self, dataset: DatasetSpec | str) -> str:
         """Optuna study name of one dataset: ``<spec name>/<dataset key>``."""
@@ -122,9 +124,9 @@ class StudySpec(BaseModel):
         return f"{self.name}/{key}"
 
     def base_config(self, dataset: DatasetSpec | str) -> dict[str, Any]:
-        """TrialConfig values shared by every trial of one dataset: its data fields and ``fixed``."""
+        """TrialConfig values shared by every trial of one dataset: its data settings and ``fixed``."""
         ds = dataset if isinstance(dataset, DatasetSpec) else self.dataset(dataset)
-        return {**ds.trial_fields(), **self.fixed}
+        return {**dataclasses.asdict(ds.data_settings), **self.fixed}
 
     def space_digest(self) -> str:
         """Short hash of the search space; a stored study with another digest is a different search."""
@@ -155,26 +157,27 @@ class StudySpec(BaseModel):
         cwd = Path.cwd()
         if storage is not None:
             if not is_url(storage):
-                self._fail("storage", f"{storage!r} is not a database URL (from the command line)", STORAGE_WORDS)
+                self.fail("storage", f"{storage!r} is not a database URL (from the command line)", STORAGE_WORDS)
             update["storage"] = resolve_storage_url(storage, cwd)
         if tracking_uri is not None:
             update["tracking_uri"] = resolve_tracking_uri(tracking_uri, cwd)
         if n_trials is not None or timeout_s is not None:
             if n_trials is not None and (isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1):
-                self._fail("budget.n_trials", f"{n_trials!r} (from the command line)", "a positive integer")
+                self.fail("budget.n_trials", f"{n_trials!r} (from the command line)", "a positive integer")
             if timeout_s is not None and (isinstance(timeout_s, bool) or not timeout_s > 0):
-                self._fail("budget.timeout_s", f"{timeout_s!r} (from the command line)", "a positive number of seconds")
+                self.fail("budget.timeout_s", f"{timeout_s!r} (from the command line)", "a positive number of seconds")
             budget = {k: v for k, v in (("n_trials", n_trials), ("timeout_s", timeout_s)) if v is not None}
             update["budget"] = self.budget.model_copy(update=budget)
         if datasets is not None:
             chosen = [self.dataset(key) for key in datasets]
             update["datasets"] = list({ds.key: ds for ds in chosen}.values())
             if not update["datasets"]:
-                self._fail("datasets", "no dataset chosen", ", ".join(ds.key for ds in self.datasets))
+                self.fail("datasets", "no dataset chosen", ", ".join(ds.key for ds in self.datasets))
         return self.model_copy(update=update, deep=True)
 
-    def _fail(self, path: str, what: str, accepted: str) -> Any:
-        raise SpecError(f"{self._display}: {path}: {what}; accepted: {accepted}")
+    def fail(self, field: str, what: str, accepted: str) -> NoReturn:
+        """Raise the SpecError of one field of this study: file, field path, what is wrong, what is accepted."""
+        raise SpecError(what, accepted, source=self._display, field=field)
 
 
 __all__ = ["StudySpec"]

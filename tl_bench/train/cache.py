@@ -129,10 +129,6 @@ class FeatureCache:
         self.put(key, features, describe)
         return features, True
 
-    def clear_memory(self) -> None:
-        with self._lock:
-            self._memory.clear()
-
     def _remember(self, key: str, features: list[torch.Tensor]) -> None:
         with self._lock:
             self._memory[key] = features

@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterator
 import timm
 import torch
 
-from tl_bench.config import TrialConfig
+from tl_bench.config import TrialConfig, weights_kind
 from tl_bench.models import TransferModel
 from tl_bench.train.batches import ImageFeeder, batch_order, place
 from tl_bench.train.cache import FeatureCache, feature_key, file_digest, tensor_digest
@@ -45,7 +45,7 @@ def weights_identity(config: TrialConfig, model: TransferModel) -> dict[str, str
         path = config.weights  # a bare checkpoint path
     if path is not None:
         identity["weights_file"] = file_digest(path)
-    elif not (config.weights == "pretrained" or config.weights.startswith("timm:")):
+    elif weights_kind(config.weights) not in ("pretrained", "timm"):
         identity["weights_values"] = tensor_digest(list(model.backbone.state_dict().values()))
     return identity
 

@@ -9,8 +9,8 @@ import torch
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
-from tl_bench.errors import TrainingSetupError
 from tl_bench.config import TrialConfig
+from tl_bench.errors import TrainingSetupError
 
 
 def param_groups(model: nn.Module, backbone: nn.Module, config: TrialConfig) -> list[dict]:
@@ -43,12 +43,14 @@ def param_groups(model: nn.Module, backbone: nn.Module, config: TrialConfig) -> 
 def build_optimizer(model: nn.Module, backbone: nn.Module, config: TrialConfig) -> torch.optim.Optimizer:
     groups = param_groups(model, backbone, config)
     if not groups:
-        raise TrainingSetupError("the model has no trainable parameters: unfreeze a part or add a trainable head")
+        raise TrainingSetupError(
+            "the model has no trainable parameters", "unfreeze a part or add a trainable head", lead=": "
+        )
     if config.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=config.lr)
     if config.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=config.momentum > 0)
-    raise TrainingSetupError(f"unknown optimizer {config.optimizer!r}; accepted: adamw, sgd")
+    raise TrainingSetupError(f"unknown optimizer {config.optimizer!r}", "adamw, sgd")
 
 
 def cosine_with_warmup(total_steps: int, warmup_steps: int) -> Callable[[int], float]:

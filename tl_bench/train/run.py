@@ -7,10 +7,9 @@ import time
 import timm
 import torch
 
-from tl_bench.config import TrialConfig, TrialResult
-from tl_bench.data import DatasetSplits, load_dataset
-from tl_bench.data.images import INTERPOLATIONS
-from tl_bench.data.transforms import interpolation_of
+from tl_bench.config import TrialConfig, TrialResult, weights_kind
+from tl_bench.data import load_dataset_for
+from tl_bench.data.images import load_interpolation
 from tl_bench.models import TransferModel, build_model
 from tl_bench.train.cache import FeatureCache
 from tl_bench.train.trainer import EpochCallback, train_trial
@@ -21,25 +20,9 @@ def _interpolation_guess(config: TrialConfig) -> str:
     # exists, so start from timm's config of the chosen weights; run_trial
     # checks it against the built backbone's data config.
     name = config.backbone
-    if config.weights.startswith("timm:"):
+    if weights_kind(config.weights) == "timm":
         name = f"{name}.{config.weights.removeprefix('timm:')}"
-    cfg = timm.models.get_pretrained_cfg(name)
-    interpolation = getattr(cfg, "interpolation", None)
-    return interpolation if interpolation in INTERPOLATIONS else "bilinear"
-
-
-def _load(config: TrialConfig, interpolation: str) -> DatasetSplits:
-    return load_dataset(
-        config.dataset,
-        img_size=config.img_size,
-        train_size=config.train_size,
-        val_size=config.val_size,
-        seed=config.split_seed,
-        root=config.data_root,
-        download=config.download,
-        interpolation=interpolation,
-        **config.dataset_options,
-    )
+    return load_interpolation(getattr(timm.models.get_pretrained_cfg(name), "interpolation", None))
 
 
 def build_for(config: TrialConfig, num_classes: int) -> TransferModel:
@@ -72,11 +55,11 @@ def run_trial(
     """Load data, build the model and train it; ``setup_time_s`` holds the first two."""
     start = time.perf_counter()
     interpolation = _interpolation_guess(config)
-    data = _load(config, interpolation)
+    data = load_dataset_for(config, interpolation=interpolation)
     model = build_for(config, data.num_classes)
-    wanted = interpolation_of(model.backbone.data_config)
+    wanted = load_interpolation(model.backbone.data_config.get("interpolation"))
     if wanted != interpolation:
-        data = _load(config, wanted)
+        data = load_dataset_for(config, interpolation=wanted)
     setup = time.perf_counter() - start
     result = train_trial(config, model, data, on_epoch=on_epoch, cache=cache)
     result.setup_time_s = setup

@@ -36,7 +36,9 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise TrainingSetupError(f"device {name!r} asked for but CUDA is not available; use 'auto' or 'cpu'")
+        raise TrainingSetupError(
+            f"device {name!r} asked for but CUDA is not available", "'auto' or 'cpu'", lead="; use "
+        )
     return device
 
 
