@@ -107,7 +107,7 @@ def _train_and_save(
     import torch
     from rich.console import Console
 
-    from tl_bench.data import load_dataset
+    from tl_bench.data import load_dataset_for
     from tl_bench.models import build_model, save_backbone_checkpoint
     from tl_bench.train import train_trial
 
@@ -115,16 +115,7 @@ def _train_and_save(
     console = Console(stderr=True, quiet=quiet, soft_wrap=True)  # paths stay on one line
     console.print(f"pretraining {backbone} on {config.dataset} ({config.epochs} epochs) for weights local:{name} ...")
     start = time.perf_counter()
-    data = load_dataset(
-        config.dataset,
-        img_size=config.img_size,
-        train_size=config.train_size,
-        val_size=config.val_size,
-        seed=config.split_seed,
-        root=config.data_root,
-        download=config.download,
-        **config.dataset_options,
-    )
+    data = load_dataset_for(config)
     torch.manual_seed(config.seed)  # the same settings give the same checkpoint
     model = build_model(backbone, num_classes=data.num_classes, img_size=config.img_size, neck="gap", head="linear")
     try:

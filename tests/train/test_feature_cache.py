@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import tl_bench.train.cache
-from tl_bench.train import FeatureCache, build_for, run_trial, train_trial
+from tl_bench.train import FeatureCache, build_for, train_config, train_trial
 
 # Cached features come from batches of a different size than the image path's
 # training batches, so convolutions may round differently: allow float noise
@@ -31,8 +31,8 @@ def _same_within_noise(a, b, n_val: int, n_test: int) -> None:
 @pytest.mark.parametrize("head", ["linear", "mlp"])
 def test_cached_equals_uncached(make_config, digits, head: str) -> None:
     config = make_config(freeze_depth="all", head=head, epochs=3, lr=1e-2)
-    cached = run_trial(config, cache=FeatureCache(None))
-    plain = run_trial(config.replace(use_cache=False))
+    cached = train_config(config, cache=FeatureCache(None))
+    plain = train_config(config.replace(use_cache=False))
     assert cached.cache_used and not plain.cache_used
     _same_within_noise(cached, plain, len(digits.val), len(digits.test))
     assert cached.best_epoch == plain.best_epoch
@@ -42,21 +42,21 @@ def test_cached_equals_uncached(make_config, digits, head: str) -> None:
 
 def test_cache_is_skipped_when_augmenting_or_partly_frozen(make_config) -> None:
     cache = FeatureCache(None)
-    assert not run_trial(make_config(freeze_depth="all", augment=True, epochs=1), cache=cache).cache_used
-    assert not run_trial(make_config(freeze_depth=1, epochs=1), cache=cache).cache_used
+    assert not train_config(make_config(freeze_depth="all", augment=True, epochs=1), cache=cache).cache_used
+    assert not train_config(make_config(freeze_depth=1, epochs=1), cache=cache).cache_used
     assert cache.stats == {"memory_hits": 0, "disk_hits": 0, "computed": 0}
 
 
 def test_disk_cache_is_reused_by_another_instance(make_config, tmp_path: Path) -> None:
     config = make_config(freeze_depth="all", epochs=2)
     first_cache = FeatureCache(tmp_path)
-    first = run_trial(config, cache=first_cache)
+    first = train_config(config, cache=first_cache)
     assert first_cache.stats["computed"] == 3  # train, val, test
     assert len(list(tmp_path.glob("*.safetensors"))) == 3
     assert not list(tmp_path.glob("*.tmp"))
 
     second_cache = FeatureCache(tmp_path)
-    second = run_trial(config, cache=second_cache)
+    second = train_config(config, cache=second_cache)
     assert second_cache.stats == {"memory_hits": 0, "disk_hits": 3, "computed": 0}
     assert second.history == first.history and second.test_acc == first.test_acc
     # Only the trial that ran the backbone over the training split pays for it.
@@ -66,11 +66,11 @@ def test_disk_cache_is_reused_by_another_instance(make_config, tmp_path: Path) -
 
 def test_heads_share_features_in_memory_but_scratch_seeds_do_not(make_config) -> None:
     cache = FeatureCache(None)
-    run_trial(make_config(freeze_depth="all", weights="scratch", epochs=1), cache=cache)
-    run_trial(make_config(freeze_depth="all", head="mlp", epochs=1), cache=cache)
+    train_config(make_config(freeze_depth="all", weights="scratch", epochs=1), cache=cache)
+    train_config(make_config(freeze_depth="all", head="mlp", epochs=1), cache=cache)
     assert cache.stats == {"memory_hits": 3, "disk_hits": 0, "computed": 3}
     # Another seed initialises another random backbone: its features differ.
-    run_trial(make_config(freeze_depth="all", seed=1, epochs=1), cache=cache)
+    train_config(make_config(freeze_depth="all", seed=1, epochs=1), cache=cache)
     assert cache.stats["computed"] == 6
 
 

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from tl_bench.errors import NonFiniteLossError
-from tl_bench.train import build_for, run_trial, train_trial
+from tl_bench.train import build_for, train_config, train_trial
 
 
 def test_learns_digits_well_above_chance(make_config) -> None:
-    result = run_trial(make_config(epochs=3))
+    result = train_config(make_config(epochs=3))
     # 10 balanced classes: chance is 0.1.
     assert result.test_acc > 0.3
     assert result.val_acc > 0.3
@@ -21,9 +21,9 @@ def test_learns_digits_well_above_chance(make_config) -> None:
 
 
 def test_same_seed_same_result_and_other_seed_differs(make_config) -> None:
-    first = run_trial(make_config(epochs=1))
-    second = run_trial(make_config(epochs=1))
-    other = run_trial(make_config(epochs=1, seed=1))
+    first = train_config(make_config(epochs=1))
+    second = train_config(make_config(epochs=1))
+    other = train_config(make_config(epochs=1, seed=1))
     assert first.history == second.history
     assert first.test_acc == second.test_acc
     assert first.test_per_class_acc == second.test_per_class_acc
@@ -32,7 +32,7 @@ def test_same_seed_same_result_and_other_seed_differs(make_config) -> None:
 
 def test_cost_fields_are_measured(make_config) -> None:
     config = make_config(epochs=2)
-    result = run_trial(config)
+    result = train_config(config)
     for name in (
         "setup_time_s",
         "train_time_s",
@@ -111,7 +111,7 @@ def test_non_finite_loss_reports_the_exact_epoch_and_step(make_config, digits) -
 
 
 def test_partly_frozen_backbone_trains_without_cache(make_config) -> None:
-    result = run_trial(make_config(freeze_depth=1, epochs=1))
+    result = train_config(make_config(freeze_depth=1, epochs=1))
     assert result.cache_used is False
     assert 0 < result.params_trainable < result.params_total
     assert result.trainable_fraction == pytest.approx(result.params_trainable / result.params_total)

@@ -76,7 +76,7 @@ def run_spec(
     left running writes its summary and closes its parent run.
     """
     from tl_bench.models import count_stages
-    from tl_bench.train import run_trial as train_config
+    from tl_bench.train import train_config
 
     stage_counts = {b.name: count_stages(b.name) for b in spec.space.backbones}
     # Bad data, unreachable stores and clashing studies fail here, before anything is recorded.

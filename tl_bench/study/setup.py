@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import optuna
 
-from tl_bench.models.weights import CHECKPOINT_SUFFIXES
+from tl_bench.config import weights_kind
 from tl_bench.spec import DatasetSpec, StudySpec
 from tl_bench.study.storage import PARENT_RUN, check_study, make_storage
 from tl_bench.tracking import Tracker, check_server, is_server
@@ -28,14 +28,13 @@ def checkpoint_resolver(
     from tl_bench.pretrain import checkpoint_path, ensure_pretrained
 
     def checkpoint_for(backbone: str, weights: str) -> str | None:
-        if weights.startswith("local:"):
+        kind = weights_kind(weights)
+        if kind == "local":
             name = weights.split(":", 1)[1]
             if not pretrain:
                 return str(checkpoint_path(spec, name, backbone))
             return str(ensure_pretrained(spec, name, backbone, tracker=tracker))
-        if weights.endswith(CHECKPOINT_SUFFIXES):
-            return weights
-        return None
+        return weights if kind == "file" else None
 
     return checkpoint_for
 
@@ -46,12 +45,9 @@ def dataset_fingerprint(dataset: DatasetSpec, *, quiet: bool = True) -> str:
     Unreadable files are left out by the data layer; unless ``quiet``, their
     count is reported on stderr so a partly corrupt folder does not go unnoticed.
     """
-    from tl_bench.data import load_dataset
+    from tl_bench.data import load_dataset_for
 
-    loaded = load_dataset(
-        dataset.name, img_size=dataset.img_size, train_size=dataset.train_size, val_size=dataset.val_size,
-        seed=dataset.split_seed, root=dataset.root, download=dataset.download, **dict(dataset.options or {}),
-    )
+    loaded = load_dataset_for(dataset.data_settings)
     if loaded.skipped and not quiet:
         sys.stderr.write(
             f"warning: dataset {dataset.key}: {len(loaded.skipped)} files skipped (e.g. {loaded.skipped[0]}); "

@@ -16,7 +16,7 @@ from typing import Any
 
 import optuna
 
-from tl_bench.config import FreezeDepth, TrialConfig
+from tl_bench.config import FreezeDepth, TrialConfig, parse_freeze_depth
 from tl_bench.errors import SpecError
 from tl_bench.spec import StudySpec
 
@@ -36,13 +36,10 @@ def valid_depths(depths: Sequence[FreezeDepth], n_stages: int) -> list[FreezeDep
     return out
 
 
-# Optuna stores a depth choice as text ("0", "2", "all"): one categorical type, readable in its tools.
+# Optuna stores a depth choice as text ("0", "2", "all"): one categorical type, readable in its tools,
+# and the parameter type of every study stored so far.
 def _depth_key(depth: FreezeDepth) -> str:
     return str(depth)
-
-
-def _parse_depth(value: str) -> FreezeDepth:
-    return "all" if value == "all" else int(value)
 
 
 class SearchSpace:
@@ -57,10 +54,9 @@ class SearchSpace:
         for name in self.backbones:
             depths = valid_depths(spec.space.freeze_depth, stage_counts[name])
             if not depths:
-                raise SpecError(
-                    f"{spec.source_path}: space.freeze_depth: none of {list(spec.space.freeze_depth)} exists for "
-                    f"backbone {name!r}; accepted: 0..{stage_counts[name]} or 'all'"
-                )
+                raise SpecError(f"none of {list(spec.space.freeze_depth)} exists for backbone {name!r}",
+                                f"0..{stage_counts[name]} or 'all'", source=str(spec.source_path),
+                                field="space.freeze_depth")
             self.depths[name] = depths
         self.necks = list(spec.space.neck)
         self.heads = list(spec.space.head)
@@ -85,13 +81,13 @@ class SearchSpace:
         """Draw the searched values of one trial as TrialConfig field values."""
         if self.grid:
             bb, w, d, neck, head = trial.suggest_categorical(COMBO, self.combos()).split(_SEP)
-            values: dict[str, Any] = {"backbone": bb, "weights": w, "freeze_depth": _parse_depth(d), "neck": neck, "head": head}
+            values: dict[str, Any] = {"backbone": bb, "weights": w, "freeze_depth": parse_freeze_depth(d), "neck": neck, "head": head}
         else:
             bb = trial.suggest_categorical("backbone", self.backbones)
             values = {
                 "backbone": bb,
                 "weights": self._choose(trial, f"weights@{bb}", self.weights[bb]),
-                "freeze_depth": _parse_depth(self._choose(trial, f"freeze_depth@{bb}", [_depth_key(d) for d in self.depths[bb]])),
+                "freeze_depth": parse_freeze_depth(self._choose(trial, f"freeze_depth@{bb}", [_depth_key(d) for d in self.depths[bb]])),
                 "neck": self._choose(trial, "neck", self.necks),
                 "head": self._choose(trial, "head", self.heads),
             }

@@ -84,7 +84,8 @@ def make_storage(url: str) -> optuna.storages.RDBStorage:
     try:
         parsed = make_url(url)
     except Exception as err:
-        raise StorageError(f"Optuna storage URL {url!r} is not a database URL; accepted: sqlite:///PATH or postgresql://USER@HOST/DB") from err
+        raise StorageError(f"Optuna storage URL {url!r} is not a database URL",
+                           "sqlite:///PATH or postgresql://USER@HOST/DB") from err
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -99,10 +100,8 @@ def make_storage(url: str) -> optuna.storages.RDBStorage:
         return _open_rdb(parsed.render_as_string(hide_password=False), engine_kwargs)
     except Exception as err:
         first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
-        raise StorageError(
-            f"Optuna storage {_redact(url)!r} cannot be opened: {first}; "
-            "accepted: a reachable sqlite:///PATH or postgresql://USER@HOST/DB"
-        ) from err
+        raise StorageError(f"Optuna storage {_redact(url)!r} cannot be opened: {first}",
+                           "a reachable sqlite:///PATH or postgresql://USER@HOST/DB") from err
 
 
 def open_study(
@@ -157,16 +156,12 @@ def _check_same(study: optuna.Study, *, directions: list[str], space_digest: str
     name = study.study_name
     found = study.user_attrs.get(SPACE_DIGEST)
     if found is not None and found != space_digest:
-        raise SpecError(
-            f"{source}: name: study {name!r} already exists in this storage with a different search space; "
-            "accepted: a new spec name, or the original search space"
-        )
+        raise SpecError(f"study {name!r} already exists in this storage with a different search space",
+                        "a new spec name, or the original search space", source=source, field="name")
     have = [d.name.lower() for d in study.directions]
     if have != [d.lower() for d in directions]:
-        raise SpecError(
-            f"{source}: objective: study {name!r} was created with directions {have}, the spec asks for {directions}; "
-            "accepted: a new spec name, or the original objective"
-        )
+        raise SpecError(f"study {name!r} was created with directions {have}, the spec asks for {directions}",
+                        "a new spec name, or the original objective", source=source, field="objective")
 
 
 def ask(study: optuna.Study) -> optuna.Trial:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tl_bench.train.cache import FeatureCache, feature_key
-from tl_bench.train.run import build_for, run_trial
+from tl_bench.train.from_config import build_for, train_config
 from tl_bench.train.trainer import EpochCallback, cache_applies, resolve_device, train_trial
 
 __all__ = [
@@ -13,6 +13,6 @@ __all__ = [
     "cache_applies",
     "feature_key",
     "resolve_device",
-    "run_trial",
+    "train_config",
     "train_trial",
 ]

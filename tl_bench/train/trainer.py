@@ -70,7 +70,7 @@ def train_trial(
     A non-finite training loss raises ``NonFiniteLossError`` with the epoch
     and the 1-based step within it. The training RNG (neck/head dropout,
     shuffling, augmentation) is seeded from ``config.seed`` here; the weights
-    are whatever the caller built (``run_trial`` seeds before building).
+    are whatever the caller built (``train_config`` seeds before building).
     """
     if config.epochs < 1:
         raise TrainingSetupError(f"epochs must be at least 1, got {config.epochs}")

@@ -1,4 +1,4 @@
-"""run_trial: build the model and load the data a config names, then train; setup is timed apart."""
+"""train_config: load the data and build the model a config names, then train; setup is timed apart."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from tl_bench.train.trainer import EpochCallback, train_trial
 
 def _interpolation_guess(config: TrialConfig) -> str:
     # The data must be resized before the model (which needs the class count)
-    # exists, so start from timm's config of the chosen weights; run_trial
+    # exists, so start from timm's config of the chosen weights; train_config
     # checks it against the built backbone's data config.
     name = config.backbone
     if weights_kind(config.weights) == "timm":
@@ -46,7 +46,7 @@ def build_for(config: TrialConfig, num_classes: int) -> TransferModel:
     )
 
 
-def run_trial(
+def train_config(
     config: TrialConfig,
     *,
     on_epoch: EpochCallback | None = None,
@@ -66,4 +66,4 @@ def run_trial(
     return result
 
 
-__all__ = ["run_trial", "build_for"]
+__all__ = ["train_config", "build_for"]
