@@ -11,10 +11,10 @@ and the file appears under its final name only once it is complete.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,26 +30,17 @@ if TYPE_CHECKING:  # annotations only: finding a checkpoint's path needs neither
 def pretrain_config(spec: StudySpec, name: str, backbone: str) -> TrialConfig:
     """The trial config that trains ``backbone`` from scratch on the source dataset ``name``."""
     if name not in spec.pretrain:
-        raise SpecError(
-            f"{spec.source_path}: weights: local:{name} is not declared under pretrain",
-            ", ".join(sorted("local:" + k for k in spec.pretrain)) or "declare it under pretrain:",
-        )
+        raise SpecError(f"local:{name} is not declared under pretrain",
+                        ", ".join(sorted("local:" + k for k in spec.pretrain)) or "declare it under pretrain:",
+                        source=str(spec.source_path), field="weights")
     pt = spec.pretrain[name]
-    ds = pt.dataset
     return TrialConfig(
-        dataset=ds.name,
+        **asdict(pt.dataset.data_settings),
         backbone=backbone,
         weights="scratch",
         freeze_depth=0,
         neck="gap",
         head="linear",
-        img_size=ds.img_size,
-        train_size=ds.train_size,
-        val_size=ds.val_size,
-        split_seed=ds.split_seed,
-        data_root=ds.root,
-        download=ds.download,
-        dataset_options=dict(ds.options or {}),
         lr=pt.lr,
         backbone_lr_scale=1.0,  # the whole network learns from scratch at one rate
         weight_decay=pt.weight_decay,
@@ -66,8 +57,7 @@ def pretrain_config(spec: StudySpec, name: str, backbone: str) -> TrialConfig:
 def checkpoint_path(spec: StudySpec, name: str, backbone: str) -> Path:
     """Where the checkpoint of (source ``name``, ``backbone``) lives: named by a hash of its settings."""
     config = pretrain_config(spec, name, backbone)
-    digest = hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True, default=str).encode()).hexdigest()[:12]
-    return Path(spec.checkpoints_dir) / f"{name}-{backbone}-{digest}.safetensors"
+    return Path(spec.checkpoints_dir) / f"{name}-{backbone}-{config.digest()[:12]}.safetensors"
 
 
 def checkpoint_metadata(path: str | Path) -> dict[str, str]:
