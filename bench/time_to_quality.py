@@ -1,0 +1,129 @@
+"""Time to quality: tl-bench against the search users write by hand, on the same space and budget.
+
+Both search the quickstart's target (digits) over its three tiny backbones, scratch against
+``local:shapes`` weights (pretrained once, before either starts, and given to both), freeze depths
+0 / 2 / all, the learning rate and the epochs, with a gap neck and a linear head (what timm's own
+classifier is), TPE seeded alike and the same budget. (a) ``bench/handwritten_search.py``: Optuna's
+``study.optimize``, a plain PyTorch loop, one MLflow run per trial, no cache, no pruning. (b)
+``tl-bench run`` with its defaults (feature cache, median pruner). Each starts as a fresh process;
+its clock starts at launch. Printed: the wall time each needs to first reach a validation accuracy
+within one point of the best either found, and the ratio handwritten / tl-bench.
+
+    python bench/time_to_quality.py [--rounds 2] [--trials 24]
+
+Last line: one JSON object (benchmark, ratio, target and the figures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+DATA = {"dataset": "digits", "img_size": 32, "train_size": 800, "val_size": 200, "split_seed": 0}
+SPACE = {"backbones": ["test_resnet", "test_convnext", "test_vit"], "freeze_depth": [0, 2, "all"],
+         "lr": [1.0e-3, 2.0e-2], "epochs": [2, 4]}
+
+
+def _spec(trials: int) -> dict:
+    return {
+        "name": "ttq",
+        "datasets": [{"name": DATA["dataset"], "img_size": DATA["img_size"], "train_size": DATA["train_size"],
+                      "val_size": DATA["val_size"], "split_seed": DATA["split_seed"]}],
+        "space": {"backbones": [{"name": b, "weights": ["scratch", "local:shapes"]} for b in SPACE["backbones"]],
+                  "freeze_depth": SPACE["freeze_depth"], "neck": ["gap"], "head": ["linear"],
+                  "lr": {"low": SPACE["lr"][0], "high": SPACE["lr"][1], "log": True}, "epochs": SPACE["epochs"]},
+        "fixed": {"optimizer": "adamw", "batch_size": 64, "backbone_lr_scale": 1.0, "weight_decay": 1.0e-4,
+                  "select": "best_val"},
+        "sampler": {"name": "tpe", "seed": 0},
+        "pruner": {"name": "median", "n_startup_trials": 8, "n_warmup_steps": 1},
+        "budget": {"n_trials": trials},
+        "pretrain": {"shapes": {"dataset": {"name": "shapes", "img_size": 32, "val_size": 150,
+                                            "options": {"num_classes": 6, "n_per_class": 200, "test_fraction": 0.15}},
+                                "epochs": 3, "lr": 1.0e-3, "batch_size": 64, "seed": 0}},
+    }
+
+
+def _run(cmd: list[str], cwd: Path) -> None:
+    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd[1:3])} failed:\n{done.stderr[-3000:]}")
+
+
+def _tlbench(folder: Path, spec: Path) -> list[tuple[float, float]]:
+    import optuna
+
+    runs = folder / "runs"
+    for name in ("optuna.db", "mlflow.db", "cache", "artifacts"):  # a first run; the checkpoints stay
+        path = runs / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    start = time.time()
+    _run([sys.executable, "-m", "tl_bench", "run", str(spec), "--quiet"], folder)
+    study = optuna.load_study(study_name="ttq/digits", storage=f"sqlite:///{runs / 'optuna.db'}")
+    return [(t.datetime_complete.timestamp() - start, t.values[0]) for t in study.trials if t.values]
+
+
+def _handwritten(folder: Path, settings: dict) -> list[tuple[float, float]]:
+    work = folder / "handwritten"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    (work / "settings.json").write_text(json.dumps({**settings, "tracking_uri": f"sqlite:///{work / 'mlflow.db'}"}))
+    start = time.time()
+    _run([sys.executable, str(HERE / "handwritten_search.py"), str(work / "settings.json"),
+          str(work / "trials.json")], work)
+    return [(r["end"] - start, r["val_acc"]) for r in json.loads((work / "trials.json").read_text())]
+
+
+def _time_to(trials: list[tuple[float, float]], threshold: float) -> float:
+    return min((t for t, acc in trials if acc >= threshold), default=float("inf"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--trials", type=int, default=24)
+    args = parser.parse_args()
+    from tl_bench.pretrain import checkpoint_path
+    from tl_bench.spec import load_spec
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        spec_path = folder / "ttq.yaml"
+        spec_path.write_text(yaml.safe_dump(_spec(args.trials), sort_keys=False))
+        _run([sys.executable, "-m", "tl_bench", "pretrain", str(spec_path)], folder)
+        spec = load_spec(spec_path)
+        settings = {**SPACE, "weights": {"scratch": {}, "local:shapes": {
+            b: str(checkpoint_path(spec, "shapes", b)) for b in SPACE["backbones"]}},
+            "batch_size": 64, "n_trials": args.trials, "seed": 0, "data": DATA}
+        rows = []
+        for r in range(args.rounds):
+            runs = {}
+            order = ["tl-bench", "handwritten"] if r % 2 == 0 else ["handwritten", "tl-bench"]
+            for name in order:
+                runs[name] = _tlbench(folder, spec_path) if name == "tl-bench" else _handwritten(folder, settings)
+            best = max(acc for trials in runs.values() for _, acc in trials)
+            times = {name: _time_to(trials, best - 0.01) for name, trials in runs.items()}
+            rows.append({"best_val_acc": best, **{f"{k}_s": round(v, 1) for k, v in times.items()},
+                         **{f"{k}_total_s": round(max(t for t, _ in v), 1) for k, v in runs.items()},
+                         **{f"{k}_best": max(a for _, a in v) for k, v in runs.items()},
+                         "ratio": times["handwritten"] / times["tl-bench"]})
+            print(f"round {r}: {rows[-1]}", flush=True)
+    print(json.dumps({
+        "benchmark": "time_to_quality",
+        "ratio": round(statistics.median(row["ratio"] for row in rows), 2),
+        "target": ">= 5 (tl-bench reaches within 1 point of the best at least 5x sooner)",
+        "rounds": rows,
+    }))
+
+
+if __name__ == "__main__":
+    main()
