@@ -17,6 +17,7 @@ from tl_bench.spec.parts import (
     DatasetSpec,
     ObjectiveSpec,
     PretrainSpec,
+    ScreenSpec,
     SpaceSpec,
 )
 from tl_bench.spec.ranges import CategoricalRange, FloatRange, IntRange
@@ -39,6 +40,7 @@ __all__ = [
     "PretrainSpec",
     "PrunerSpec",
     "SamplerSpec",
+    "ScreenSpec",
     "SpaceSpec",
     "SpecError",
     "StudySpec",

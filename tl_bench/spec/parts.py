@@ -211,6 +211,16 @@ class ObjectiveSpec(BaseModel):
         return self.cost is not None
 
 
+class ScreenSpec(BaseModel):
+    """Transferability screening before the search: score every (backbone, weights) candidate
+    from its frozen features and, with ``keep``, search only the best ``keep`` of them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    score: Literal["logme", "knn"] = "logme"
+    keep: PositiveInt | None = None  # None: score every candidate, drop none
+
+
 class BudgetSpec(BaseModel):
     """Per dataset study: finished trials to reach, and/or seconds to spend."""
 
@@ -234,6 +244,7 @@ __all__ = [
     "ObjectiveSpec",
     "PretrainSpec",
     "SafeName",
+    "ScreenSpec",
     "SpaceSpec",
     "StrictFreezeDepth",
 ]

@@ -14,7 +14,15 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, 
 from tl_bench.errors import SpecError
 from tl_bench.spec.explain import spec_issue
 from tl_bench.config import weights_kind
-from tl_bench.spec.parts import BudgetSpec, DatasetSpec, ObjectiveSpec, PretrainSpec, SafeName, SpaceSpec
+from tl_bench.spec.parts import (
+    BudgetSpec,
+    DatasetSpec,
+    ObjectiveSpec,
+    PretrainSpec,
+    SafeName,
+    ScreenSpec,
+    SpaceSpec,
+)
 from tl_bench.spec.paths import is_url, resolve_storage_url, resolve_tracking_uri
 from tl_bench.spec.tuning import PRUNER_NAMES, SAMPLER_NAMES, NopPrunerSpec, PrunerSpec, SamplerSpec, TPESamplerSpec
 
@@ -45,6 +53,7 @@ class StudySpec(BaseModel):
     storage: str | None = None  # Optuna storage URL; resolved to the default when left out
     tracking_uri: str | None = None  # MLflow tracking URI; resolved to the default when left out
     pretrain: dict[SafeName, PretrainSpec] = Field(default_factory=dict)
+    screen: ScreenSpec | None = None  # transferability screening of the (backbone, weights) candidates
 
     _source_path: Path = PrivateAttr(default_factory=lambda: Path.cwd() / "study.yaml")
     _display: str = PrivateAttr(default="study.yaml")

@@ -23,7 +23,9 @@ from tl_bench.config import TrialResult
 from tl_bench.spec import DatasetSpec, StudySpec
 from tl_bench.study.progress import StudyProgress
 from tl_bench.study.reconcile import ENDED, reconcile
+from tl_bench.screen import Candidate, kept
 from tl_bench.study.samplers import grid_exhausted, make_pruner, make_sampler
+from tl_bench.study.screen import record_screen, screen
 from tl_bench.study.setup import check_stores, checkpoint_resolver, dataset_fingerprint, parent_run
 from tl_bench.study.space import SearchSpace
 from tl_bench.study.storage import claim_summary, make_storage, open_study
@@ -88,8 +90,11 @@ def run_spec(
         for backbone in spec.space.backbones:
             for weights in backbone.weights:
                 checkpoint_for(backbone.name, weights)
+    cache = FeatureCache(Path(spec.cache_dir))
     common = dict(train_fn=train_fn or train_config, checkpoint_for=checkpoint_for, stage_counts=stage_counts,
-                  cache=FeatureCache(Path(spec.cache_dir)), tracker=tracker)
+                  cache=cache, tracker=tracker)
+    screened = {ds.key: screen(spec, ds, checkpoint_for=checkpoint_for, cache=cache, quiet=quiet)
+                for ds in spec.datasets} if spec.screen is not None else {}
     total = options.n_trials if options.n_trials is not None else spec.budget.n_trials
     outcomes: list[DatasetOutcome] = []
     # torch, timm, MLflow and Optuna leave close to a million long-lived objects behind their imports;
@@ -104,7 +109,7 @@ def run_spec(
             for ds in spec.datasets:
                 progress.start(ds.key, None, total)
                 setup = RunOptions(n_trials=0, track=options.track, summarize=False, on_study=_attach(progress, ds.key))
-                run_dataset(spec, ds, setup, fingerprint=fingerprints[ds.key], **common)
+                run_dataset(spec, ds, setup, fingerprint=fingerprints[ds.key], screened=screened.get(ds.key), **common)
             if options.dask is not None:
                 from tl_bench.study.dask_tasks import run_on_dask
 
@@ -125,7 +130,8 @@ def run_spec(
                     on_progress=progress.on_progress,
                     on_study=_attach(progress, ds.key),
                 )
-            outcome = run_dataset(spec, ds, run_opts, fingerprint=fingerprints[ds.key], **common)
+            outcome = run_dataset(spec, ds, run_opts, fingerprint=fingerprints[ds.key], screened=screened.get(ds.key),
+                                  **common)
             if options.summarize and options.track:
                 end_study(spec, tracker, outcome)
             outcomes.append(outcome)
@@ -144,9 +150,16 @@ def run_dataset(
     cache: FeatureCache | None = None,
     tracker: Tracker,
     fingerprint: str | None = None,
+    screened: list[Candidate] | None = None,
 ) -> DatasetOutcome:
-    """Top one dataset's study up to its budget in this process, recording it with ``tracker``."""
-    space = SearchSpace(spec, stage_counts)
+    """Top one dataset's study up to its budget in this process, recording it with ``tracker``.
+
+    ``screened``: the dataset's candidates ranked by screening; the search keeps the spec's
+    ``screen.keep`` best of them, and the study that is created now records every score.
+    """
+    keep = spec.screen.keep if spec.screen is not None else None
+    chosen = [c.key for c in kept(screened, keep)[0]] if screened else None
+    space = SearchSpace(spec, stage_counts, candidates=chosen)
     study, created = open_study(
         make_storage(spec.storage_url),
         spec.study_name(dataset),
@@ -161,8 +174,11 @@ def run_dataset(
         options.on_study(study)
     parent = parent_run(study, created, tracker, spec, dataset)
     if created:
+        if screened:
+            record_screen(study, tracker, spec, dataset, parent, screened)
         for baseline in spec.baselines:
-            study.enqueue_trial(space.baseline_params(baseline), skip_if_exists=True)
+            if space.offers(baseline):  # a baseline of a candidate that screening dropped does not run
+                study.enqueue_trial(space.baseline_params(baseline), skip_if_exists=True)
     reconcile(study, tracker, all_runs=not created)  # a study created just now has no runs left behind
     n_trials = options.n_trials if options.n_trials is not None else spec.budget.n_trials
     timeout = options.timeout_s if options.timeout_s is not None else spec.budget.timeout_s

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import optuna
+from optuna.trial import FrozenTrial
 
 from tl_bench.config import FreezeDepth, TrialConfig, parse_freeze_depth
 from tl_bench.errors import SpecError
@@ -45,11 +46,13 @@ def _depth_key(depth: FreezeDepth) -> str:
 class SearchSpace:
     """Search space of one study spec, with each backbone's stage count resolved."""
 
-    def __init__(self, spec: StudySpec, stage_counts: dict[str, int]) -> None:
+    def __init__(self, spec: StudySpec, stage_counts: dict[str, int], *, candidates: list[str] | None = None) -> None:
+        """``candidates`` ("<backbone>|<weights>", from screening) narrows the search to those pairs."""
         self.spec = spec
         self.grid = spec.sampler.name == "grid"
-        self.backbones = [b.name for b in spec.space.backbones]
-        self.weights = {b.name: list(b.weights) for b in spec.space.backbones}
+        self.weights = {b.name: [w for w in b.weights if candidates is None or f"{b.name}{_SEP}{w}" in candidates]
+                        for b in spec.space.backbones}
+        self.backbones = [name for name, weights in self.weights.items() if weights]
         self.depths: dict[str, list[FreezeDepth]] = {}
         for name in self.backbones:
             depths = valid_depths(spec.space.freeze_depth, stage_counts[name])
@@ -102,6 +105,11 @@ class SearchSpace:
             return choices[0]
         return str(trial.suggest_categorical(name, choices))
 
+    def offers(self, baseline: dict[str, Any]) -> bool:
+        """Whether a (partial) baseline's backbone and weights are in this space."""
+        bb = baseline.get("backbone", self.backbones[0])
+        return bb in self.backbones and baseline.get("weights", self.weights[bb][0]) in self.weights[bb]
+
     def baseline_params(self, baseline: dict[str, Any]) -> dict[str, Any]:
         """Optuna params that make the sampler reproduce a (partial) baseline trial."""
         bb = baseline.get("backbone", self.backbones[0])
@@ -127,6 +135,17 @@ class SearchSpace:
             if name in baseline:
                 params[name] = baseline[name]
         return params
+
+
+def candidate_of(trial: FrozenTrial) -> str | None:
+    """The "<backbone>|<weights>" a trial ran, read back from what ``SearchSpace.suggest`` stored."""
+    if COMBO in trial.params:
+        return _SEP.join(str(trial.params[COMBO]).split(_SEP)[:2])
+    backbone = trial.params.get("backbone")
+    if backbone is None:
+        return None
+    weights = trial.params.get(f"weights@{backbone}", trial.user_attrs.get(f"weights@{backbone}"))
+    return None if weights is None else f"{backbone}{_SEP}{weights}"
 
 
 def _suggest_range(trial: optuna.Trial, name: str, rng: Any) -> Any:
@@ -155,4 +174,4 @@ def build_config(
     return TrialConfig.from_dict(fields)
 
 
-__all__ = ["SearchSpace", "build_config", "valid_depths", "COMBO"]
+__all__ = ["COMBO", "SearchSpace", "build_config", "candidate_of", "valid_depths"]

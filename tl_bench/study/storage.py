@@ -34,6 +34,7 @@ GRACE_S = 40
 # Attributes tl-bench keeps in Optuna. Study: the space it was made from, its MLflow parent run.
 SPACE_DIGEST = "space_digest"
 PARENT_RUN = "mlflow_parent_run_id"
+SCREEN_SCORES = "screen_scores"  # {"<backbone>|<weights>": {"logme": ..., "knn": ...}} when screened
 SUMMARY_CLAIM = "summary_claim"  # "<ended trials>:<token>" of the process that writes that summary
 # Trial: the worker that runs it (host, pid, pid namespace), its MLflow run, why it failed.
 HOST_ATTR = "host"
@@ -232,6 +233,7 @@ __all__ = [
     "PID_ATTR",
     "RUN_ATTR",
     "SPACE_DIGEST",
+    "SCREEN_SCORES",
     "SUMMARY_CLAIM",
     "SURPLUS",
     "THREADS_ATTR",

@@ -16,6 +16,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from tl_bench.study.screen import screen_tau
 from tl_bench.study.storage import RUN_ATTR
 from tl_bench.tracking import BEST_RUN_ID, BEST_TRIAL, IMPORTANCE_EVALUATOR, IMPORTANCE_PREFIX, Tracker
 
@@ -139,6 +140,7 @@ def write_summary(study: optuna.Study, tracker: Tracker, parent_run_id: str) -> 
         if "test_acc" in best.user_attrs:
             metrics["best_test_acc"] = float(best.user_attrs["test_acc"])
         tags.update({BEST_TRIAL: str(best.number), BEST_RUN_ID: str(best.user_attrs.get(RUN_ATTR, ""))})
+    metrics.update(screen_tau(study))
     imp = importances(study)
     metrics.update({f"{IMPORTANCE_PREFIX}{_metric_name(k)}": v for k, v in imp.items()})
     tags[IMPORTANCE_EVALUATOR] = EVALUATOR_NAME

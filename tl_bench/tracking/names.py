@@ -30,7 +30,8 @@ CUDA_VISIBLE_DEVICES = "tlb.cuda_visible_devices"  # the worker's CUDA_VISIBLE_D
 # Parent runs: the study summary.
 BEST_TRIAL = "tlb.best_trial"
 BEST_RUN_ID = "tlb.best_run_id"
-IMPORTANCE_EVALUATOR = "tlb.importance_evaluator"  # the Optuna evaluator behind the importance.* metrics
+IMPORTANCE_EVALUATOR = "tlb.importance_evaluator"
+SCREEN_DROPPED = "tlb.screen_dropped"  # the candidates screening left out of the search  # the Optuna evaluator behind the importance.* metrics
 # Pretraining runs.
 SOURCE = "tlb.source"
 SOURCE_DATASET = "tlb.source_dataset"
@@ -47,6 +48,7 @@ RUN_NOTE = MLFLOW_RUN_NOTE
 KIND_STUDY = "study"
 KIND_TRIAL = "trial"
 KIND_PRETRAIN = "pretrain"
+KIND_SCREEN = "screen"
 
 # Optuna trial state -> MLflow run status.
 RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED", "INTERRUPTED": "KILLED"}
@@ -95,6 +97,7 @@ __all__ = [
     "IMPORTANCE_PREFIX",
     "KIND",
     "KIND_PRETRAIN",
+    "KIND_SCREEN",
     "KIND_STUDY",
     "KIND_TRIAL",
     "MAX_PARAM",
@@ -106,6 +109,7 @@ __all__ = [
     "REPAIRED",
     "RUN_NOTE",
     "RUN_STATUS",
+    "SCREEN_DROPPED",
     "SOURCE",
     "SOURCE_DATASET",
     "STATE",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tl_bench.train.cache import FeatureCache, feature_key
-from tl_bench.train.from_config import build_for, train_config
+from tl_bench.train.from_config import build_for, prepare, train_config
 from tl_bench.train.trainer import EpochCallback, cache_applies, resolve_device, train_trial
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "build_for",
     "cache_applies",
     "feature_key",
+    "prepare",
     "resolve_device",
     "train_config",
     "train_trial",

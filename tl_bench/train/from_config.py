@@ -8,7 +8,7 @@ import timm
 import torch
 
 from tl_bench.config import TrialConfig, TrialResult, weights_kind
-from tl_bench.data import load_dataset_for
+from tl_bench.data import DatasetSplits, load_dataset_for
 from tl_bench.data.images import load_interpolation
 from tl_bench.models import TransferModel, build_model
 from tl_bench.train.cache import FeatureCache
@@ -46,6 +46,17 @@ def build_for(config: TrialConfig, num_classes: int) -> TransferModel:
     )
 
 
+def prepare(config: TrialConfig) -> tuple[TransferModel, DatasetSplits]:
+    """The model ``config`` names and its data, resized as the model's weights expect."""
+    interpolation = _interpolation_guess(config)
+    data = load_dataset_for(config, interpolation=interpolation)
+    model = build_for(config, data.num_classes)
+    wanted = load_interpolation(model.backbone.data_config.get("interpolation"))
+    if wanted != interpolation:
+        data = load_dataset_for(config, interpolation=wanted)
+    return model, data
+
+
 def train_config(
     config: TrialConfig,
     *,
@@ -54,16 +65,11 @@ def train_config(
 ) -> TrialResult:
     """Load data, build the model and train it; ``setup_time_s`` holds the first two."""
     start = time.perf_counter()
-    interpolation = _interpolation_guess(config)
-    data = load_dataset_for(config, interpolation=interpolation)
-    model = build_for(config, data.num_classes)
-    wanted = load_interpolation(model.backbone.data_config.get("interpolation"))
-    if wanted != interpolation:
-        data = load_dataset_for(config, interpolation=wanted)
+    model, data = prepare(config)
     setup = time.perf_counter() - start
     result = train_trial(config, model, data, on_epoch=on_epoch, cache=cache)
     result.setup_time_s = setup
     return result
 
 
-__all__ = ["train_config", "build_for"]
+__all__ = ["build_for", "prepare", "train_config"]
