@@ -19,6 +19,7 @@ from tl_bench.spec.parts import (
     PretrainSpec,
     ScreenSpec,
     SpaceSpec,
+    WarmStartSpec,
 )
 from tl_bench.spec.ranges import CategoricalRange, FloatRange, IntRange
 from tl_bench.spec.study import StudySpec
@@ -42,6 +43,7 @@ __all__ = [
     "SamplerSpec",
     "ScreenSpec",
     "SpaceSpec",
+    "WarmStartSpec",
     "SpecError",
     "StudySpec",
     "load_spec",

@@ -34,7 +34,7 @@ def explain_validation_error(err: ValidationError, root: type[BaseModel]) -> tup
     if kind == _ISSUE:  # raised by the schema's own validators: they say both halves
         return text, str(ctx["what"]), str(ctx["accepted"])
     if kind == "extra_forbidden":
-        keys = ", ".join(parent.model_fields) if parent is not None else "none"
+        keys = ", ".join(_keys(parent)) if parent is not None else "none"
         return text, f"unknown field {loc[-1]!r}", keys
     if kind == "missing":
         return text, "required field is missing", accepted
@@ -67,7 +67,7 @@ def describe(tp: Any, meta: list[Any] | tuple[Any, ...] = ()) -> str:
     """Plain words for the values an annotation accepts."""
     tp, meta = _unwrap(tp, list(meta))
     if isinstance(tp, type) and issubclass(tp, BaseModel):
-        return getattr(tp, "accepted_text", "") or "a mapping with keys " + ", ".join(tp.model_fields)
+        return getattr(tp, "accepted_text", "") or "a mapping with keys " + ", ".join(_keys(tp))
     if tp is Any:
         return "any value"
     if tp is None or tp is type(None):
@@ -113,7 +113,7 @@ def _walk(root: type[BaseModel], loc: tuple[Any, ...]) -> tuple[list[Any], Any, 
         tp, meta = _unwrap(tp, meta)
         if isinstance(tp, type) and issubclass(tp, BaseModel):
             parent = tp
-            field: FieldInfo | None = tp.model_fields.get(item) if isinstance(item, str) else None
+            field: FieldInfo | None = _field(tp, item) if isinstance(item, str) else None
             if field is None:  # a key the model does not have
                 path.append(item)
                 tp, meta, words = Any, [], ""
@@ -154,12 +154,34 @@ def _tagged_member(union: Any, tag: Any) -> Any:
 
 
 def _unwrap(tp: Any, meta: list[Any]) -> tuple[Any, list[Any]]:
-    while get_origin(tp) is Annotated:
-        base, *extra = get_args(tp)
-        tp, meta = base, [*meta, *extra]
+    while get_origin(tp) is Annotated or _optional_of(tp) is not None:
+        if get_origin(tp) is Annotated:
+            base, *extra = get_args(tp)
+            tp, meta = base, [*meta, *extra]
+        else:  # ``Section | None``: an optional section is checked as the section
+            tp = _optional_of(tp)
     # ``Annotated[int, Field(ge=0)]`` keeps its constraints inside the FieldInfo
     expanded = [m for item in meta for m in ([item, *item.metadata] if isinstance(item, FieldInfo) else [item])]
     return tp, expanded
+
+
+def _keys(model: type[BaseModel]) -> list[str]:
+    """The keys a section takes, as written in a study file (a field's alias where it has one)."""
+    return [field.alias or name for name, field in model.model_fields.items()]
+
+
+def _field(model: type[BaseModel], key: str) -> FieldInfo | None:
+    """The field a study file's key names (by its alias where it has one)."""
+    return next((f for name, f in model.model_fields.items() if (f.alias or name) == key), None)
+
+
+def _optional_of(tp: Any) -> Any:
+    """The model of an optional model field (``Model | None``), else None."""
+    if not _is_union(tp):
+        return None
+    members = [m for m in get_args(tp) if m is not type(None)]
+    single = len(members) == 1 and len(get_args(tp)) == 2
+    return members[0] if single and isinstance(members[0], type) and issubclass(members[0], BaseModel) else None
 
 
 def _is_union(tp: Any) -> bool:

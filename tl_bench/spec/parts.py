@@ -221,6 +221,18 @@ class ScreenSpec(BaseModel):
     keep: PositiveInt | None = None  # None: score every candidate, drop none
 
 
+class WarmStartSpec(BaseModel):
+    """Start a new study from what won elsewhere: the ``top_k`` best configurations of each source
+    study in the same storage are enqueued before the search (``from``: Optuna study names
+    ``SPEC/DATASET``, or ``same_store`` for every other study there)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    sources: Union[list[str], Literal["same_store"]] = Field(
+        alias="from", description="a list of Optuna study names SPEC/DATASET, or same_store")
+    top_k: PositiveInt = 3
+
+
 class BudgetSpec(BaseModel):
     """Per dataset study: finished trials to reach, and/or seconds to spend."""
 
@@ -247,4 +259,5 @@ __all__ = [
     "ScreenSpec",
     "SpaceSpec",
     "StrictFreezeDepth",
+    "WarmStartSpec",
 ]

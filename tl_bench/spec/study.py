@@ -22,6 +22,7 @@ from tl_bench.spec.parts import (
     SafeName,
     ScreenSpec,
     SpaceSpec,
+    WarmStartSpec,
 )
 from tl_bench.spec.paths import is_url, resolve_storage_url, resolve_tracking_uri
 from tl_bench.spec.tuning import PRUNER_NAMES, SAMPLER_NAMES, NopPrunerSpec, PrunerSpec, SamplerSpec, TPESamplerSpec
@@ -54,6 +55,7 @@ class StudySpec(BaseModel):
     tracking_uri: str | None = None  # MLflow tracking URI; resolved to the default when left out
     pretrain: dict[SafeName, PretrainSpec] = Field(default_factory=dict)
     screen: ScreenSpec | None = None  # transferability screening of the (backbone, weights) candidates
+    warm_start: WarmStartSpec | None = None  # configurations of finished studies enqueued first
 
     _source_path: Path = PrivateAttr(default_factory=lambda: Path.cwd() / "study.yaml")
     _display: str = PrivateAttr(default="study.yaml")

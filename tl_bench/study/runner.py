@@ -31,8 +31,9 @@ from tl_bench.study.space import SearchSpace
 from tl_bench.study.storage import claim_summary, make_storage, open_study
 from tl_bench.study.summary import count_states, write_summary
 from tl_bench.study.trial import TrialContext, run_trial
+from tl_bench.study.warm_start import warm_start
 from tl_bench.study.workers import spawn_workers, visible_cuda_devices
-from tl_bench.tracking import Tracker
+from tl_bench.tracking import WARM_START, Tracker
 from tl_bench.train import FeatureCache
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -160,8 +161,9 @@ def run_dataset(
     keep = spec.screen.keep if spec.screen is not None else None
     chosen = [c.key for c in kept(screened, keep)[0]] if screened else None
     space = SearchSpace(spec, stage_counts, candidates=chosen)
+    storage = make_storage(spec.storage_url)
     study, created = open_study(
-        make_storage(spec.storage_url),
+        storage,
         spec.study_name(dataset),
         directions=list(spec.objective.directions),
         metric_names=list(spec.objective.metrics),
@@ -179,6 +181,10 @@ def run_dataset(
         for baseline in spec.baselines:
             if space.offers(baseline):  # a baseline of a candidate that screening dropped does not run
                 study.enqueue_trial(space.baseline_params(baseline), skip_if_exists=True)
+        if spec.warm_start is not None:
+            notes = warm_start(study, storage, spec, space)
+            if tracker.enabled and parent:
+                tracker.set_tags(parent, {WARM_START: "; ".join(notes) or "no source study"})
     reconcile(study, tracker, all_runs=not created)  # a study created just now has no runs left behind
     n_trials = options.n_trials if options.n_trials is not None else spec.budget.n_trials
     timeout = options.timeout_s if options.timeout_s is not None else spec.budget.timeout_s

@@ -105,6 +105,43 @@ class SearchSpace:
             return choices[0]
         return str(trial.suggest_categorical(name, choices))
 
+    def choices(self, name: str) -> list[Any] | Any | None:
+        """What this space offers for Optuna parameter ``name``: a list of choices, a range, or None."""
+        if self.grid:
+            return None  # one fixed grid: nothing else can be enqueued into it
+        if name == "backbone":
+            return self.backbones
+        part, _, backbone = name.partition("@")
+        per_backbone = {"weights": self.weights, "freeze_depth": {b: [_depth_key(d) for d in ds]
+                                                                  for b, ds in self.depths.items()}}
+        if part in per_backbone and backbone in self.backbones:
+            offered = per_backbone[part][backbone]
+            return offered if len(offered) > 1 else None  # a single choice is no parameter
+        if name in ("neck", "head"):
+            offered = self.necks if name == "neck" else self.heads
+            return offered if len(offered) > 1 else None
+        return self.hyper.get(name)
+
+    def accepts(self, params: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        """The parameters of another study that this space offers as they are, and a note for each
+        one left out (another backbone, a value outside the range, a parameter not searched here)."""
+        kept, dropped = {}, []
+        for name, value in params.items():
+            offered = self.choices(name)
+            if isinstance(offered, list):
+                ok = value in offered
+            elif offered is not None and getattr(offered, "choices", None) is not None:
+                ok = value in offered.choices
+            elif offered is not None:
+                ok = isinstance(value, (int, float)) and offered.low <= value <= offered.high
+            else:
+                ok = False
+            if ok:
+                kept[name] = value
+            else:
+                dropped.append(f"{name}={value!r}")
+        return kept, dropped
+
     def offers(self, baseline: dict[str, Any]) -> bool:
         """Whether a (partial) baseline's backbone and weights are in this space."""
         bb = baseline.get("backbone", self.backbones[0])

@@ -31,7 +31,8 @@ CUDA_VISIBLE_DEVICES = "tlb.cuda_visible_devices"  # the worker's CUDA_VISIBLE_D
 BEST_TRIAL = "tlb.best_trial"
 BEST_RUN_ID = "tlb.best_run_id"
 IMPORTANCE_EVALUATOR = "tlb.importance_evaluator"
-SCREEN_DROPPED = "tlb.screen_dropped"  # the candidates screening left out of the search  # the Optuna evaluator behind the importance.* metrics
+SCREEN_DROPPED = "tlb.screen_dropped"  # the candidates screening left out of the search
+WARM_START = "tlb.warm_start"  # what a warm start enqueued, per source study  # the Optuna evaluator behind the importance.* metrics
 # Pretraining runs.
 SOURCE = "tlb.source"
 SOURCE_DATASET = "tlb.source_dataset"
@@ -117,6 +118,7 @@ __all__ = [
     "THREADS",
     "TRIAL",
     "VERSION",
+    "WARM_START",
     "config_params",
     "trial_run_name",
     "trial_tags",
