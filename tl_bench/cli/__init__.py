@@ -11,5 +11,7 @@ from tl_bench.cli import run_cmd  # noqa: E402,F401  run
 from tl_bench.cli import doctor_cmd  # noqa: E402,F401  doctor
 from tl_bench.cli import pretrain_cmd  # noqa: E402,F401  pretrain
 from tl_bench.cli import leaderboard_cmd  # noqa: E402,F401
+from tl_bench.cli import export_cmd  # noqa: E402,F401  export
+from tl_bench.cli import predict_cmd  # noqa: E402,F401  predict
 
 __all__ = ["app", "main"]

@@ -34,6 +34,7 @@ from tl_bench.spec import StudySpec
 from tl_bench.study.summary import best_trial
 from tl_bench.tracking import DATASET, MODEL_ID, OPTUNA_STUDY, RUN_ID, STUDY, TRIAL, VERSION, Tracker, config_params
 from tl_bench.tracking import models as tracked
+from tl_bench.tracking import registry
 from tl_bench.train import TrainedModel
 
 
@@ -89,7 +90,7 @@ class ModelKeeper:
         return dropped
 
     def _registered(self, model: tracked.KeptModel) -> bool:
-        versions = tracked.registered_versions(self._uri, run_id=model.run_id) if model.run_id else []
+        versions = registry.registered_versions(self._uri, run_id=model.run_id) if model.run_id else []
         return any(v.tags.get(MODEL_ID) == model.model_id for v in versions)
 
     def _log(self, number: int, run_id: str, config: TrialConfig, result: TrialResult, trained: TrainedModel) -> str:
@@ -121,7 +122,7 @@ def keeper_for(spec: StudySpec, study: optuna.Study, tracker: Tracker, dataset: 
     return ModelKeeper(spec.keep_models.top_k, tracker, study, spec.name, dataset)
 
 
-def publish_champion(spec: StudySpec, tracker: Tracker, study: optuna.Study, dataset: str) -> tracked.Registered | None:
+def publish_champion(spec: StudySpec, tracker: Tracker, study: optuna.Study, dataset: str) -> registry.Registered | None:
     """Settle the kept models, then register the best trial's model as ``<study>-<dataset>`` (a new
     version only when it changed) with the ``champion`` alias; None when it holds no model."""
     keeper = keeper_for(spec, study, tracker, dataset)
@@ -136,7 +137,7 @@ def publish_champion(spec: StudySpec, tracker: Tracker, study: optuna.Study, dat
     tags = {TRIAL: str(best.number), "val_acc": repr(float(best.values[0])),
             "test_acc": repr(float(best.user_attrs.get("test_acc", float("nan")))),
             RUN_ID: model.run_id, VERSION: tl_bench.__version__}
-    return tracked.register_champion(
+    return registry.register_champion(
         str(tracker.tracking_uri), spec.registered_model_name(dataset), model_id=model.model_id,
         run_id=model.run_id, tags=tags, description=f"The best trial of study {spec.name!r} on {dataset}.",
     )

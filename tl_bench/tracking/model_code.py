@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import torch
 from mlflow.pyfunc import PythonModel
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
@@ -82,8 +82,11 @@ class ImageClassifier(PythonModel):
             for row, value in enumerate(values[start : start + BATCH_SIZE], start=start):
                 try:
                     images.append(decode_image(_as_bytes(value, row), self.size, self.interpolation))
+                except UnidentifiedImageError:
+                    raise ValueError(f"row {row}: not an image") from None
                 except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-                    raise ValueError(f"row {row}: not a readable image ({err})") from None
+                    first = (str(err).splitlines() or [type(err).__name__])[0]
+                    raise ValueError(f"row {row}: corrupt image ({first})") from None
             with torch.no_grad():
                 probabilities.append(self.network(torch.stack(images)).float().numpy())
         probs = np.concatenate(probabilities) if probabilities else np.zeros((0, len(self.class_names)), np.float32)

@@ -13,20 +13,23 @@ is also the registry URI: a study's winners are registered where it was recorded
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import math
+import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
+import mlflow
 import mlflow.pyfunc
 import mlflow.pytorch
 import numpy as np
 import pandas as pd
-import torch
 from mlflow.entities import LoggedModel, LoggedModelOutput, LoggedModelStatus
-from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import Model, ModelSignature
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
@@ -35,7 +38,8 @@ from mlflow.types import ColSpec, DataType, Schema, TensorSpec
 from mlflow.types.schema import Array
 from torch import nn
 
-from tl_bench.tracking.names import CHAMPION, MODEL_ID, MODEL_NAME, OPTUNA_STUDY, TRIAL
+from tl_bench.errors import ModelNotFoundError, StorageError
+from tl_bench.tracking.names import DATASET, MODEL_NAME, OPTUNA_STUDY, STUDY, TRIAL
 
 CODE_FILE = Path(__file__).with_name("model_code.py")
 IMAGE_COLUMN = "image"  # the input column model_code.py reads
@@ -105,9 +109,8 @@ def log_trial_model(
     try:
         with tempfile.TemporaryDirectory() as tmp, _quiet():
             network_dir, local = Path(tmp) / "network", Path(tmp) / "model"
-            with torch.no_grad():
-                classes = int(network.eval()(torch.from_numpy(pixels[:2])).shape[1])
-            size = int(pixels.shape[-1])
+            card = json.loads((bundle_dir / "config.json").read_text())
+            classes, size = len(card["class_names"]), int(pixels.shape[-1])
             tensor_signature = ModelSignature(
                 inputs=Schema([TensorSpec(np.dtype(np.uint8), (-1, 3, size, size))]),
                 outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, classes))]),
@@ -123,6 +126,8 @@ def log_trial_model(
                 signature=image_signature(),
                 input_example=pd.DataFrame({IMAGE_COLUMN: encoded}),
                 pip_requirements=_requirements(),
+                # What a caller needs to read the probabilities, without opening the artifacts.
+                metadata={"class_names": card["class_names"], "preprocessing": card["preprocessing"]},
                 mlflow_model=Model(artifact_path=model.artifact_location, run_id=run_id,
                                    model_uuid=model.model_id, model_id=model.model_id),
             )
@@ -135,10 +140,10 @@ def log_trial_model(
     return model.model_id
 
 
-def _logged_models(client: MlflowClient, experiment_id: str, filter_string: str) -> Iterator[LoggedModel]:
+def _logged_models(client: MlflowClient, experiment_ids: list[str], filter_string: str) -> Iterator[LoggedModel]:
     token = None
-    while True:
-        page = client.search_logged_models([experiment_id], filter_string=filter_string, max_results=_PAGE,
+    while experiment_ids:
+        page = client.search_logged_models(experiment_ids, filter_string=filter_string, max_results=_PAGE,
                                            page_token=token)
         yield from page
         token = page.token
@@ -148,23 +153,56 @@ def _logged_models(client: MlflowClient, experiment_id: str, filter_string: str)
 
 @dataclass(frozen=True)
 class KeptModel:
+    """A trial's logged model, as its tags describe it."""
+
     trial: int
     model_id: str
     run_id: str
+    study: str = ""
+    dataset: str = ""
+    val_acc: float = math.nan
+
+    @classmethod
+    def of(cls, model: LoggedModel) -> KeptModel | None:
+        number = model.tags.get(TRIAL, "")
+        if model.status != LoggedModelStatus.READY or not number.isdigit():
+            return None  # still being written, or failed: nothing to load
+        try:
+            val_acc = float(model.tags.get("val_acc", "nan"))
+        except ValueError:
+            val_acc = math.nan
+        return cls(int(number), model.model_id, model.source_run_id or "", model.tags.get(STUDY, ""),
+                   model.tags.get(DATASET, ""), val_acc)
+
+
+def _quoted(name: str, value: str) -> str:
+    if "'" in value:  # MLflow's filter grammar has no escape for quotes
+        raise StorageError(f"{name} {value!r} cannot be searched for in MLflow", f"a {name} without quotes")
+    return f"'{value}'"
 
 
 def kept_models(tracking_uri: str, experiment_id: str, optuna_study: str) -> dict[int, KeptModel]:
     """The trials of an Optuna study that hold a (finished, not deleted) model, by trial number."""
-    if "'" in optuna_study:
-        raise ValueError(f"study name {optuna_study!r} cannot be searched for")
+    query = f"name = '{MODEL_NAME}' AND tags.`{OPTUNA_STUDY}` = {_quoted('study', optuna_study)}"
     found: dict[int, KeptModel] = {}
-    client = client_for(tracking_uri)
-    query = f"name = '{MODEL_NAME}' AND tags.`{OPTUNA_STUDY}` = '{optuna_study}'"
-    for model in _logged_models(client, experiment_id, query):
-        number = model.tags.get(TRIAL, "")
-        if model.status == LoggedModelStatus.READY and number.isdigit():
-            found.setdefault(int(number), KeptModel(int(number), model.model_id, model.source_run_id or ""))
+    for model in _logged_models(client_for(tracking_uri), [experiment_id], query):
+        kept = KeptModel.of(model)
+        if kept is not None:
+            found.setdefault(kept.trial, kept)
     return found
+
+
+def find_models(tracking_uri: str, *, dataset: str, study: str | None = None) -> list[KeptModel]:
+    """Every kept model of a dataset, in one study (an experiment named after it) or in all of them."""
+    client = client_for(tracking_uri)
+    if study is not None:
+        found = client.get_experiment_by_name(study)
+        ids = [found.experiment_id] if found is not None else []
+    else:
+        ids = [e.experiment_id for e in client.search_experiments(max_results=50_000)]
+    query = f"name = '{MODEL_NAME}' AND tags.`{DATASET}` = {_quoted('dataset', dataset)}"
+    kept = [KeptModel.of(model) for model in _logged_models(client, ids, query)]
+    return sorted((k for k in kept if k is not None), key=lambda k: (k.study, k.trial))
 
 
 def delete_model(tracking_uri: str, model_id: str) -> None:
@@ -175,100 +213,74 @@ def delete_model(tracking_uri: str, model_id: str) -> None:
     client.delete_logged_model(model_id)
 
 
-def registered_versions(tracking_uri: str, *, name: str | None = None, run_id: str | None = None) -> list[ModelVersion]:
-    """Every version of a registered model, or every version made from one run."""
-    clause = f"name = '{name}'" if name is not None else f"run_id = '{run_id}'"
-    client = client_for(tracking_uri)
-    out: list[ModelVersion] = []
-    token = None
-    while True:
-        page = client.search_model_versions(clause, max_results=_PAGE, page_token=token)
-        out.extend(page)
-        token = page.token
-        if not token:
-            return out
+def download_model(tracking_uri: str, model_id: str, out: Path) -> Path:
+    """The logged model's folder copied to ``out``, with its ``config.json`` and ``model.safetensors``
+    also at the top, beside ``MLmodel``."""
+    model = client_for(tracking_uri).get_logged_model(model_id)
+    out.mkdir(parents=True, exist_ok=True)
+    get_artifact_repository(model.artifact_location, tracking_uri=tracking_uri).download_artifacts("", str(out))
+    for name in ("config.json", "model.safetensors"):
+        shutil.copyfile(out / "artifacts" / name, out / name)
+    return out
 
 
-def champion(tracking_uri: str, name: str) -> ModelVersion | None:
-    """The version the ``champion`` alias points to; None when the model or the alias does not exist."""
+@contextlib.contextmanager
+def using_store(tracking_uri: str | None) -> Iterator[None]:
+    """MLflow's process-wide tracking and registry URIs set to ``tracking_uri`` for the block.
+
+    ``mlflow.pyfunc.load_model`` resolves ``models:/`` and ``runs:/`` URIs through them only.
+    """
+    if tracking_uri is None:
+        yield
+        return
+    before = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
     try:
-        return client_for(tracking_uri).get_model_version_by_alias(name, CHAMPION)
-    except MlflowException:
-        return None
+        yield
+    finally:
+        mlflow.set_tracking_uri(before[0])
+        mlflow.set_registry_uri(before[1])
 
 
-@dataclass(frozen=True)
-class Registered:
-    name: str
-    version: str
-    created: bool  # a new version was made (else the model was already registered)
-    moved: bool  # the champion alias moved to this version
+MODEL_WORDS = "models:/NAME@ALIAS, models:/NAME/VERSION, runs:/RUN_ID/model or a folder written by `tl-bench export`"
 
 
-def register_champion(
-    tracking_uri: str, name: str, *, model_id: str, run_id: str, tags: dict[str, str], description: str = ""
-) -> Registered:
-    """Register the model as a version of ``name`` unless a version already holds it, and point
-    ``champion`` at that version."""
-    client = client_for(tracking_uri)
+def shown_uri(uri: str) -> str:
+    """A URI fit to print: any user name and password taken out."""
+    parsed = urlsplit(uri)
+    if parsed.username is None and parsed.password is None:
+        return uri
+    host = parsed.hostname or ""
+    netloc = f"{host}:{parsed.port}" if parsed.port else host
+    return urlunsplit(parsed._replace(netloc=f"***@{netloc}"))
+
+
+def load_model(reference: str, tracking_uri: str | None = None) -> mlflow.pyfunc.PyFuncModel:
+    """The pyfunc model at ``reference`` (``models:/...``, ``runs:/...`` or a folder);
+    ModelNotFoundError with one line when it cannot be loaded."""
     try:
-        client.create_registered_model(name, description=description or None)
-    except MlflowException as err:
-        if err.error_code != "RESOURCE_ALREADY_EXISTS":
-            raise
-    same = [v for v in registered_versions(tracking_uri, name=name) if v.tags.get(MODEL_ID) == model_id]
-    if same:
-        target, created = min(same, key=lambda v: int(v.version)), False
-    else:
-        # The source is the model's own folder: a models:/<id> source would be looked up in the
-        # process-wide default store by MLflow's registry, not in this one.
-        location = client.get_logged_model(model_id).artifact_location
-        target = client.create_model_version(name, source=location, run_id=run_id,
-                                             tags={**tags, MODEL_ID: model_id}, model_id=model_id)
-        created = True
-    current = champion(tracking_uri, name)
-    moved = current is None or current.version != target.version
-    if moved:
-        client.set_registered_model_alias(name, CHAMPION, target.version)
-    return Registered(name, str(target.version), created, moved)
-
-
-def version_problem(tracking_uri: str, version: ModelVersion) -> str | None:
-    """Why a registered version cannot be loaded (its run or its files are gone), or None."""
-    client = client_for(tracking_uri)
-    if version.run_id:
-        try:
-            run = client.get_run(version.run_id)
-        except MlflowException:
-            return f"its run {version.run_id} does not exist"
-        if run.info.lifecycle_stage == "deleted":
-            return f"its run {version.run_id} is deleted"
-    model_id = version.tags.get(MODEL_ID) or getattr(version, "model_id", None)
-    try:
-        location = client.get_logged_model(model_id).artifact_location if model_id else version.source
-        names = [f.path for f in get_artifact_repository(location, tracking_uri=tracking_uri).list_artifacts()]
+        with using_store(tracking_uri), _quiet():
+            return mlflow.pyfunc.load_model(reference)
     except (MlflowException, OSError) as err:
-        return f"its model cannot be read ({str(err).splitlines()[0][:120] if str(err) else type(err).__name__})"
-    return None if "MLmodel" in names else "its model files are gone"
-
-
-def delete_version(tracking_uri: str, name: str, version: str) -> None:
-    client_for(tracking_uri).delete_model_version(name, version)
+        where = f" in {shown_uri(tracking_uri)}" if tracking_uri and not Path(reference).exists() else ""
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise ModelNotFoundError(f"cannot load model {reference!r}{where}: {first}", MODEL_WORDS) from None
 
 
 __all__ = [
     "CODE_FILE",
     "IMAGE_COLUMN",
     "KeptModel",
-    "Registered",
-    "champion",
+    "MODEL_WORDS",
     "client_for",
     "delete_model",
-    "delete_version",
+    "download_model",
+    "find_models",
     "image_signature",
     "kept_models",
+    "load_model",
     "log_trial_model",
-    "register_champion",
-    "registered_versions",
-    "version_problem",
+    "shown_uri",
+    "using_store",
 ]
