@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
+from urllib.request import url2pathname
 
 import mlflow
 import mlflow.pyfunc
@@ -211,6 +212,25 @@ def delete_model(tracking_uri: str, model_id: str) -> None:
     model = client.get_logged_model(model_id)
     get_artifact_repository(model.artifact_location, tracking_uri=tracking_uri).delete_artifacts()
     client.delete_logged_model(model_id)
+    location = urlsplit(model.artifact_location)
+    if location.scheme == "file":  # a local store leaves the model's emptied folder behind
+        with contextlib.suppress(OSError):
+            Path(url2pathname(location.path)).parent.rmdir()
+
+
+def files_missing(tracking_uri: str, model_id: str) -> bool:
+    """Whether a logged model's folder lost its ``MLmodel`` (removed by hand, or a half-done delete)."""
+    model = client_for(tracking_uri).get_logged_model(model_id)
+    try:
+        names = [f.path for f in get_artifact_repository(model.artifact_location, tracking_uri=tracking_uri).list_artifacts()]
+    except (MlflowException, OSError):
+        return True
+    return "MLmodel" not in names
+
+
+def experiment_id(tracking_uri: str, name: str) -> str | None:
+    found = client_for(tracking_uri).get_experiment_by_name(name)
+    return found.experiment_id if found is not None else None
 
 
 def download_model(tracking_uri: str, model_id: str, out: Path) -> Path:
@@ -276,6 +296,8 @@ __all__ = [
     "client_for",
     "delete_model",
     "download_model",
+    "experiment_id",
+    "files_missing",
     "find_models",
     "image_signature",
     "kept_models",

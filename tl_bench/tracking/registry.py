@@ -73,8 +73,12 @@ def register_champion(
     current = champion(tracking_uri, name)
     moved = current is None or current.version != target.version
     if moved:
-        client.set_registered_model_alias(name, CHAMPION, target.version)
+        set_champion(tracking_uri, name, str(target.version))
     return Registered(name, str(target.version), created, moved)
+
+
+def set_champion(tracking_uri: str, name: str, version: str) -> None:
+    client_for(tracking_uri).set_registered_model_alias(name, CHAMPION, version)
 
 
 def version_problem(tracking_uri: str, version: ModelVersion) -> str | None:
@@ -100,4 +104,5 @@ def delete_version(tracking_uri: str, name: str, version: str) -> None:
     client_for(tracking_uri).delete_model_version(name, version)
 
 
-__all__ = ["Registered", "champion", "delete_version", "register_champion", "registered_versions", "version_problem"]
+__all__ = ["Registered", "champion", "delete_version", "register_champion", "registered_versions", "set_champion",
+           "version_problem"]
