@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
@@ -132,7 +133,7 @@ def load_bundle(folder: str | Path) -> Bundle:
     try:
         state = load_file(str(folder / WEIGHTS_FILE), device="cpu")
         model.load_state_dict(state, strict=True)
-    except (OSError, RuntimeError) as err:
+    except (OSError, RuntimeError, SafetensorError) as err:
         first = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
         raise WeightsError(f"cannot load {folder / WEIGHTS_FILE}: {first}", "the weights written with its config.json") from None
     return Bundle(model.eval(), config, list(card["class_names"]), dict(card["preprocessing"]), card)

@@ -244,23 +244,37 @@ def download_model(tracking_uri: str, model_id: str, out: Path) -> Path:
     return out
 
 
-@contextlib.contextmanager
-def using_store(tracking_uri: str | None) -> Iterator[None]:
-    """MLflow's process-wide tracking and registry URIs set to ``tracking_uri`` for the block.
+def model_location(tracking_uri: str, reference: str) -> str:
+    """The artifact folder behind ``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``models:/MODEL_ID``
+    or ``runs:/RUN_ID/NAME``, looked up in this store.
 
-    ``mlflow.pyfunc.load_model`` resolves ``models:/`` and ``runs:/`` URIs through them only.
+    MLflow's own resolution of these URIs goes through its process-wide
+    tracking and registry URIs in places; naming the store here keeps one
+    process able to read several stores.
     """
-    if tracking_uri is None:
-        yield
-        return
-    before = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
-    try:
-        yield
-    finally:
-        mlflow.set_tracking_uri(before[0])
-        mlflow.set_registry_uri(before[1])
+    client = client_for(tracking_uri)
+    scheme, _, rest = reference.partition(":/")
+    rest = rest.strip("/")
+    if scheme == "runs":
+        run_id, _, path = rest.partition("/")
+        name, _, inner = path.partition("/")
+        experiment = client.get_run(run_id).info.experiment_id
+        query = f"name = {_quoted('model name', name or MODEL_NAME)}"
+        for model in _logged_models(client, [experiment], query):
+            if model.source_run_id == run_id:
+                return model.artifact_location.rstrip("/") + (f"/{inner}" if inner else "")
+        return client.get_run(run_id).info.artifact_uri.rstrip("/") + f"/{path}"
+    if scheme != "models" or not rest:
+        raise ModelNotFoundError(f"{reference!r} names no model", MODEL_WORDS)
+    if "@" in rest:
+        name, _, alias = rest.partition("@")
+        source = client.get_model_version_by_alias(name, alias).source
+    elif "/" in rest:
+        name, _, number = rest.partition("/")
+        source = client.get_model_version(name, number).source
+    else:
+        source = client.get_logged_model(rest).artifact_location
+    return model_location(tracking_uri, source) if source.startswith(("models:/", "runs:/")) else source
 
 
 MODEL_WORDS = "models:/NAME@ALIAS, models:/NAME/VERSION, runs:/RUN_ID/model or a folder written by `tl-bench export`"
@@ -280,8 +294,15 @@ def load_model(reference: str, tracking_uri: str | None = None) -> mlflow.pyfunc
     """The pyfunc model at ``reference`` (``models:/...``, ``runs:/...`` or a folder);
     ModelNotFoundError with one line when it cannot be loaded."""
     try:
-        with using_store(tracking_uri), _quiet():
-            return mlflow.pyfunc.load_model(reference)
+        if Path(reference).is_dir():
+            with _quiet():
+                return mlflow.pyfunc.load_model(reference)
+        if tracking_uri is None:
+            raise ModelNotFoundError(f"no MLflow store to find {reference!r} in", "--tracking-uri or --spec")
+        with tempfile.TemporaryDirectory() as tmp, _quiet():
+            location = model_location(tracking_uri, reference)
+            get_artifact_repository(location, tracking_uri=tracking_uri).download_artifacts("", tmp)
+            return mlflow.pyfunc.load_model(tmp)  # read whole into memory: the folder may go
     except (MlflowException, OSError) as err:
         where = f" in {shown_uri(tracking_uri)}" if tracking_uri and not Path(reference).exists() else ""
         first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
@@ -302,7 +323,7 @@ __all__ = [
     "image_signature",
     "kept_models",
     "load_model",
+    "model_location",
     "log_trial_model",
     "shown_uri",
-    "using_store",
 ]
