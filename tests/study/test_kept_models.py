@@ -6,11 +6,16 @@ and topped up with a better trial; the tests below read the store it leaves.
 
 from __future__ import annotations
 
+import base64
 import io
+import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -191,6 +196,57 @@ def test_predict_names_files_classes_and_skips_what_is_no_image(
     no_images = _main(capsys, "predict", "models:/keep-digits@champion", str(tmp_path / "images" / "broken.png"),
                       "--spec", str(spec.source_path))
     assert no_images[-1].startswith(f"error: no readable image in {tmp_path / 'images' / 'broken.png'}")
+
+
+def test_mlflow_models_serve_answers_as_predict_does(
+    lifecycle: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``mlflow models serve -m models:/keep-digits@champion --env-manager local`` on loopback, two images posted."""
+    from tl_bench.report import free_port
+
+    spec = lifecycle["spec"]
+    write_images(tmp_path / "images", spec)
+    port = free_port("127.0.0.1")
+    # The server runs `uvicorn` from PATH, as in an activated environment.
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    env = {**os.environ, "MLFLOW_TRACKING_URI": spec.tracking_uri, "OMP_NUM_THREADS": "1", "PATH": path}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/keep-digits@champion",
+         "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "serve.log", "wb"),
+        start_new_session=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 240
+        while True:
+            assert server.poll() is None, (tmp_path / "serve.log").read_text()[-2000:]
+            try:
+                with urllib.request.urlopen(f"{url}/ping", timeout=5) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "the model server did not answer /ping"
+            time.sleep(1)
+        files = [(tmp_path / "images" / f"img{i}.png").read_bytes() for i in range(2)]
+        body = {"dataframe_split": {"columns": ["image"], "data": [[base64.b64encode(f).decode()] for f in files]}}
+        request = urllib.request.Request(f"{url}/invocations", data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=120) as answer:
+            served = json.loads(answer.read())["predictions"]
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
+    assert len(served) == 2 and all(len(row["probabilities"]) == 10 for row in served)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as done:  # `tl-bench predict`, in this process
+        main(["predict", "models:/keep-digits@champion", str(tmp_path / "images"), "--spec", str(spec.source_path),
+              "--top-k", "1", "--csv", str(tmp_path / "predicted.csv")])
+    assert done.value.code == 0
+    predicted = pd.read_csv(tmp_path / "predicted.csv", dtype={"label_1": str})
+    assert predicted["label_1"].tolist() == [row["label"] for row in served]
+    assert predicted["probability_1"].tolist() == pytest.approx([row["probability"] for row in served])
 
 
 def test_doctor_removes_a_version_whose_run_is_gone(lifecycle: dict[str, Any]) -> None:
