@@ -80,8 +80,9 @@ class ImageClassifier(PythonModel):
         for start in range(0, len(values), BATCH_SIZE):
             images = []
             for row, value in enumerate(values[start : start + BATCH_SIZE], start=start):
+                data = _as_bytes(value, row)
                 try:
-                    images.append(decode_image(_as_bytes(value, row), self.size, self.interpolation))
+                    images.append(decode_image(data, self.size, self.interpolation))
                 except UnidentifiedImageError:
                     raise ValueError(f"row {row}: not an image") from None
                 except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
