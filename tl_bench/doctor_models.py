@@ -12,13 +12,14 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from tl_bench.doctor import Finding
 from tl_bench.spec import StudySpec
 from tl_bench.tracking.names import TRIAL
 
 
-def _val_acc(version) -> float:  # type: ignore[no-untyped-def]
+def _val_acc(version: Any) -> float:  # an MLflow ModelVersion
     try:
         return float(version.tags.get("val_acc", "nan"))
     except ValueError:

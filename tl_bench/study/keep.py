@@ -28,8 +28,8 @@ from PIL import Image
 
 import tl_bench
 from tl_bench.config import TrialConfig, TrialResult
-from tl_bench.models import save_bundle
-from tl_bench.models.bundle import InferenceNetwork, preprocessing_of
+from tl_bench.models import InferenceNetwork, save_bundle
+from tl_bench.models.bundle import preprocessing_of
 from tl_bench.spec import StudySpec
 from tl_bench.study.summary import best_trial
 from tl_bench.tracking import DATASET, MODEL_ID, OPTUNA_STUDY, RUN_ID, STUDY, TRIAL, VERSION, Tracker, config_params
