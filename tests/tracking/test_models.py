@@ -18,16 +18,8 @@ from tl_bench.data.images import decode_bytes
 from tl_bench.errors import ModelNotFoundError
 from tl_bench.models import InferenceNetwork, build_model, save_bundle
 from tl_bench.tracking import CHAMPION, MODEL_ID, OPTUNA_STUDY, TRIAL, Tracker
-from tl_bench.tracking.models import (
-    CODE_FILE,
-    delete_model,
-    files_missing,
-    find_models,
-    kept_models,
-    load_model,
-    log_trial_model,
-    shown_uri,
-)
+from tl_bench.tracking.loading import load_model, shown_uri
+from tl_bench.tracking.models import CODE_FILE, delete_model, files_missing, find_models, kept_models, log_trial_model
 from tl_bench.tracking.registry import champion, register_champion, registered_versions, version_problem
 
 CONFIG = TrialConfig(dataset="digits", backbone="test_resnet", img_size=16, freeze_depth="all")

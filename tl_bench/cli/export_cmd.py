@@ -60,7 +60,7 @@ def export_command(
 ) -> None:
     """Write a kept model as an MLflow model folder, plus model.safetensors and config.json."""
     from tl_bench.tracking import require_store
-    from tl_bench.tracking.models import download_model
+    from tl_bench.tracking.loading import download_model
 
     uri, spec_study, _ = _store(tracking_uri, spec)
     require_store(uri)

@@ -88,7 +88,7 @@ def predict_command(
 ) -> None:
     """Classify images with a kept or registered model; files that are not images are skipped, each with a line."""
     from tl_bench.tracking import require_store
-    from tl_bench.tracking.models import MODEL_WORDS, load_model
+    from tl_bench.tracking.loading import MODEL_WORDS, load_model
 
     uri = None
     if model.startswith(("models:/", "runs:/")):

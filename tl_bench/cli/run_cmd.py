@@ -100,7 +100,7 @@ def _print_results(spec, outcomes, top: int, *, store_option: str | None = None)
 
 def _print_models(console: Console, spec, outcomes, store: str) -> None:  # type: ignore[no-untyped-def]
     """Each dataset study's registered winner, and the commands that use it."""
-    from tl_bench.tracking.models import shown_uri
+    from tl_bench.tracking.loading import shown_uri
     from tl_bench.tracking.names import TRIAL
     from tl_bench.tracking.registry import champion
 

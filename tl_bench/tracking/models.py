@@ -16,13 +16,12 @@ import contextlib
 import json
 import logging
 import math
-import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
 import mlflow
@@ -39,7 +38,7 @@ from mlflow.types import ColSpec, DataType, Schema, TensorSpec
 from mlflow.types.schema import Array
 from torch import nn
 
-from tl_bench.errors import ModelNotFoundError, StorageError
+from tl_bench.errors import StorageError
 from tl_bench.tracking.names import DATASET, MODEL_NAME, OPTUNA_STUDY, STUDY, TRIAL
 
 CODE_FILE = Path(__file__).with_name("model_code.py")
@@ -65,7 +64,8 @@ def _requirements() -> list[str]:
 
 
 @contextlib.contextmanager
-def _quiet() -> Iterator[None]:
+def quiet_mlflow() -> Iterator[None]:
+    """MLflow's INFO lines held back for the block."""
     # MLflow reports every check of a save at INFO; a study's progress display is the place for news.
     logger = logging.getLogger("mlflow")
     level = logger.level
@@ -108,7 +108,7 @@ def log_trial_model(
     model = client.create_logged_model(experiment_id, name=MODEL_NAME, source_run_id=run_id, tags=tags,
                                        params=params, model_type="image-classifier")
     try:
-        with tempfile.TemporaryDirectory() as tmp, _quiet():
+        with tempfile.TemporaryDirectory() as tmp, quiet_mlflow():
             network_dir, local = Path(tmp) / "network", Path(tmp) / "model"
             card = json.loads((bundle_dir / "config.json").read_text())
             classes, size = len(card["class_names"]), int(pixels.shape[-1])
@@ -141,7 +141,8 @@ def log_trial_model(
     return model.model_id
 
 
-def _logged_models(client: MlflowClient, experiment_ids: list[str], filter_string: str) -> Iterator[LoggedModel]:
+def logged_models(client: MlflowClient, experiment_ids: list[str], filter_string: str) -> Iterator[LoggedModel]:
+    """Every logged model of the experiments that matches, all pages."""
     token = None
     while experiment_ids:
         page = client.search_logged_models(experiment_ids, filter_string=filter_string, max_results=_PAGE,
@@ -176,7 +177,8 @@ class KeptModel:
                    model.tags.get(DATASET, ""), val_acc)
 
 
-def _quoted(name: str, value: str) -> str:
+def filter_value(name: str, value: str) -> str:
+    """``value`` quoted for an MLflow filter string; StorageError for a value no filter can hold."""
     if "'" in value:  # MLflow's filter grammar has no escape for quotes
         raise StorageError(f"{name} {value!r} cannot be searched for in MLflow", f"a {name} without quotes")
     return f"'{value}'"
@@ -184,9 +186,9 @@ def _quoted(name: str, value: str) -> str:
 
 def kept_models(tracking_uri: str, experiment_id: str, optuna_study: str) -> dict[int, KeptModel]:
     """The trials of an Optuna study that hold a (finished, not deleted) model, by trial number."""
-    query = f"name = '{MODEL_NAME}' AND tags.`{OPTUNA_STUDY}` = {_quoted('study', optuna_study)}"
+    query = f"name = '{MODEL_NAME}' AND tags.`{OPTUNA_STUDY}` = {filter_value('study', optuna_study)}"
     found: dict[int, KeptModel] = {}
-    for model in _logged_models(client_for(tracking_uri), [experiment_id], query):
+    for model in logged_models(client_for(tracking_uri), [experiment_id], query):
         kept = KeptModel.of(model)
         if kept is not None:
             found.setdefault(kept.trial, kept)
@@ -201,8 +203,8 @@ def find_models(tracking_uri: str, *, dataset: str, study: str | None = None) ->
         ids = [found.experiment_id] if found is not None else []
     else:
         ids = [e.experiment_id for e in client.search_experiments(max_results=50_000)]
-    query = f"name = '{MODEL_NAME}' AND tags.`{DATASET}` = {_quoted('dataset', dataset)}"
-    kept = [KeptModel.of(model) for model in _logged_models(client, ids, query)]
+    query = f"name = '{MODEL_NAME}' AND tags.`{DATASET}` = {filter_value('dataset', dataset)}"
+    kept = [KeptModel.of(model) for model in logged_models(client, ids, query)]
     return sorted((k for k in kept if k is not None), key=lambda k: (k.study, k.trial))
 
 
@@ -233,97 +235,19 @@ def experiment_id(tracking_uri: str, name: str) -> str | None:
     return found.experiment_id if found is not None else None
 
 
-def download_model(tracking_uri: str, model_id: str, out: Path) -> Path:
-    """The logged model's folder copied to ``out``, with its ``config.json`` and ``model.safetensors``
-    also at the top, beside ``MLmodel``."""
-    model = client_for(tracking_uri).get_logged_model(model_id)
-    out.mkdir(parents=True, exist_ok=True)
-    get_artifact_repository(model.artifact_location, tracking_uri=tracking_uri).download_artifacts("", str(out))
-    for name in ("config.json", "model.safetensors"):
-        shutil.copyfile(out / "artifacts" / name, out / name)
-    return out
-
-
-def model_location(tracking_uri: str, reference: str) -> str:
-    """The artifact folder behind ``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``models:/MODEL_ID``
-    or ``runs:/RUN_ID/NAME``, looked up in this store.
-
-    MLflow's own resolution of these URIs goes through its process-wide
-    tracking and registry URIs in places; naming the store here keeps one
-    process able to read several stores.
-    """
-    client = client_for(tracking_uri)
-    scheme, _, rest = reference.partition(":/")
-    rest = rest.strip("/")
-    if scheme == "runs":
-        run_id, _, path = rest.partition("/")
-        name, _, inner = path.partition("/")
-        experiment = client.get_run(run_id).info.experiment_id
-        query = f"name = {_quoted('model name', name or MODEL_NAME)}"
-        for model in _logged_models(client, [experiment], query):
-            if model.source_run_id == run_id:
-                return model.artifact_location.rstrip("/") + (f"/{inner}" if inner else "")
-        return client.get_run(run_id).info.artifact_uri.rstrip("/") + f"/{path}"
-    if scheme != "models" or not rest:
-        raise ModelNotFoundError(f"{reference!r} names no model", MODEL_WORDS)
-    if "@" in rest:
-        name, _, alias = rest.partition("@")
-        source = client.get_model_version_by_alias(name, alias).source
-    elif "/" in rest:
-        name, _, number = rest.partition("/")
-        source = client.get_model_version(name, number).source
-    else:
-        source = client.get_logged_model(rest).artifact_location
-    return model_location(tracking_uri, source) if source.startswith(("models:/", "runs:/")) else source
-
-
-MODEL_WORDS = "models:/NAME@ALIAS, models:/NAME/VERSION, runs:/RUN_ID/model or a folder written by `tl-bench export`"
-
-
-def shown_uri(uri: str) -> str:
-    """A URI fit to print: any user name and password taken out."""
-    parsed = urlsplit(uri)
-    if parsed.username is None and parsed.password is None:
-        return uri
-    host = parsed.hostname or ""
-    netloc = f"{host}:{parsed.port}" if parsed.port else host
-    return urlunsplit(parsed._replace(netloc=f"***@{netloc}"))
-
-
-def load_model(reference: str, tracking_uri: str | None = None) -> mlflow.pyfunc.PyFuncModel:
-    """The pyfunc model at ``reference`` (``models:/...``, ``runs:/...`` or a folder);
-    ModelNotFoundError with one line when it cannot be loaded."""
-    try:
-        if Path(reference).is_dir():
-            with _quiet():
-                return mlflow.pyfunc.load_model(reference)
-        if tracking_uri is None:
-            raise ModelNotFoundError(f"no MLflow store to find {reference!r} in", "--tracking-uri or --spec")
-        with tempfile.TemporaryDirectory() as tmp, _quiet():
-            location = model_location(tracking_uri, reference)
-            get_artifact_repository(location, tracking_uri=tracking_uri).download_artifacts("", tmp)
-            return mlflow.pyfunc.load_model(tmp)  # read whole into memory: the folder may go
-    except (MlflowException, OSError) as err:
-        where = f" in {shown_uri(tracking_uri)}" if tracking_uri and not Path(reference).exists() else ""
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
-        raise ModelNotFoundError(f"cannot load model {reference!r}{where}: {first}", MODEL_WORDS) from None
-
-
 __all__ = [
     "CODE_FILE",
     "IMAGE_COLUMN",
     "KeptModel",
-    "MODEL_WORDS",
     "client_for",
     "delete_model",
-    "download_model",
     "experiment_id",
     "files_missing",
+    "filter_value",
     "find_models",
     "image_signature",
     "kept_models",
-    "load_model",
-    "model_location",
     "log_trial_model",
-    "shown_uri",
+    "logged_models",
+    "quiet_mlflow",
 ]
