@@ -64,6 +64,10 @@ def test_a_reduced_quickstart_runs_end_to_end(tmp_path: Path, mlflow_db: str) ->
     out = done.stdout
     assert "Leaderboard: digits" in out and f"tl-bench ui --spec {path}" in out
     assert f"mlflow ui --backend-store-uri {mlflow_db}" in out
+    # The closing lines name the registered winner and the commands that use it.
+    assert "Registered model:  quickstart-digits version 1 (alias champion" in out
+    assert f"tl-bench predict models:/quickstart-digits@champion IMAGE_OR_FOLDER --spec {path}" in out
+    assert f"MLFLOW_TRACKING_URI={mlflow_db} mlflow models serve -m models:/quickstart-digits@champion" in out
     # The first four baselines: the CNN's and the ConvNeXt's probes, pretrained and from scratch.
     rows = [line for line in out.splitlines() if "test_" in line and " all " in line]
     assert {(b, w) for b in ("test_resnet", "test_convnext") for w in ("local:shapes", "scratch")} == {

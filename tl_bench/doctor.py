@@ -2,8 +2,8 @@
 
 A trial's Optuna state is written last, after its MLflow run, so Optuna is the
 commit point: repairs bring MLflow in line with Optuna, never the other way.
-Nothing is deleted, and a finished trial and the params and metrics of its run
-are never changed; a repair ends runs, sets state tags, marks runs with
+Nothing is deleted but registered versions that point at nothing, and a finished
+trial and the params and metrics of its run are never changed; a repair ends runs, sets state tags, marks runs with
 ``tlb.repair``, or writes the run a trial never got.
 
 What is looked for (``Finding.kind``):
@@ -22,6 +22,10 @@ What is looked for (``Finding.kind``):
   FAILED if RUNNING, tagged ``tlb.orphan`` (its results are kept).
 - ``study_run_left_running``: the study's parent run says RUNNING while no
   trial runs -> FINISHED when the budget is complete, else KILLED.
+- ``version_without_model``: a registered version of ``<study>-<dataset>``
+  whose run or model files are gone -> the version is deleted (see
+  ``doctor_models``); the only deletion doctor makes, of a record that points
+  at nothing.
 """
 
 from __future__ import annotations
@@ -117,6 +121,10 @@ def diagnose(spec: StudySpec, *, repair: bool = False) -> DoctorReport:
             continue
         report.studies.append(name)
         _check_study(report, study, tracker, spec, ds, repair=repair)
+    if tracker is not None:
+        from tl_bench.doctor_models import check_models
+
+        report.findings.extend(check_models(spec, repair=repair))
     return report
 
 

@@ -88,6 +88,10 @@ class StorageError(TLBenchError):
     """An Optuna storage or MLflow tracking URI that cannot be reached or does not match."""
 
 
+class ModelNotFoundError(TLBenchError):
+    """A kept or registered model that is not there (no such trial model, version, alias or folder)."""
+
+
 class NonFiniteLossError(TLBenchError):
     """Training produced a NaN or infinite loss."""
 
@@ -113,5 +117,6 @@ __all__ = [
     "SpecError",
     "TrainingSetupError",
     "StorageError",
+    "ModelNotFoundError",
     "NonFiniteLossError",
 ]

@@ -12,5 +12,7 @@ from tl_bench.cli import doctor_cmd  # noqa: E402,F401  doctor
 from tl_bench.cli import pretrain_cmd  # noqa: E402,F401  pretrain
 from tl_bench.cli import leaderboard_cmd  # noqa: E402,F401
 from tl_bench.cli import screen_cmd  # noqa: E402,F401  screen
+from tl_bench.cli import export_cmd  # noqa: E402,F401  export
+from tl_bench.cli import predict_cmd  # noqa: E402,F401  predict
 
 __all__ = ["app", "main"]

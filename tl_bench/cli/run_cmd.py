@@ -95,6 +95,27 @@ def _print_results(spec, outcomes, top: int, *, store_option: str | None = None)
     console.print(f"\nBrowse every trial in the MLflow UI:  tl-bench ui {store}", soft_wrap=True)
     console.print(f"  (or: mlflow ui --backend-store-uri {spec.tracking_uri})", soft_wrap=True)
     console.print(f"Export the leaderboard:  tl-bench leaderboard {store} --csv leaderboard.csv", soft_wrap=True)
+    _print_models(console, spec, outcomes, store)
+
+
+def _print_models(console: Console, spec, outcomes, store: str) -> None:  # type: ignore[no-untyped-def]
+    """Each dataset study's registered winner, and the commands that use it."""
+    from tl_bench.tracking.loading import shown_uri
+    from tl_bench.tracking.names import TRIAL
+    from tl_bench.tracking.registry import champion
+
+    for outcome in outcomes:
+        name = spec.registered_model_name(outcome.dataset)
+        version = champion(spec.tracking_uri, name)
+        if version is None:
+            continue
+        uri = f"models:/{name}@champion"
+        console.print(f"\nRegistered model:  {name} version {version.version} (alias champion; trial "
+                      f"{version.tags.get(TRIAL, '?')})", soft_wrap=True)
+        console.print(f"  Predict:  tl-bench predict {uri} IMAGE_OR_FOLDER {store}", soft_wrap=True)
+        console.print(f"  Export:  tl-bench export {store} --dataset {outcome.dataset} --out {name}", soft_wrap=True)
+        console.print(f"  Serve:  MLFLOW_TRACKING_URI={shown_uri(spec.tracking_uri)} mlflow models serve -m {uri} "
+                      "--env-manager local --host 127.0.0.1 --port 5001", soft_wrap=True)
 
 
 def _shown_path(path: Path) -> str:

@@ -11,9 +11,10 @@ from tl_bench.models.backbone import (
     default_img_size,
     frozen_stage_count,
 )
+from tl_bench.models.bundle import Bundle, InferenceNetwork, load_bundle, save_bundle
 from tl_bench.models.checkpoint import save_backbone_checkpoint
 from tl_bench.models.heads import HEADS, Head
-from tl_bench.models.model import TransferModel, build_model
+from tl_bench.models.model import TransferModel, build_model, build_model_for
 from tl_bench.models.necks import NECKS, Neck
 from tl_bench.models.registry import Registry
 from tl_bench.models.stages import StageInfo
@@ -23,19 +24,24 @@ __all__ = [
     "HEADS",
     "NECKS",
     "Backbone",
+    "Bundle",
     "Head",
+    "InferenceNetwork",
     "LoadReport",
     "Neck",
     "Registry",
     "StageInfo",
     "TransferModel",
     "build_model",
+    "build_model_for",
     "check_backbone",
     "count_params",
     "count_stages",
     "create_backbone",
     "default_img_size",
     "frozen_stage_count",
+    "load_bundle",
     "measure_flops",
     "save_backbone_checkpoint",
+    "save_bundle",
 ]

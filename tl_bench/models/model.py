@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from tl_bench.config import FreezeDepth
+from tl_bench.config import FreezeDepth, TrialConfig
 from tl_bench.errors import ModelBuildError
 from tl_bench.models.backbone import Backbone, create_backbone
 from tl_bench.models.heads import HEADS, Head
@@ -82,4 +82,21 @@ def build_model(
     return TransferModel(bb, nk, hd, neck_name=neck, head_name=head)
 
 
-__all__ = ["TransferModel", "build_model"]
+def build_model_for(config: TrialConfig, num_classes: int, *, load_weights: bool = True) -> TransferModel:
+    """The model a trial config names; ``load_weights=False`` starts the backbone from scratch,
+    for weights about to be replaced by trained ones (no checkpoint file or hub needed)."""
+    return build_model(
+        config.backbone,
+        num_classes=num_classes,
+        img_size=config.img_size,
+        weights=config.weights if load_weights else "scratch",
+        weights_path=config.weights_path if load_weights else None,
+        freeze_depth=config.freeze_depth,
+        neck=config.neck,
+        head=config.head,
+        neck_dim=config.neck_dim,
+        head_hidden=config.head_hidden,
+    )
+
+
+__all__ = ["TransferModel", "build_model", "build_model_for"]

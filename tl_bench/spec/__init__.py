@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from tl_bench.errors import SpecError
 from tl_bench.spec.fields import FIXABLE_FIELDS, SEARCHABLE_FIELDS
+from tl_bench.spec.keep import KeepModelsSpec
 from tl_bench.spec.load import load_spec, parse_spec
 from tl_bench.spec.parts import (
     COST_METRICS,
@@ -35,6 +36,7 @@ __all__ = [
     "BudgetSpec",
     "CategoricalRange",
     "DatasetSpec",
+    "KeepModelsSpec",
     "FloatRange",
     "IntRange",
     "ObjectiveSpec",

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, 
 
 from tl_bench.errors import SpecError
 from tl_bench.spec.explain import spec_issue
+from tl_bench.spec.keep import KeepModelsSpec
 from tl_bench.config import weights_kind
 from tl_bench.spec.parts import (
     BudgetSpec,
@@ -54,6 +55,7 @@ class StudySpec(BaseModel):
     storage: str | None = None  # Optuna storage URL; resolved to the default when left out
     tracking_uri: str | None = None  # MLflow tracking URI; resolved to the default when left out
     pretrain: dict[SafeName, PretrainSpec] = Field(default_factory=dict)
+    keep_models: KeepModelsSpec = Field(default_factory=KeepModelsSpec)  # which trials keep their weights
     screen: ScreenSpec | None = None  # transferability screening of the (backbone, weights) candidates
     warm_start: WarmStartSpec | None = None  # configurations of finished studies enqueued first
 
@@ -133,6 +135,11 @@ class StudySpec(BaseModel):
         """Optuna study name of one dataset: ``<spec name>/<dataset key>``."""
         key = dataset.key if isinstance(dataset, DatasetSpec) else self.dataset(dataset).key
         return f"{self.name}/{key}"
+
+    def registered_model_name(self, dataset: DatasetSpec | str) -> str:
+        """MLflow Model Registry name of one dataset study's winner: ``<spec name>-<dataset key>``."""
+        key = dataset.key if isinstance(dataset, DatasetSpec) else self.dataset(dataset).key
+        return f"{self.name}-{key}"
 
     def base_config(self, dataset: DatasetSpec | str) -> dict[str, Any]:
         """TrialConfig values shared by every trial of one dataset: its data settings and ``fixed``."""

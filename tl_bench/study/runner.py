@@ -21,6 +21,7 @@ from optuna.trial import TrialState
 
 from tl_bench.config import TrialResult
 from tl_bench.spec import DatasetSpec, StudySpec
+from tl_bench.study.keep import keeper_for, publish_champion, warn
 from tl_bench.study.progress import StudyProgress
 from tl_bench.study.reconcile import ENDED, reconcile
 from tl_bench.screen import Candidate, kept
@@ -203,6 +204,7 @@ def run_dataset(
         fingerprint=fingerprint,
         cache=cache,
         on_progress=options.on_progress or (lambda info: None),
+        keeper=keeper_for(spec, study, tracker, dataset.key),
     )
     start = time.monotonic()
     failures = 0
@@ -245,6 +247,10 @@ def end_study(spec: StudySpec, tracker: Tracker, outcome: DatasetOutcome) -> Non
             out = Path(tmp) / "dashboard.html"
             render_dashboard(None, tracker.tracking_uri, study=spec.name, dataset=outcome.dataset, out=out)
             tracker.log_artifact(outcome.parent_run_id, str(out))
+        try:
+            publish_champion(spec, tracker, study, outcome.dataset)
+        except Exception as err:
+            warn(f"the best model of {outcome.study_name} was not registered", err)
     tracker.close_parent(outcome.parent_run_id)
 
 

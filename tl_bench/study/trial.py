@@ -19,6 +19,7 @@ from optuna.trial import TrialState
 
 from tl_bench.config import TrialConfig, TrialResult
 from tl_bench.spec import DatasetSpec
+from tl_bench.study.keep import ModelKeeper, warn
 from tl_bench.study.space import SearchSpace, build_config
 from tl_bench.study.storage import (
     DEVICES_ATTR,
@@ -34,7 +35,7 @@ from tl_bench.study.storage import (
 )
 from tl_bench.study.workers import pid_namespace
 from tl_bench.tracking import CUDA_VISIBLE_DEVICES, OPTUNA_STUDY, THREADS, Tracker
-from tl_bench.train import FeatureCache
+from tl_bench.train import FeatureCache, TrainedModel
 
 
 class Terminated(KeyboardInterrupt):
@@ -64,6 +65,7 @@ class TrialContext:
     fingerprint: str | None = None
     cache: FeatureCache | None = None
     on_progress: Callable[[dict[str, Any]], None] = field(default=lambda info: None)
+    keeper: ModelKeeper | None = None  # keeps the models of the study's top trials (None: keep none)
 
 
 def _tell(study: optuna.Study, trial: optuna.Trial, *args: Any, **kwargs: Any) -> None:
@@ -109,6 +111,7 @@ def _taken_before(study: optuna.Study, number: int) -> int:
 
 def _train_and_tell(ctx: TrialContext, trial: optuna.Trial) -> TrialState:
     history: list[dict[str, float]] = []
+    trained: list[TrainedModel] = []
     run_id = ""
     config: TrialConfig | None = None
     multi = len(ctx.study.directions) > 1
@@ -137,7 +140,8 @@ def _train_and_tell(ctx: TrialContext, trial: optuna.Trial) -> TrialState:
                 if trial.should_prune():
                     raise optuna.TrialPruned(f"pruned at epoch {epoch} (val_acc {metrics['val_acc']:.4f})")
 
-        result = ctx.train_fn(config, on_epoch=on_epoch, cache=ctx.cache)
+        keep = {"on_trained": lambda model, _: trained.append(model)} if ctx.keeper is not None else {}
+        result = ctx.train_fn(config, on_epoch=on_epoch, cache=ctx.cache, **keep)
     except optuna.TrialPruned:
         _tell(ctx.study, trial, state=TrialState.PRUNED)
         ctx.tracker.finish_trial(run_id, "PRUNED", history=history, config=config)
@@ -162,6 +166,11 @@ def _train_and_tell(ctx: TrialContext, trial: optuna.Trial) -> TrialState:
         trial.set_user_attr(key, getattr(result, key))
     ctx.tracker.finish_trial(run_id, "COMPLETE", result=result, history=history, config=config)
     _tell(ctx.study, trial, values)
+    if ctx.keeper is not None and trained:  # complete in both stores first: only complete trials keep a model
+        try:
+            ctx.keeper.keep(trial.number, run_id, config, result, trained.pop())
+        except Exception as err:
+            warn(f"the model of trial {trial.number} was not kept", err)
     return TrialState.COMPLETE
 
 

@@ -2,7 +2,9 @@
 
 ``names`` holds every tag, kind and metric name; ``store`` finds the store a
 command reads; ``write`` is the Tracker that records studies; ``read`` reads
-runs back, page by page, for the leaderboard, ``doctor`` and reconciliation.
+runs back, page by page, for the leaderboard, ``doctor`` and reconciliation;
+``models`` logs kept trials' models and registers winners (imported on its own:
+it loads MLflow's PyTorch and pyfunc flavours, which most commands never need).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import os
 # MLflow's usage telemetry phones home from a background thread; a benchmark tool that often runs
 # offline keeps it off unless the user asks for it. Set before MLflow is first imported.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# Logging a kept model moves a few small files; a progress bar per file would scroll over the study's own.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 from tl_bench.tracking import names, read, store, write  # noqa: E402
 from tl_bench.tracking.names import *  # noqa: E402,F403

@@ -30,9 +30,14 @@ CUDA_VISIBLE_DEVICES = "tlb.cuda_visible_devices"  # the worker's CUDA_VISIBLE_D
 # Parent runs: the study summary.
 BEST_TRIAL = "tlb.best_trial"
 BEST_RUN_ID = "tlb.best_run_id"
-IMPORTANCE_EVALUATOR = "tlb.importance_evaluator"
+IMPORTANCE_EVALUATOR = "tlb.importance_evaluator"  # the Optuna evaluator behind the importance.* metrics
+# Logged models of kept trials and their registered versions.
+MODEL_NAME = "model"  # a kept trial's logged model, so runs:/<run_id>/model names it
+RUN_ID = "tlb.run_id"  # the trial run a registered version came from
+MODEL_ID = "tlb.model_id"  # the logged model a registered version points to
+CHAMPION = "champion"  # registry alias of the best version of <study>-<dataset>
 SCREEN_DROPPED = "tlb.screen_dropped"  # the candidates screening left out of the search
-WARM_START = "tlb.warm_start"  # what a warm start enqueued, per source study  # the Optuna evaluator behind the importance.* metrics
+WARM_START = "tlb.warm_start"  # what a warm start enqueued, per source study
 # Pretraining runs.
 SOURCE = "tlb.source"
 SOURCE_DATASET = "tlb.source_dataset"
@@ -88,6 +93,7 @@ def trial_tags(*, study: str, dataset: str, trial_number: int, state: str, paren
 __all__ = [
     "BEST_RUN_ID",
     "BEST_TRIAL",
+    "CHAMPION",
     "CHECKPOINT",
     "CUDA_VISIBLE_DEVICES",
     "CURVES",
@@ -103,11 +109,14 @@ __all__ = [
     "KIND_TRIAL",
     "MAX_PARAM",
     "MAX_TAG",
+    "MODEL_ID",
+    "MODEL_NAME",
     "N_STAGES",
     "OPTUNA_STUDY",
     "ORPHAN",
     "PARENT_RUN_ID",
     "REPAIRED",
+    "RUN_ID",
     "RUN_NOTE",
     "RUN_STATUS",
     "SCREEN_DROPPED",

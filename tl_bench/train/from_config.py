@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from typing import Callable
 
 import timm
 import torch
@@ -10,9 +12,25 @@ import torch
 from tl_bench.config import TrialConfig, TrialResult, weights_kind
 from tl_bench.data import DatasetSplits, load_dataset_for
 from tl_bench.data.images import load_interpolation
-from tl_bench.models import TransferModel, build_model
+from tl_bench.models import TransferModel, build_model_for
 from tl_bench.train.cache import FeatureCache
 from tl_bench.train.trainer import EpochCallback, train_trial
+
+
+@dataclass
+class TrainedModel:
+    """What a finished trial leaves besides its result: the model holding the weights that were
+    tested, the data it was tested on and the interpolation that data was resized with."""
+
+    model: TransferModel
+    data: DatasetSplits
+    interpolation: str
+
+
+# Called once a trial has trained and been tested, before its model is dropped; the caller decides
+# whether to keep it. The model holds the weights that were tested: the selected epoch's (and, once
+# training averages weights, the averaged copy must be what the trainer leaves in the model).
+TrainedCallback = Callable[[TrainedModel, TrialResult], None]
 
 
 def _interpolation_guess(config: TrialConfig) -> str:
@@ -32,18 +50,7 @@ def build_for(config: TrialConfig, num_classes: int) -> TransferModel:
     function of the seed alone, so cached and uncached trials start equal.
     """
     torch.manual_seed(config.seed)
-    return build_model(
-        config.backbone,
-        num_classes=num_classes,
-        img_size=config.img_size,
-        weights=config.weights,
-        weights_path=config.weights_path,
-        freeze_depth=config.freeze_depth,
-        neck=config.neck,
-        head=config.head,
-        neck_dim=config.neck_dim,
-        head_hidden=config.head_hidden,
-    )
+    return build_model_for(config, num_classes)
 
 
 def prepare(config: TrialConfig) -> tuple[TransferModel, DatasetSplits]:
@@ -62,14 +69,21 @@ def train_config(
     *,
     on_epoch: EpochCallback | None = None,
     cache: FeatureCache | None = None,
+    on_trained: TrainedCallback | None = None,
 ) -> TrialResult:
-    """Load data, build the model and train it; ``setup_time_s`` holds the first two."""
+    """Load data, build the model and train it; ``setup_time_s`` holds the first two.
+
+    ``on_trained(trained, result)`` gets the tested model after training; a
+    trial that stops early (pruned, failed) never reaches it.
+    """
     start = time.perf_counter()
     model, data = prepare(config)
     setup = time.perf_counter() - start
     result = train_trial(config, model, data, on_epoch=on_epoch, cache=cache)
     result.setup_time_s = setup
+    if on_trained is not None:
+        on_trained(TrainedModel(model, data, wanted), result)
     return result
 
 
-__all__ = ["build_for", "prepare", "train_config"]
+__all__ = ["TrainedCallback", "TrainedModel", "build_for", "prepare", "train_config"]
