@@ -19,7 +19,7 @@ from tl_bench.train.trainer import autocast_for
 
 def pooled_features(config: TrialConfig, cache: FeatureCache) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """``{"train": (features, labels), "val": (...)}`` for a wholly frozen ``config`` with the gap neck."""
-    model, data = prepare(config)
+    model, data, _ = prepare(config)
     device = resolve_device(config.device)
     model.to(device).eval()
     autocast, precision = autocast_for(device)

@@ -53,15 +53,15 @@ def build_for(config: TrialConfig, num_classes: int) -> TransferModel:
     return build_model_for(config, num_classes)
 
 
-def prepare(config: TrialConfig) -> tuple[TransferModel, DatasetSplits]:
-    """The model ``config`` names and its data, resized as the model's weights expect."""
+def prepare(config: TrialConfig) -> tuple[TransferModel, DatasetSplits, str]:
+    """The model ``config`` names, its data resized as the model's weights expect, and that interpolation."""
     interpolation = _interpolation_guess(config)
     data = load_dataset_for(config, interpolation=interpolation)
     model = build_for(config, data.num_classes)
     wanted = load_interpolation(model.backbone.data_config.get("interpolation"))
     if wanted != interpolation:
         data = load_dataset_for(config, interpolation=wanted)
-    return model, data
+    return model, data, wanted
 
 
 def train_config(
@@ -77,12 +77,12 @@ def train_config(
     trial that stops early (pruned, failed) never reaches it.
     """
     start = time.perf_counter()
-    model, data = prepare(config)
+    model, data, interpolation = prepare(config)
     setup = time.perf_counter() - start
     result = train_trial(config, model, data, on_epoch=on_epoch, cache=cache)
     result.setup_time_s = setup
     if on_trained is not None:
-        on_trained(TrainedModel(model, data, wanted), result)
+        on_trained(TrainedModel(model, data, interpolation), result)
     return result
 
 
