@@ -7,11 +7,10 @@ runs back, page by page, for the leaderboard, ``doctor`` and reconciliation.
 
 from __future__ import annotations
 
-import os
+from tl_bench.tracking import settings
 
-# MLflow's usage telemetry phones home from a background thread; a benchmark tool that often runs
-# offline keeps it off unless the user asks for it. Set before MLflow is first imported.
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# Before MLflow is first imported: telemetry, printed URLs, server time-outs, duplicate error logs.
+settings.apply()
 
 from tl_bench.tracking import names, read, store, write  # noqa: E402
 from tl_bench.tracking.names import *  # noqa: E402,F403
