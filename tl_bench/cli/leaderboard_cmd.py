@@ -87,9 +87,10 @@ def mlflow_ui(
 ) -> None:
     """Start the MLflow UI on the study's store and print its URL (Ctrl-C stops it)."""
     from tl_bench.report import check_port, free_port, is_loopback, serve_ui
-    from tl_bench.tracking import is_server
+    from tl_bench.tracking import is_server, require_store
 
     uri, _, artifact_root = _store(tracking_uri, spec)
+    require_store(uri)  # a server must answer, a local store must exist
     if not is_server(uri):  # a server has its own UI: nothing is bound here
         port = port or free_port(host)
         check_port(host, port)  # a bad host or a taken port is the one line, before any warning

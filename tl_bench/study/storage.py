@@ -81,6 +81,7 @@ def make_storage(url: str, *, write: bool = True) -> optuna.storages.RDBStorage:
     """An RDB storage with heartbeat; StorageError with one line when it cannot be opened
     (or, with ``write``, when an SQLite file could not be written)."""
     engine_kwargs: dict[str, Any] = {}
+    new_file: Path | None = None  # an SQLite file this call creates: removed again if it stays empty
     try:
         parsed = make_url(url)
     except Exception as err:
@@ -90,6 +91,7 @@ def make_storage(url: str, *, write: bool = True) -> optuna.storages.RDBStorage:
         if parsed.database and parsed.database != ":memory:":
             check_sqlite_path(Path(parsed.database), STORE, write=write)
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            new_file = None if Path(parsed.database).exists() else Path(parsed.database)
         # Several local workers share one file: wait for the lock instead of failing.
         engine_kwargs["connect_args"] = {"timeout": LOCK_WAIT_S}
     else:
@@ -100,6 +102,8 @@ def make_storage(url: str, *, write: bool = True) -> optuna.storages.RDBStorage:
     try:
         return _open_rdb(parsed.render_as_string(hide_password=False), engine_kwargs)
     except Exception as err:
+        if new_file is not None and new_file.exists() and new_file.stat().st_size == 0:
+            new_file.unlink()  # e.g. a full disk: SQLite made the file, then could not write its tables
         found = classify(err)
         if found is not None and found[0] != "unreachable":  # locked, full, read-only: what to do about it
             raise store_error(err, STORE, url) from err
