@@ -26,6 +26,11 @@ What is looked for (``Finding.kind``):
   whose run or model files are gone -> the version is deleted (see
   ``doctor_models``); the only deletion doctor makes, of a record that points
   at nothing.
+- ``pretrain_run_left_running`` and ``checkpoint_without_run``: local
+  pretraining recorded short of its end (``tl_bench.doctor_pretrain``).
+
+A store that cannot be used (another store than the study's, locked past the
+wait, read-only, full) ends the check with one ``StorageError`` line.
 """
 
 from __future__ import annotations
@@ -48,7 +53,8 @@ from tl_bench.study.reconcile import (
     trial_number,
 )
 from tl_bench.study.runner import FINISHED
-from tl_bench.study.storage import ERROR_ATTR, PARENT_RUN, RUN_ATTR, SURPLUS, fail_trial, make_storage
+from tl_bench.study.setup import check_recorded_here
+from tl_bench.study.storage import ERROR_ATTR, PARENT_RUN, RUN_ATTR, SURPLUS, fail_trial, make_storage, storage_faults
 from tl_bench.tracking import (
     DUPLICATE_OF,
     ERROR,
@@ -108,31 +114,44 @@ def diagnose(spec: StudySpec, *, repair: bool = False) -> DoctorReport:
     Without ``repair`` nothing is written, not even a missing local store:
     no Optuna storage means nothing to check, no MLflow store means no runs.
     """
+    from tl_bench.doctor_pretrain import pretrain_findings
+
     report = DoctorReport(repair=repair)
-    if store_missing(spec.storage_url):
-        return report
-    storage = make_storage(spec.storage_url)
-    tracker = None if not repair and store_missing(spec.tracking_uri) else _tracker(spec, create=repair)
+    with storage_faults(spec.storage_url):
+        studies = [] if store_missing(spec.storage_url) else _studies(spec, write=repair)
+        for _, study in studies:
+            check_recorded_here(spec, study)
+        tracker = None
+        if studies or not store_missing(spec.tracking_uri):
+            tracker = None if not repair and store_missing(spec.tracking_uri) else _tracker(spec, create=repair)
+        for ds, study in studies:
+            report.studies.append(study.study_name)
+            _check_study(report, study, tracker, spec, ds, repair=repair)
+        if tracker is not None:
+            report.findings.extend(pretrain_findings(spec, tracker, repair=repair))
+            from tl_bench.doctor_models import check_models
+
+            report.findings.extend(check_models(spec, repair=repair))
+    return report
+
+
+def _studies(spec: StudySpec, *, write: bool) -> list[tuple[DatasetSpec, optuna.Study]]:
+    """The spec's dataset studies that the Optuna storage holds (opened to be written, or only read)."""
+    storage = make_storage(spec.storage_url, write=write)
+    found = []
     for ds in spec.datasets:
-        name = spec.study_name(ds)
         try:
-            study = optuna.load_study(study_name=name, storage=storage)
+            found.append((ds, optuna.load_study(study_name=spec.study_name(ds), storage=storage)))
         except KeyError:
             continue
-        report.studies.append(name)
-        _check_study(report, study, tracker, spec, ds, repair=repair)
-    if tracker is not None:
-        from tl_bench.doctor_models import check_models
-
-        report.findings.extend(check_models(spec, repair=repair))
-    return report
+    return found
 
 
 def _tracker(spec: StudySpec, *, create: bool) -> Tracker | None:
     """The spec's experiment, or None when it does not exist and may not be created."""
     if not create and not experiment_exists(spec.tracking_uri, spec.name):
         return None
-    return Tracker(spec.tracking_uri, spec.name, artifact_location=spec.artifact_location)
+    return Tracker(spec.tracking_uri, spec.name, artifact_location=spec.artifact_location, write=create)
 
 
 def _check_study(

@@ -23,14 +23,21 @@ def value_of(k: int) -> int:
     return 30 + 20 * k  # distinct after JPEG and resizing
 
 
-def write_jpeg(path: Path, k: int, size: tuple[int, int] = (14, 10)) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new("RGB", size, (value_of(k),) * 3).save(path, quality=95)
+def _image(k: int, size: tuple[int, int], mark: int | None) -> Image.Image:
+    image = Image.new("RGB", size, (value_of(k),) * 3)
+    if mark is not None:  # one brighter pixel, placed by ``mark``: files differ, colours barely move
+        image.putpixel((mark % size[0], mark // size[0] % size[1]), (value_of(k) + 60,) * 3)
+    return image
 
 
-def write_png(path: Path, k: int, size: tuple[int, int] = (12, 12)) -> None:
+def write_jpeg(path: Path, k: int, size: tuple[int, int] = (14, 10), mark: int | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new("RGB", size, (value_of(k),) * 3).save(path)
+    _image(k, size, mark).save(path, quality=95)
+
+
+def write_png(path: Path, k: int, size: tuple[int, int] = (12, 12), mark: int | None = None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _image(k, size, mark).save(path)
 
 
 def _flat(n: int, k: np.ndarray, hw: int) -> np.ndarray:
@@ -201,10 +208,16 @@ TORCHVISION_WRITERS: dict[str, Callable[[Path], Written]] = {
 }
 
 
-def write_imagefolder(root: Path, classes: tuple[str, ...] = ("cat", "dog", "fox"), per_class: int = 6) -> Path:
+def write_imagefolder(
+    root: Path, classes: tuple[str, ...] = ("cat", "dog", "fox"), per_class: int = 6, mark_from: int = 0
+) -> Path:
+    """``per_class`` images per class; each marked (``mark_from`` onwards), since an image folder's
+    identical files are one item (tl-bench leaves duplicates out): folders written with distinct
+    ``mark_from`` share no file."""
     for k, name in enumerate(classes):
         for j in range(per_class):
-            (write_jpeg if j % 2 else write_png)(root / name / f"{name}_{j}.{'jpg' if j % 2 else 'png'}", k)
+            (write_jpeg if j % 2 else write_png)(root / name / f"{name}_{j}.{'jpg' if j % 2 else 'png'}", k,
+                                                 mark=mark_from + j)
     return root
 
 

@@ -31,8 +31,8 @@ def test_one_folder_per_class(tmp_path: Path, files: Any) -> None:
 def test_train_val_test_folders(tmp_path: Path, files: Any) -> None:
     root = tmp_path / "split"
     files.write_imagefolder(root / "train", per_class=4)
-    files.write_imagefolder(root / "val", per_class=1)
-    files.write_imagefolder(root / "test", per_class=2)
+    files.write_imagefolder(root / "val", per_class=1, mark_from=10)
+    files.write_imagefolder(root / "test", per_class=2, mark_from=20)
     ds = load_dataset(f"imagefolder:{root}", img_size=16)
     assert (len(ds.train), len(ds.val), len(ds.test)) == (12, 3, 6)
     assert all(i.startswith("test/") for i in ds.test.ids) and all(i.startswith("val/") for i in ds.val.ids)
@@ -44,7 +44,7 @@ def test_train_val_test_folders(tmp_path: Path, files: Any) -> None:
 def test_train_and_test_folders_carve_validation_from_train(tmp_path: Path, files: Any) -> None:
     root = tmp_path / "split"
     files.write_imagefolder(root / "train", per_class=5)
-    files.write_imagefolder(root / "test", per_class=2)
+    files.write_imagefolder(root / "test", per_class=2, mark_from=20)
     ds = load_dataset(f"imagefolder:{root}", img_size=16)
     assert len(ds.test) == 6 and len(ds.train) + len(ds.val) == 15
     assert all(i.startswith("train/") for i in ds.val.ids + ds.train.ids)

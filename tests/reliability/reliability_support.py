@@ -6,6 +6,7 @@ helpers only start processes, wait for states and read what the stores hold.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import sqlite3
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -195,6 +197,16 @@ _TABLES = {
 }
 
 
+@dataclass
+class Case:
+    """A catalogued bad input: ``setup`` writes its files into a folder and returns the command line
+    (run there); ``wrong`` and ``accepted`` are regexes the one line must match."""
+
+    setup: Callable[[Path], list[str]]
+    wrong: str
+    accepted: str
+
+
 def store_snapshot(folder: Path) -> dict[str, Any]:
     """Row counts of the default SQLite stores under ``folder/runs`` (None where a file does not exist)."""
     out: dict[str, Any] = {}
@@ -203,9 +215,12 @@ def store_snapshot(folder: Path) -> dict[str, Any]:
         if not path.exists():
             out[name] = None
             continue
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-            have = {row[0] for row in db.execute("select name from sqlite_master where type='table'")}
-            out[name] = {t: db.execute(f"select count(*) from {t}").fetchone()[0] for t in tables if t in have}
+        try:
+            with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+                have = {row[0] for row in db.execute("select name from sqlite_master where type='table'")}
+                out[name] = {t: db.execute(f"select count(*) from {t}").fetchone()[0] for t in tables if t in have}
+        except sqlite3.DatabaseError:  # not a database (a case of its own): its bytes must stay as they were
+            out[name] = hashlib.sha256(path.read_bytes()).hexdigest()
     artifacts = folder / "runs" / "artifacts"
     out["artifacts"] = sorted(str(p.relative_to(artifacts)) for p in artifacts.rglob("*")) if artifacts.exists() else []
     return out

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,16 +17,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from reliability_support import spec_data, store_snapshot, tlb, write_spec
+from more_bad_input import MORE_CASES, closed_port
+from reliability_support import Case, spec_data, store_snapshot, tlb, write_spec
 
 pytestmark = pytest.mark.slow
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on (the OS hands out a free one; it is closed again at once)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _png(path: Path, seed: int) -> None:
@@ -43,10 +35,6 @@ def _space(**changes: Any) -> dict[str, Any]:
 
 def _imagefolder(folder: Path, sub: str) -> dict[str, Any]:
     return spec_data(datasets=[{"name": f"imagefolder:{sub}", "img_size": 16}])
-
-
-# Each case writes its files into a folder and returns the command line (run there).
-Setup = Callable[[Path], list[str]]
 
 
 def yaml_syntax(folder: Path) -> list[str]:
@@ -164,13 +152,6 @@ def csv_not_writable(folder: Path) -> list[str]:
     return ["leaderboard", "--tracking-uri", f"sqlite:///{folder / 'runs' / 'mlflow.db'}", "--csv", "/nonexistent/dir/x.csv"]
 
 
-@dataclass
-class Case:
-    setup: Setup
-    wrong: str  # regex: what was wrong
-    accepted: str  # regex: what is accepted
-
-
 CASES: dict[str, Case] = {
     "yaml_syntax": Case(yaml_syntax, r"study\.yaml: line \d+, column \d+: YAML syntax error", r"accepted: valid YAML"),
     "unknown_field": Case(unknown_field, r"colour", r"accepted: .*datasets"),
@@ -192,6 +173,7 @@ CASES: dict[str, Case] = {
     "study_name_clash": Case(study_name_clash, r"study 'rel/digits' already exists .* different search space", r"accepted: a new spec name"),
     "spec_file_missing": Case(spec_missing, r"nothere\.yaml: top level: file not found", r"accepted: the path of a study"),
     "csv_not_writable": Case(csv_not_writable, r"cannot write the leaderboard to /nonexistent/dir/x\.csv", r"accepted: a file path in an existing, writable folder"),
+    **MORE_CASES,  # study-file bounds, command-line options, tracking stores, the UI and dashboards
 }
 
 

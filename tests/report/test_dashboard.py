@@ -44,8 +44,12 @@ def test_overview_yaml_is_the_built_in_default() -> None:
     assert load_dashboard(None) == DEFAULT_DASHBOARD
 
 
-def test_every_panel_renders_offline(store: TrialStore, tmp_path: Path) -> None:
-    out = render_dashboard(OVERVIEW, store.uri, study="dash", out=tmp_path / "sub" / "overview.html")
+def test_every_panel_renders_offline(store: TrialStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # a new folder is made below the working folder, and only there
+    out = render_dashboard(OVERVIEW, store.uri, study="dash", out=Path("sub") / "overview.html")
+    with pytest.raises(OutputError, match=r"folder .*elsewhere does not exist; accepted: a file path in an existing"):
+        render_dashboard(OVERVIEW, store.uri, study="dash", out=tmp_path.parent / "elsewhere" / "overview.html")
+    assert not (tmp_path.parent / "elsewhere").exists()
     page = out.read_text(encoding="utf-8")
     sections = _panel_sections(page)
     assert list(sections) == TITLES

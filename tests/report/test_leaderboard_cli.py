@@ -53,10 +53,13 @@ def test_json_format_across_datasets(store: TrialStore, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_user_errors_are_one_line_and_exit_2(store: TrialStore, tmp_path: Path) -> None:
+    work = tmp_path / "work"  # a missing folder outside the working folder is never created
+    work.mkdir()
     bad_path = tl_bench("leaderboard", "--tracking-uri", store.uri, "--csv", str(tmp_path / "missing" / "b.csv"),
-                        cwd=tmp_path)
+                        cwd=work)
     no_store = tl_bench("leaderboard", cwd=tmp_path)
     for done, words in ((bad_path, "cannot write the leaderboard"), (no_store, "no MLflow store given")):
         assert done.returncode == 2
         assert done.stderr.startswith("error: ") and words in done.stderr
         assert len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "missing").exists()

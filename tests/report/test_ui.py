@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -31,10 +33,21 @@ def test_command_for_a_sqlite_store_keeps_artifacts_beside_it(tmp_path: Path) ->
     assert "--default-artifact-root" not in postgres and "postgresql://u@db/mlflow" in postgres
 
 
-def test_a_tracking_server_is_announced_not_started() -> None:
+def test_a_tracking_server_is_announced_not_started_and_must_answer() -> None:
+    # Any HTTP answer counts as a server; a stand-in on loopback answers 404 to everything.
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
     lines: list[str] = []
-    assert serve_ui("http://10.0.0.5:5000/", announce=lines.append) == 0
-    assert lines == ["MLflow UI: http://10.0.0.5:5000 (served by the tracking server)"]
+    try:
+        assert serve_ui(f"http://user:secret@127.0.0.1:{port}/", announce=lines.append) == 0
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert lines == [f"MLflow UI: http://user:***@127.0.0.1:{port} (served by the tracking server)"]
+    with pytest.raises(StorageError, match=rf"tracking server 'http://127.0.0.1:{port}' does not answer"):
+        serve_ui(f"http://127.0.0.1:{port}", announce=lines.append)  # closed now: nothing is announced
+    assert len(lines) == 1
 
 
 def test_missing_store_and_busy_port_are_user_errors(tmp_path: Path) -> None:

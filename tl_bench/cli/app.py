@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 
 from tl_bench.errors import TLBenchError
+from tl_bench.redact import redact
 
 app = typer.Typer(
     name="tl-bench",
@@ -31,9 +32,31 @@ def print_json(obj: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: user errors become one line on stderr and exit code 2."""
+    """Console entry point: user errors, command-line mistakes included, become one line on stderr.
+
+    Click and Typer would draw a usage box for a bad option; tl-bench answers every mistake the
+    same way: ``error: <what was wrong and what is accepted>``, exit code 2 (Ctrl-C: 130).
+    """
     try:
-        app(args=argv, prog_name="tl-bench")
+        code = app(args=argv, prog_name="tl-bench", standalone_mode=False)
     except TLBenchError as err:
-        sys.stderr.write(f"error: {err}\n")
-        raise SystemExit(err.exit_code) from None
+        _fail(str(err), err.exit_code)
+    except typer.TyperException as err:  # Typer's own click: usage errors of options and arguments
+        if type(err).__name__ == "NoArgsIsHelpError":  # `tl-bench` or a group alone: the help, as asked
+            err.show()  # type: ignore[attr-defined]
+            raise SystemExit(0) from None
+        _fail(_usage_line(err), 2)
+    except (typer.Abort, KeyboardInterrupt):
+        _fail("interrupted", 130)
+    raise SystemExit(code if isinstance(code, int) else 0)
+
+
+def _usage_line(err: typer.TyperException) -> str:
+    ctx = getattr(err, "ctx", None)
+    text = " ".join(err.format_message().split())  # click wraps some messages over lines
+    return f"{text} (see {ctx.command_path} --help)" if ctx is not None else text
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    sys.stderr.write(f"error: {redact(message)}\n")
+    raise SystemExit(code) from None

@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from tl_bench.cli.app import app
+from tl_bench.redact import redact
 
 
 def _sigterm_as_interrupt() -> None:
@@ -25,12 +26,19 @@ def _sigterm_as_interrupt() -> None:
     signal.signal(signal.SIGTERM, _terminate)
 
 
+def _positive(value: Optional[float]) -> Optional[float]:
+    # Typer's `min` is inclusive; a time limit of 0 s would end every study before its first trial.
+    if value is not None and not value > 0:
+        raise typer.BadParameter(f"{value:g} is not accepted; accepted: a positive number of seconds")
+    return value
+
+
 @app.command("run")
 def run(
     spec_path: Path = typer.Argument(..., help="Study file (YAML), e.g. studies/quickstart.yaml."),
     dataset: Optional[list[str]] = typer.Option(None, "--dataset", help="Run only these datasets (repeatable)."),
-    n_trials: Optional[int] = typer.Option(None, "--n-trials", min=0, help="Budget of finished trials per dataset study."),
-    timeout: Optional[float] = typer.Option(None, "--timeout", min=0, help="Seconds per dataset study in this invocation."),
+    n_trials: Optional[int] = typer.Option(None, "--n-trials", min=1, help="Budget of finished trials per dataset study."),
+    timeout: Optional[float] = typer.Option(None, "--timeout", callback=_positive, help="Seconds (> 0) per dataset study in this invocation."),
     workers: int = typer.Option(1, "--workers", min=1, help="Worker processes on this machine (or Dask tasks with --dask)."),
     devices: Optional[str] = typer.Option(None, "--devices", help="CUDA device ids the workers are spread over, e.g. 0,1 (default: every visible device)."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Torch threads of this process (default: all cores; each of N workers gets cores / N)."),
@@ -77,7 +85,7 @@ def run(
         raise typer.Exit(143 if isinstance(err, Terminated) else 130) from None
     if quiet:
         return
-    _print_results(spec, outcomes, top, store_option=f"--tracking-uri {spec.tracking_uri}" if tracking_uri else None)
+    _print_results(spec, outcomes, top, store_option=f"--tracking-uri {redact(spec.tracking_uri)}" if tracking_uri else None)
 
 
 def _print_results(spec, outcomes, top: int, *, store_option: str | None = None) -> None:  # type: ignore[no-untyped-def]
@@ -93,7 +101,7 @@ def _print_results(spec, outcomes, top: int, *, store_option: str | None = None)
     # Commands to copy: never wrapped at the terminal's width.
     store = store_option or f"--spec {_shown_path(spec.source_path)}"
     console.print(f"\nBrowse every trial in the MLflow UI:  tl-bench ui {store}", soft_wrap=True)
-    console.print(f"  (or: mlflow ui --backend-store-uri {spec.tracking_uri})", soft_wrap=True)
+    console.print(f"  (or: mlflow ui --backend-store-uri {redact(spec.tracking_uri)})", soft_wrap=True)
     console.print(f"Export the leaderboard:  tl-bench leaderboard {store} --csv leaderboard.csv", soft_wrap=True)
     _print_models(console, spec, outcomes, store)
 

@@ -4,12 +4,21 @@ folders each holding one folder per class.
 Every file is read once: its bytes are hashed for the fingerprint and it is
 decoded to check it. Unreadable files are left out and named in ``skipped``;
 they never get a label. Hidden files (``.DS_Store``, ``._x.jpg``) are ignored.
+
+Symbolic links are followed, except a link back to a folder above it (a loop,
+which would list every file again under ever longer paths): it is left out and
+named in ``skipped``. One file reached by two paths, or two files with the
+same bytes, is one item: a test image can never reappear in training under
+another name. The copy kept is the one in ``test/`` (then ``val/``, then
+``train/``), reached without links, first by path; the others are named in
+``skipped``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,20 +42,47 @@ class _File:
     label: int
 
 
-def _visible_dirs(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+LOOP = "link back to a folder above it (a loop), not followed"
+PART_RANK = {"test": 0, "val": 1, "train": 2, "all": 3}  # which copy of a duplicate is kept
 
 
-def _visible_files(folder: Path) -> list[Path]:
+def _loops_back(path: Path) -> bool:
+    """Whether ``path`` leads to the folder it sits in, or to one above it."""
+    target, here = os.path.realpath(path), os.path.realpath(path.parent)
+    return here == target or here.startswith(target.rstrip(os.sep) + os.sep)
+
+
+def _visible_dirs(folder: Path, loops: list[Path] | None = None) -> list[Path]:
+    found = []
+    for p in sorted(folder.iterdir()):
+        if p.is_dir() and not p.name.startswith("."):
+            if _loops_back(p):
+                if loops is not None:
+                    loops.append(p)
+                continue
+            found.append(p)
+    return found
+
+
+def _visible_files(folder: Path, loops: list[Path] | None = None) -> list[Path]:
     found = []
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        found.extend(Path(dirpath) / f for f in sorted(filenames) if not f.startswith("."))
+        here = Path(dirpath)
+        kept = []
+        for d in sorted(d for d in dirnames if not d.startswith(".")):
+            if _loops_back(here / d):
+                if loops is not None:
+                    loops.append(here / d)
+            else:
+                kept.append(d)
+        dirnames[:] = kept
+        found.extend(here / f for f in sorted(filenames) if not f.startswith("."))
     return found
 
 
 def _scan(root: Path) -> tuple[list[str], list[_File], list[str]]:
-    """Class names, files with labels, and loose files that sit outside any class folder."""
+    """Class names, files with labels, and what was left out: loose files outside any class
+    folder and links that loop back (``"<path>: <reason>"``)."""
     if not root.exists():
         raise DatasetError(f"imagefolder path {root} does not exist", LAYOUTS, lead="; expected ")
     if not root.is_dir():
@@ -59,7 +95,8 @@ def _scan(root: Path) -> tuple[list[str], list[_File], list[str]]:
         raise DatasetError(f"imagefolder path {root} has {have}/ but no {missing}/", LAYOUTS, lead="; expected ")
     else:
         parts = {"all": root}
-    class_dirs = {part: _visible_dirs(folder) for part, folder in parts.items()}
+    loops: list[Path] = []
+    class_dirs = {part: _visible_dirs(folder, loops) for part, folder in parts.items()}
     first = "train" if "train" in parts else "all"
     class_names = [d.name for d in class_dirs[first]]
     if not class_names:
@@ -72,7 +109,7 @@ def _scan(root: Path) -> tuple[list[str], list[_File], list[str]]:
             lead="; a classifier needs ",
         )
     index = {name: i for i, name in enumerate(class_names)}
-    files, loose = [], []
+    files, left_out = [], []
     for part, folder in parts.items():
         extra = sorted(d.name for d in class_dirs[part] if d.name not in index)
         if extra:
@@ -82,11 +119,28 @@ def _scan(root: Path) -> tuple[list[str], list[_File], list[str]]:
                 lead="; ",
             )
         for class_dir in class_dirs[part]:
-            for path in _visible_files(class_dir):
+            for path in _visible_files(class_dir, loops):
                 files.append(_File(part, path.relative_to(root).as_posix(), str(path), index[class_dir.name]))
         loose_files = [p for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".")]
-        loose.extend(p.relative_to(root).as_posix() for p in loose_files)
-    return class_names, files, loose
+        left_out.extend(f"{p.relative_to(root).as_posix()}: not inside a class folder" for p in loose_files)
+    left_out.extend(f"{p.relative_to(root).as_posix()}/: {LOOP}" for p in loops)
+    return class_names, files, left_out
+
+
+def _keep_first(file: _File) -> tuple[int, bool, str]:
+    # Of the copies of one image, keep the test one (never train on it), then one reached without links.
+    return PART_RANK[file.part], os.path.realpath(file.path) != os.path.abspath(file.path), file.rel
+
+
+def _one_per(files: list[_File], key: Callable[[_File], str], why: str) -> tuple[list[_File], list[str]]:
+    """One file per ``key`` (the best by ``_keep_first``), in the original order; the others as
+    ``"<path>: <why> <kept path> (duplicate left out)"``."""
+    best: dict[str, _File] = {}
+    for file in sorted(files, key=_keep_first):
+        best.setdefault(key(file), file)
+    kept = {id(f) for f in best.values()}
+    dropped = [f"{f.rel}: {why} {best[key(f)].rel} (duplicate left out)" for f in files if id(f) not in kept]
+    return [f for f in files if id(f) in kept], dropped
 
 
 def load_imagefolder_source(
@@ -95,18 +149,23 @@ def load_imagefolder_source(
     if not target:
         raise DatasetError("imagefolder needs a folder", "imagefolder:PATH", lead=": write ")
     root = Path(target).expanduser()
-    class_names, files, loose = _scan(root)
+    class_names, files, skipped = _scan(root)
+    files, same_file = _one_per(files, lambda f: os.path.realpath(f.path), "the same file as")
     in_memory = keep_in_memory(len(files), img_size, options.get("in_memory"))
     # A lazy set is still decoded once here (at a small size) so unreadable files are found up front.
     check_size = img_size if in_memory else min(img_size, 32)
     results = parallel_map(read_image, [(f.path, check_size, interpolation, in_memory) for f in files])
-    skipped = [f"{rel}: not inside a class folder" for rel in loose]
-    kept: dict[str, list[tuple[_File, str, torch.Tensor | None]]] = {}
+    read: dict[int, tuple[str, torch.Tensor | None]] = {}
     for file, (digest, image, reason) in zip(files, results):
         if reason is not None:
             skipped.append(f"{file.rel}: {reason}")
         else:
-            kept.setdefault(file.part, []).append((file, digest, image))
+            read[id(file)] = (digest, image)
+    readable, same_bytes = _one_per([f for f in files if id(f) in read], lambda f: read[id(f)][0], "same bytes as")
+    skipped += same_file + same_bytes
+    kept: dict[str, list[tuple[_File, str, torch.Tensor | None]]] = {}
+    for file in readable:
+        kept.setdefault(file.part, []).append((file, *read[id(file)]))
     if not kept:
         example = f" (e.g. {skipped[0]})" if skipped else ""
         raise DatasetError(f"imagefolder path {root} has no readable images; {len(skipped)} files skipped{example}")

@@ -53,9 +53,46 @@ def resize_uint8(images: torch.Tensor, size: int, interpolation: str) -> torch.T
     return out
 
 
+class UnsupportedMode(ValueError):
+    """An image whose colour mode has no RGB conversion: the file is left out with this reason."""
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """8-bit RGB of any mode Pillow reads, scaled rather than clipped.
+
+    - 16-bit grey (``I;16``, ``I;16B``, ...): value / 257, so 65535 is white.
+    - 32-bit integer ``I``: by the smallest of the 8-, 16- and 32-bit ranges holding its values.
+    - float ``F``: values in 0..1 are scaled by 255; larger ones are read like ``I``.
+    - alpha (``RGBA``, ``LA``, ``PA``, palette transparency): dropped, as timm and torchvision do.
+    - everything else (``1``, ``L``, ``P``, ``CMYK``, ``YCbCr``, ``LAB``, ``HSV``): Pillow's conversion.
+
+    Raises UnsupportedMode for a mode Pillow cannot convert (the file is then skipped with that reason).
+    """
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode.startswith("I") or mode == "F":
+        values = np.asarray(image, dtype=np.float64)
+        top = float(values.max()) if values.size else 0.0
+        if mode.startswith("I;16"):
+            scale = 65535.0
+        elif mode == "F" and top <= 1.0:
+            scale = 1.0
+        else:
+            scale = next(limit for limit in (255.0, 65535.0, 4294967295.0, float("inf")) if top <= limit)
+            scale = top if scale == float("inf") else scale
+        grey = np.clip(np.rint(values / max(scale, 1e-12) * 255.0), 0, 255).astype(np.uint8)
+        return Image.fromarray(grey, mode="L").convert("RGB")
+    if mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")  # Pillow warns when a palette with transparency goes straight to RGB
+    try:
+        return image.convert("RGB")
+    except ValueError:
+        raise UnsupportedMode(f"colour mode {mode} cannot be converted to RGB") from None
+
+
 def pil_to_uint8(image: Image.Image, size: int, interpolation: str) -> torch.Tensor:
-    rgb = image.convert("RGB")
-    return resize_uint8(TF.pil_to_tensor(rgb), size, interpolation)
+    return resize_uint8(TF.pil_to_tensor(to_rgb(image)), size, interpolation)
 
 
 def decode_bytes(data: bytes, size: int, interpolation: str) -> torch.Tensor:
@@ -84,6 +121,8 @@ def read_image(job: tuple[str, int, str, bool]) -> tuple[str, torch.Tensor | Non
         image = decode_bytes(data, size, interpolation)
     except UnidentifiedImageError:
         return digest, None, "not an image"
+    except UnsupportedMode as err:
+        return digest, None, str(err)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
         first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
         return digest, None, f"corrupt image ({first_line})"
@@ -170,6 +209,7 @@ __all__ = [
     "ArrayItems",
     "FileItems",
     "LazyImages",
+    "UnsupportedMode",
     "check_interpolation",
     "decode_bytes",
     "load_interpolation",
@@ -177,4 +217,5 @@ __all__ = [
     "pil_to_uint8",
     "read_image",
     "resize_uint8",
+    "to_rgb",
 ]

@@ -15,7 +15,7 @@ from tl_bench.report.export import FORMATS, format_board, print_leaderboard, rea
 from tl_bench.report.frame import importance_frame, trial_runs
 from tl_bench.report.leaderboard import Filters, across_datasets, leaderboard, rank_runs, trial_table
 from tl_bench.report.pareto import pareto_mask
-from tl_bench.report.ui import LOOPBACK, check_port, free_port, serve_ui, ui_command
+from tl_bench.report.ui import LOOPBACK, check_host, check_port, free_port, is_loopback, serve_ui, ui_command
 
 __all__ = [
     "COMBINATION",
@@ -27,10 +27,12 @@ __all__ = [
     "Dashboard",
     "Filters",
     "across_datasets",
+    "check_host",
     "check_port",
     "dashboard_html",
     "format_board",
     "free_port",
+    "is_loopback",
     "importance_frame",
     "leaderboard",
     "load_dashboard",

@@ -22,6 +22,7 @@ from tl_bench.report.dashboard_spec import (
     LeaderboardPanel,
     load_dashboard,
 )
+from tl_bench.report.export import write_output
 from tl_bench.report.frame import importance_frame, trial_runs
 from tl_bench.report.leaderboard import rank_runs
 from tl_bench.report.panels import (
@@ -57,14 +58,7 @@ def render_dashboard(
     """
     dash = load_dashboard(definition)
     html_text = dashboard_html(dash, tracking_uri, study=study, dataset=dataset)
-    out = Path(out)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(html_text, encoding="utf-8")
-    except OSError as err:
-        raise OutputError(f"cannot write the dashboard to {out}: {err.strerror or err}",
-                          "a file path in a writable folder") from err
-    return out
+    return write_output(out, html_text, "the dashboard")
 
 
 def dashboard_html(dash: Dashboard = DEFAULT_DASHBOARD, tracking_uri: str | None = None, *, study: str | None = None,

@@ -55,12 +55,29 @@ def write_board(frame: pd.DataFrame, path: str | Path, fmt: str | None = None) -
     """Write ``frame`` to ``path`` as ``fmt`` (default: from the suffix, ``.csv`` otherwise)."""
     path = Path(path)
     fmt = fmt or {".md": "md", ".json": "json"}.get(path.suffix.lower(), "csv")
-    text = format_board(frame, fmt)
+    return write_output(path, format_board(frame, fmt), "the leaderboard")
+
+
+def write_output(path: str | Path, text: str, what: str) -> Path:
+    """Write ``text`` to ``path`` (``what`` names it in the error line).
+
+    A missing folder is created only below the working folder (``--out reports/x.html``);
+    anywhere else a mistyped path fails instead of leaving new folders behind.
+    """
+    path = Path(path)
+    accepted = "a file path in an existing, writable folder, or in a new folder below the working folder"
+    folder = path.absolute().parent
+    if not folder.exists():
+        if not folder.resolve().is_relative_to(Path.cwd().resolve()):
+            raise OutputError(f"cannot write {what} to {path}: folder {folder} does not exist", accepted)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise OutputError(f"cannot write {what} to {path}: {err.strerror or err}", accepted) from err
     try:
         path.write_text(text, encoding="utf-8", newline="")
     except OSError as err:
-        raise OutputError(f"cannot write the leaderboard to {path}: {err.strerror or err}",
-                          "a file path in an existing, writable folder") from err
+        raise OutputError(f"cannot write {what} to {path}: {err.strerror or err}", accepted) from err
     return path
 
 
@@ -131,4 +148,4 @@ def print_leaderboard(frame: pd.DataFrame, *, console: Console | None = None, ti
     console.print(table)
 
 
-__all__ = ["FORMATS", "format_board", "print_leaderboard", "read_csv", "write_board", "write_csv"]
+__all__ = ["FORMATS", "format_board", "print_leaderboard", "read_csv", "write_board", "write_csv", "write_output"]

@@ -6,35 +6,81 @@ nested, params and metrics available as columns and in the compare view.
 
 from __future__ import annotations
 
+import errno
+import ipaddress
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import Callable
 
 from tl_bench.errors import TLBenchError
+from tl_bench.redact import redact
 from tl_bench.tracking import is_server, local_store_path, require_store
 
 LOOPBACK = "127.0.0.1"
 
 
+HOSTS = "127.0.0.1 (the default), localhost, 0.0.0.0 (every interface) or another address of this machine"
+_HOST_NAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+
+
+def check_host(host: str) -> None:
+    """TLBenchError unless ``host`` is an IP address or a well-formed host name (checked before any lookup)."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if not _HOST_NAME.match(host):
+            raise TLBenchError(f"--host {host!r} is not an IP address or host name", HOSTS) from None
+
+
+def is_loopback(host: str) -> bool:
+    """Whether every address ``host`` stands for is a loopback one (127.0.0.0/8, ::1, localhost)."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except OSError:
+        return False
+    return bool(infos) and all(ipaddress.ip_address(info[4][0]).is_loopback for info in infos)
+
+
 def free_port(host: str = LOOPBACK) -> int:
     """A port nobody listens on right now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
+    with _bound(host, 0) as sock:
         return int(sock.getsockname()[1])
 
 
 def check_port(host: str, port: int) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    with _bound(host, port):
+        pass
+
+
+@contextmanager
+def _bound(host: str, port: int) -> Iterator[socket.socket]:
+    """A socket bound to (host, port); each way that can fail is one TLBenchError line."""
+    check_host(host)
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    except OSError as err:
+        raise TLBenchError(f"--host {host!r} cannot be resolved ({err.strerror or err})", HOSTS) from None
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
         try:
             sock.bind((host, port))
         except OSError as err:
+            if err.errno == errno.EADDRNOTAVAIL:
+                raise TLBenchError(f"cannot listen on {host}: it is not an address of this machine", HOSTS) from None
             raise TLBenchError(f"cannot listen on {host}:{port}: {err.strerror or err}",
-                               "a free port (--port P, or --port 0 for any free one)") from err
+                               "a free port (--port P, or --port 0 for any free one)") from None
+        yield sock
 
 
 def ui_command(
@@ -83,15 +129,15 @@ def serve_ui(
     Returns the server's exit code (0 after Ctrl-C or SIGTERM). For an ``http(s)``
     tracking URI it only announces that URL, since that server already has the UI.
     """
+    require_store(tracking_uri)  # a server must answer, a local store must exist
     if is_server(tracking_uri):  # it already serves its own UI: there is nothing to start
-        announce(f"MLflow UI: {tracking_uri.rstrip('/')} (served by the tracking server)")
+        announce(f"MLflow UI: {redact(tracking_uri.rstrip('/'))} (served by the tracking server)")
         return 0
-    require_store(tracking_uri)
     check_port(host, port)
     command = ui_command(tracking_uri, host=host, port=port, workers=workers, artifact_root=artifact_root)
     # Own process group: stopping the UI stops mlflow's uvicorn workers with it.
     server = subprocess.Popen(command, start_new_session=True)
-    announce(f"MLflow UI: {ui_url(host, port)}  (store {tracking_uri}; Ctrl-C stops it)")
+    announce(f"MLflow UI: {ui_url(host, port)}  (store {redact(tracking_uri)}; Ctrl-C stops it)")
 
     def _stop(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
@@ -119,4 +165,4 @@ def _shutdown(server: subprocess.Popen[bytes], grace_s: float = 10.0) -> int:
     return 0
 
 
-__all__ = ["LOOPBACK", "check_port", "free_port", "serve_ui", "ui_command", "ui_url"]
+__all__ = ["HOSTS", "LOOPBACK", "check_host", "check_port", "free_port", "is_loopback", "serve_ui", "ui_command", "ui_url"]

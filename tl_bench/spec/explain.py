@@ -7,6 +7,7 @@ message stays true when a field changes.
 
 from __future__ import annotations
 
+import reprlib
 import types
 import typing
 from collections.abc import Callable
@@ -197,8 +198,14 @@ def _bounds(meta: list[Any]) -> str:
     return (" " + " and ".join(words)) if words else ""
 
 
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxdict, _SHORT.maxlist, _SHORT.maxtuple, _SHORT.maxset = 2, 4, 4, 4, 4
+_SHORT.maxstring = _SHORT.maxother = 50
+
+
 def _show(value: Any) -> str:
-    text = repr(value)
+    # reprlib stops early: a huge value (shared lists nested many times over) is never rendered whole.
+    text = _SHORT.repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 

@@ -25,6 +25,12 @@ from tl_bench.spec.explain import explain_validation_error
 from tl_bench.spec.study import StudySpec
 
 _TOP_WORDS = "a mapping with keys " + ", ".join(StudySpec.model_fields)
+# A study file is a few kilobytes; these bounds refuse hostile or broken ones before they cost memory.
+MAX_BYTES = 1_000_000
+MAX_DEPTH = 32  # mappings and lists inside one another
+MAX_VALUES = 100_000  # values (scalars, mappings, lists) once every alias is expanded
+_STARTS = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
+_ENDS = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -55,10 +61,49 @@ def load_spec(path: str | Path) -> StudySpec:
     except (OSError, UnicodeDecodeError) as err:
         raise SpecError(f"cannot be read ({err})", "a UTF-8 text file", source=display, field="top level") from None
     try:
+        _check_bounds(text, display)
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as err:
         raise SpecError(_yaml_what(err), "valid YAML", source=display, field=_yaml_where(err)) from None
     return _parse(data, path, display)
+
+
+def _check_bounds(text: str, display: str) -> None:
+    """SpecError for a file too large, too deeply nested, or whose aliases expand too far.
+
+    Walks PyYAML's event stream (no objects are built, nothing recurses), counting each
+    alias as the size of what it names: a few hundred bytes of nested aliases (a "billion
+    laughs") are refused at once instead of being expanded by validation and messages.
+    """
+    size = len(text.encode("utf-8"))
+    if size > MAX_BYTES:
+        raise SpecError(f"the file is {size:,} bytes", f"a study file of at most {MAX_BYTES:,} bytes",
+                        source=display, field="top level")
+    open_values: list[list[Any]] = [[0, None]]  # per open mapping or list: values so far, its anchor
+    sizes: dict[str, int] = {}
+    for event in yaml.parse(text, Loader=_UniqueKeyLoader):
+        if isinstance(event, _STARTS):
+            open_values.append([1, event.anchor])
+            if len(open_values) - 1 > MAX_DEPTH:
+                raise SpecError(f"mappings and lists are nested over {MAX_DEPTH} deep",
+                                f"at most {MAX_DEPTH} levels", source=display, field=_where(event.start_mark))
+        elif isinstance(event, _ENDS):
+            count, anchor = open_values.pop()
+            if anchor:
+                sizes[anchor] = count
+            open_values[-1][0] += count
+        elif isinstance(event, yaml.ScalarEvent):
+            open_values[-1][0] += 1
+            if event.anchor:
+                sizes[event.anchor] = 1
+        elif isinstance(event, yaml.AliasEvent):
+            open_values[-1][0] += sizes.get(event.anchor, 1)
+        else:
+            continue
+        if sum(count for count, _ in open_values) > MAX_VALUES:
+            raise SpecError(f"YAML aliases expand to over {MAX_VALUES:,} values",
+                            f"a study file of at most {MAX_VALUES:,} values with aliases expanded",
+                            source=display, field=_where(event.start_mark))
 
 
 def parse_spec(data: dict[str, Any], *, source: Path) -> StudySpec:
@@ -100,9 +145,12 @@ def _needs_counts(spec: StudySpec) -> bool:
     return depths_in_space or depths_in_baselines
 
 
-def _yaml_where(err: yaml.YAMLError) -> str:
-    mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+def _where(mark: Any) -> str:
     return f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "top level"
+
+
+def _yaml_where(err: yaml.YAMLError) -> str:
+    return _where(getattr(err, "problem_mark", None) or getattr(err, "context_mark", None))
 
 
 def _yaml_what(err: yaml.YAMLError) -> str:
@@ -113,4 +161,4 @@ def _yaml_what(err: yaml.YAMLError) -> str:
     return f"YAML syntax error: {problem}" + (f" ({context})" if context else "")
 
 
-__all__ = ["load_spec", "parse_spec"]
+__all__ = ["MAX_BYTES", "MAX_DEPTH", "MAX_VALUES", "load_spec", "parse_spec"]

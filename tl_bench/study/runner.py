@@ -29,7 +29,7 @@ from tl_bench.study.samplers import grid_exhausted, make_pruner, make_sampler
 from tl_bench.study.screen import record_screen, screen
 from tl_bench.study.setup import check_stores, checkpoint_resolver, dataset_fingerprint, parent_run
 from tl_bench.study.space import SearchSpace
-from tl_bench.study.storage import claim_summary, make_storage, open_study
+from tl_bench.study.storage import claim_summary, make_storage, open_study, storage_faults
 from tl_bench.study.summary import count_states, write_summary
 from tl_bench.study.trial import TrialContext, run_trial
 from tl_bench.study.warm_start import warm_start
@@ -78,14 +78,30 @@ def run_spec(
     is started that many times (or as many Dask tasks run the same loop) and
     this process only watches. Whichever process sees a study with no trial
     left running writes its summary and closes its parent run.
+
+    A store that fails on the way (locked past the wait, read-only, full,
+    gone) ends the run with one ``StorageError`` line; the trial it was on is
+    repaired by the next start-up.
     """
+    with storage_faults(spec.storage_url):
+        return _run_spec(spec, options, worker_argv=worker_argv, quiet=quiet, train_fn=train_fn)
+
+
+def _run_spec(
+    spec: StudySpec,
+    options: RunOptions,
+    *,
+    worker_argv: list[str] | None,
+    quiet: bool,
+    train_fn: Callable[..., TrialResult] | None,
+) -> list[DatasetOutcome]:
     from tl_bench.models import count_stages
     from tl_bench.train import train_config
 
     stage_counts = {b.name: count_stages(b.name) for b in spec.space.backbones}
     # Bad data, unreachable stores and clashing studies fail here, before anything is recorded.
     fingerprints = {ds.key: dataset_fingerprint(ds, quiet=quiet) for ds in spec.datasets}
-    check_stores(spec)
+    check_stores(spec, tracking=options.track)
     tracker = Tracker(spec.tracking_uri, spec.name, artifact_location=spec.artifact_location, enabled=options.track)
     checkpoint_for = checkpoint_resolver(spec, tracker if options.track else None)
     if options.worker_index == 0:  # pretrain once, before any worker needs the checkpoints

@@ -14,8 +14,10 @@ import optuna
 
 from tl_bench.config import weights_kind
 from tl_bench.spec import DatasetSpec, StudySpec
-from tl_bench.study.storage import PARENT_RUN, check_study, make_storage
-from tl_bench.tracking import Tracker, check_server, is_server
+from tl_bench.errors import StorageError
+from tl_bench.redact import redact
+from tl_bench.study.storage import PARENT_RUN, check_study, make_storage, storage_faults
+from tl_bench.tracking import Tracker, check_tracking_uri, run_exists, store_missing
 
 PARENT_WAIT_S = 60
 
@@ -56,14 +58,31 @@ def dataset_fingerprint(dataset: DatasetSpec, *, quiet: bool = True) -> str:
     return loaded.fingerprint
 
 
-def check_stores(spec: StudySpec) -> None:
-    """StorageError or SpecError when a store does not answer or a stored study was made from another space."""
-    if is_server(spec.tracking_uri):
-        check_server(spec.tracking_uri)
+def check_stores(spec: StudySpec, *, tracking: bool = True) -> None:
+    """StorageError or SpecError when a store cannot be used, or a stored study was made from another
+    space or recorded in another MLflow store (``tracking``: the MLflow store is checked too)."""
+    if tracking:
+        check_tracking_uri(spec.tracking_uri, write=True)
     storage = make_storage(spec.storage_url)
     for ds in spec.datasets:
-        check_study(storage, spec.study_name(ds), directions=list(spec.objective.directions),
-                    space_digest=spec.space_digest(), source=str(spec.source_path))
+        with storage_faults(spec.storage_url):
+            study = check_study(storage, spec.study_name(ds), directions=list(spec.objective.directions),
+                                space_digest=spec.space_digest(), source=str(spec.source_path))
+        if study is not None and tracking:
+            check_recorded_here(spec, study)
+
+
+def check_recorded_here(spec: StudySpec, study: optuna.Study) -> None:
+    """StorageError when ``study`` was recorded in another MLflow store than the spec's: its trials
+    would be split over two stores, and reconciling would find none of its runs."""
+    with storage_faults(spec.storage_url):
+        run_id = study.user_attrs.get(PARENT_RUN)
+    if run_id and (store_missing(spec.tracking_uri) or not run_exists(spec.tracking_uri, run_id)):
+        raise StorageError(
+            f"study {study.study_name!r} was recorded in another MLflow store: its run {run_id} "
+            f"is not in {redact(spec.tracking_uri)!r}",
+            "the --tracking-uri the study started with, or a new spec name for a new study",
+        )
 
 
 def parent_run(study: optuna.Study, created: bool, tracker: Tracker, spec: StudySpec, dataset: DatasetSpec) -> str:
@@ -92,4 +111,4 @@ def parent_run(study: optuna.Study, created: bool, tracker: Tracker, spec: Study
         time.sleep(0.5)
 
 
-__all__ = ["check_stores", "checkpoint_resolver", "dataset_fingerprint", "parent_run"]
+__all__ = ["check_recorded_here", "check_stores", "checkpoint_resolver", "dataset_fingerprint", "parent_run"]

@@ -5,28 +5,31 @@ with a heartbeat, so a worker that dies without a word is noticed by the
 others; plain ``optuna.load_study(storage=URL)`` opens the same studies.
 
 This module is the one place that touches Optuna's private API (the heartbeat
-thread, ``Study._storage``, ``FrozenTrial._trial_id``, the stale-trial lookup):
+write, ``Study._storage``, ``FrozenTrial._trial_id``, the stale-trial lookup):
 an ask/tell loop has no public way to run a heartbeat or to fail a trial with
 a reason. ``tests/study/test_storage.py`` pins the behaviour relied on.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.storages._heartbeat import BaseHeartbeat, get_heartbeat_thread, is_heartbeat_enabled
+from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.engine import URL, make_url
 
 from tl_bench.errors import SpecError, StorageError
+from tl_bench.faults import LOCK_WAIT_S, check_sqlite_path, classify, faults_of, store_error
+from tl_bench.redact import redact
 
 HEARTBEAT_S = 10
 CLAIM_SETTLE_S = 0.25  # longer than two workers' writes of one attribute take to land
@@ -49,11 +52,7 @@ DEVICES_ATTR = "cuda_visible_devices"
 THREADS_ATTR = "threads"
 
 
-def _redact(url: str) -> str:
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url
+STORE = "Optuna storage"
 
 
 def _postgres_driver(parsed: URL) -> URL:
@@ -79,19 +78,23 @@ def _open_rdb(url: str, engine_kwargs: dict[str, Any], attempts: int = 3) -> opt
     raise AssertionError("unreachable")
 
 
-def make_storage(url: str) -> optuna.storages.RDBStorage:
-    """An RDB storage with heartbeat; StorageError with one line when it cannot be opened."""
+def make_storage(url: str, *, write: bool = True) -> optuna.storages.RDBStorage:
+    """An RDB storage with heartbeat; StorageError with one line when it cannot be opened
+    (or, with ``write``, when an SQLite file could not be written)."""
     engine_kwargs: dict[str, Any] = {}
+    new_file: Path | None = None  # an SQLite file this call creates: removed again if it stays empty
     try:
         parsed = make_url(url)
     except Exception as err:
-        raise StorageError(f"Optuna storage URL {url!r} is not a database URL",
+        raise StorageError(f"Optuna storage URL {redact(url)!r} is not a database URL",
                            "sqlite:///PATH or postgresql://USER@HOST/DB") from err
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
+            check_sqlite_path(Path(parsed.database), STORE, write=write)
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            new_file = None if Path(parsed.database).exists() else Path(parsed.database)
         # Several local workers share one file: wait for the lock instead of failing.
-        engine_kwargs["connect_args"] = {"timeout": 120}
+        engine_kwargs["connect_args"] = {"timeout": LOCK_WAIT_S}
     else:
         engine_kwargs["pool_pre_ping"] = True
         if parsed.get_backend_name().startswith("postgresql"):
@@ -100,9 +103,19 @@ def make_storage(url: str) -> optuna.storages.RDBStorage:
     try:
         return _open_rdb(parsed.render_as_string(hide_password=False), engine_kwargs)
     except Exception as err:
+        if new_file is not None and new_file.exists() and new_file.stat().st_size == 0:
+            new_file.unlink()  # e.g. a full disk: SQLite made the file, then could not write its tables
+        found = classify(err)
+        if found is not None and found[0] != "unreachable":  # locked, full, read-only: what to do about it
+            raise store_error(err, STORE, url) from err
         first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
-        raise StorageError(f"Optuna storage {_redact(url)!r} cannot be opened: {first}",
+        raise StorageError(f"{STORE} {redact(url)!r} cannot be opened: {redact(first)}",
                            "a reachable sqlite:///PATH or postgresql://USER@HOST/DB") from err
+
+
+def storage_faults(url: str) -> AbstractContextManager[None]:
+    """A block whose Optuna storage faults (locked, read-only, full disk, a database gone) end as one line."""
+    return faults_of(STORE, url, also=(optuna.exceptions.StorageInternalError,))
 
 
 def open_study(
@@ -140,17 +153,18 @@ def open_study(
 
 def check_study(
     storage: optuna.storages.BaseStorage, name: str, *, directions: list[str], space_digest: str, source: str
-) -> bool:
-    """Whether study ``name`` exists; SpecError when it was made from another search space or objective.
+) -> optuna.Study | None:
+    """Study ``name`` when it exists, else None; SpecError when it was made from another search space
+    or objective.
 
     Writes nothing, so a command can check every study before it records anything.
     """
     try:
         study = optuna.load_study(study_name=name, storage=storage)
     except KeyError:
-        return False
+        return None
     _check_same(study, directions=directions, space_digest=space_digest, source=source)
-    return True
+    return study
 
 
 def _check_same(study: optuna.Study, *, directions: list[str], space_digest: str, source: str) -> None:
@@ -175,12 +189,34 @@ def ask(study: optuna.Study) -> optuna.Trial:
 
 @contextmanager
 def heartbeat(study: optuna.Study, trial: optuna.Trial) -> Iterator[None]:
-    """Beat for ``trial`` while the block runs, as ``study.optimize`` does for its own trials."""
-    thread = get_heartbeat_thread(trial._trial_id, study._storage)
+    """Beat for ``trial`` while the block runs, as ``study.optimize`` does for its own trials.
+
+    Optuna's own heartbeat thread dies with a traceback on the first write that fails; this one
+    tries again at the next beat, so a store that is locked or full for a while prints nothing
+    here: the trial's next write reports it (as one line) if it lasts.
+    """
+    storage = study._storage
+    if not isinstance(storage, BaseHeartbeat) or not is_heartbeat_enabled(storage):
+        yield
+        return
+    stop = threading.Event()
+    interval = storage.get_heartbeat_interval() or HEARTBEAT_S
+
+    def beat() -> None:
+        while True:
+            try:
+                storage.record_heartbeat(trial._trial_id)
+            except Exception:  # noqa: BLE001 - see the docstring; a missed beat is retried
+                pass
+            if stop.wait(interval):
+                return
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{trial.number}", daemon=True)
     thread.start()
     try:
         yield
     finally:
+        stop.set()
         thread.join()
 
 
@@ -245,4 +281,5 @@ __all__ = [
     "make_storage",
     "open_study",
     "stale_trials",
+    "storage_faults",
 ]

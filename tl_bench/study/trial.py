@@ -18,6 +18,8 @@ import torch
 from optuna.trial import TrialState
 
 from tl_bench.config import TrialConfig, TrialResult
+from tl_bench.errors import StorageError
+from tl_bench.redact import redact
 from tl_bench.spec import DatasetSpec
 from tl_bench.study.keep import ModelKeeper, warn
 from tl_bench.study.space import SearchSpace, build_config
@@ -44,7 +46,7 @@ class Terminated(KeyboardInterrupt):
 
 def one_line(err: BaseException) -> str:
     text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0] if text else ''}".strip()[:1000]
+    return redact(f"{type(err).__name__}: {text[0] if text else ''}".strip()[:1000])
 
 
 @dataclass
@@ -155,6 +157,9 @@ def _train_and_tell(ctx: TrialContext, trial: optuna.Trial) -> TrialState:
         _tell(ctx.study, trial, state=TrialState.FAIL)
         ctx.tracker.finish_trial(run_id, "INTERRUPTED", history=history, error=reason, config=config)
         raise
+    except StorageError as err:  # the tracking store failed: say why in Optuna, then stop the study
+        _fail_for_store(ctx, trial, err)
+        raise
     except Exception as err:  # a failing trial is recorded as failed; the study goes on
         message = one_line(err)
         trial.set_user_attr(ERROR_ATTR, message)
@@ -164,7 +169,11 @@ def _train_and_tell(ctx: TrialContext, trial: optuna.Trial) -> TrialState:
     values = [float(getattr(result, name)) for name in ctx.metrics]
     for key in ("test_acc", "train_time_s", "params_trainable", "n_stages"):
         trial.set_user_attr(key, getattr(result, key))
-    ctx.tracker.finish_trial(run_id, "COMPLETE", result=result, history=history, config=config)
+    try:
+        ctx.tracker.finish_trial(run_id, "COMPLETE", result=result, history=history, config=config)
+    except StorageError as err:
+        _fail_for_store(ctx, trial, err)
+        raise
     _tell(ctx.study, trial, values)
     if ctx.keeper is not None and trained:  # complete in both stores first: only complete trials keep a model
         try:
@@ -172,6 +181,13 @@ def _train_and_tell(ctx: TrialContext, trial: optuna.Trial) -> TrialState:
         except Exception as err:
             warn(f"the model of trial {trial.number} was not kept", err)
     return TrialState.COMPLETE
+
+
+def _fail_for_store(ctx: TrialContext, trial: optuna.Trial, err: StorageError) -> None:
+    """A trial whose results could not be recorded in MLflow is FAIL in Optuna, with the reason; its run
+    (left RUNNING in a store that cannot be written now) is ended by the next start-up's reconcile."""
+    trial.set_user_attr(ERROR_ATTR, f"not recorded: {err}"[:1000])
+    _tell(ctx.study, trial, state=TrialState.FAIL)
 
 
 __all__ = ["TrialContext", "Terminated", "one_line", "run_trial"]

@@ -9,13 +9,10 @@ it loads MLflow's PyTorch and pyfunc flavours, which most commands never need).
 
 from __future__ import annotations
 
-import os
+from tl_bench.tracking import settings
 
-# MLflow's usage telemetry phones home from a background thread; a benchmark tool that often runs
-# offline keeps it off unless the user asks for it. Set before MLflow is first imported.
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-# Logging a kept model moves a few small files; a progress bar per file would scroll over the study's own.
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+# Before MLflow is first imported: telemetry, printed URLs, server time-outs, duplicate error logs.
+settings.apply()
 
 from tl_bench.tracking import names, read, store, write  # noqa: E402
 from tl_bench.tracking.names import *  # noqa: E402,F403

@@ -42,6 +42,8 @@ WARM_START = "tlb.warm_start"  # what a warm start enqueued, per source study
 SOURCE = "tlb.source"
 SOURCE_DATASET = "tlb.source_dataset"
 CHECKPOINT = "tlb.checkpoint"
+HOST = "tlb.host"  # the process that wrote the run: `tl-bench doctor` ends it when that process is gone
+PID = "tlb.pid"
 # Repairs (``tl-bench doctor``).
 DUPLICATE_OF = "tlb.duplicate_of"
 ORPHAN = "tlb.orphan"
@@ -73,6 +75,17 @@ def trial_run_name(config: TrialConfig, trial_number: int) -> str:
     return f"{config.backbone}-{weights}-f{config.freeze_depth}-{config.neck}-{config.head}-t{trial_number}"
 
 
+def pretrain_run_name(source: str, backbone: str) -> str:
+    """``pretrain-<source>-<backbone>``: the run of one local pretraining checkpoint."""
+    return f"pretrain-{source}-{backbone}"
+
+
+def pretrain_tags(*, source: str, checkpoint: str, source_dataset: str) -> dict[str, str]:
+    """The tags that make a run the pretraining run of ``checkpoint`` (weights ``local:<source>``)."""
+    return {KIND: KIND_PRETRAIN, VERSION: tl_bench.__version__, SOURCE: source, CHECKPOINT: checkpoint,
+            SOURCE_DATASET: source_dataset}
+
+
 def config_params(config: TrialConfig) -> dict[str, str]:
     """Every TrialConfig field as a flat MLflow param."""
     out = {}
@@ -100,6 +113,7 @@ __all__ = [
     "DATASET",
     "DUPLICATE_OF",
     "ERROR",
+    "HOST",
     "IMPORTANCE_EVALUATOR",
     "IMPORTANCE_PREFIX",
     "KIND",
@@ -115,6 +129,7 @@ __all__ = [
     "OPTUNA_STUDY",
     "ORPHAN",
     "PARENT_RUN_ID",
+    "PID",
     "REPAIRED",
     "RUN_ID",
     "RUN_NOTE",
@@ -129,6 +144,8 @@ __all__ = [
     "VERSION",
     "WARM_START",
     "config_params",
+    "pretrain_run_name",
+    "pretrain_tags",
     "trial_run_name",
     "trial_tags",
 ]

@@ -2,7 +2,7 @@
 
 Everything here goes through ``MlflowClient`` with an explicit tracking URI
 (never the process-global one), so the same code reads a local SQLite store,
-a folder store or a remote tracking server.
+a database or a remote tracking server.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from mlflow.entities import Run, ViewType
 from mlflow.tracking import MlflowClient
 
 from tl_bench.errors import StorageError
+from tl_bench.faults import store_error
 from tl_bench.tracking.names import DATASET, KIND, KIND_TRIAL, N_STAGES, PARENT_RUN_ID, STATE, STUDY, TRIAL
-from tl_bench.tracking.store import check_server, is_server, require_store
+from tl_bench.tracking.store import check_tracking_uri, require_store, store_label
 
 PAGE_SIZE = 10_000  # MLflow's own page size for pandas searches; servers accept up to 50,000
 # Tags copied into the frame, under these column names.
@@ -37,9 +38,27 @@ def search_runs(client: MlflowClient, experiment_ids: Sequence[str], filter_stri
 
 def experiment_exists(tracking_uri: str, name: str) -> bool:
     """Whether the store has an experiment called ``name``; a server that does not answer fails in seconds."""
-    if is_server(tracking_uri):
-        check_server(tracking_uri)
-    return MlflowClient(tracking_uri).get_experiment_by_name(name) is not None
+    check_tracking_uri(tracking_uri)
+    try:
+        return MlflowClient(tracking_uri).get_experiment_by_name(name) is not None
+    except Exception as err:  # connection and database errors come in many types
+        raise store_error(err, store_label(tracking_uri), tracking_uri) from err
+
+
+def run_exists(tracking_uri: str, run_id: str) -> bool:
+    """Whether the store holds run ``run_id`` (a study recorded in another store does not)."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
+
+    try:
+        MlflowClient(tracking_uri).get_run(run_id)
+    except MlflowException as err:
+        if err.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+            return False
+        raise store_error(err, store_label(tracking_uri), tracking_uri) from err
+    except Exception as err:
+        raise store_error(err, store_label(tracking_uri), tracking_uri) from err
+    return True
 
 
 def _experiment_ids(client: MlflowClient, study: str | None) -> list[str]:
@@ -89,8 +108,7 @@ def read_runs(
     except StorageError:
         raise
     except Exception as err:  # connection and database errors come in many types
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
-        raise StorageError(f"cannot read MLflow runs from {tracking_uri!r}: {first}") from err
+        raise store_error(err, store_label(tracking_uri), tracking_uri) from err
     return _frame(runs)
 
 
@@ -109,4 +127,4 @@ def _frame(runs: list[Run]) -> pd.DataFrame:
 
 
 # ``Run`` is MLflow's record of a run (``.info``, ``.data.tags`` / ``.params`` / ``.metrics``): what ``search_runs`` yields.
-__all__ = ["PAGE_SIZE", "TAG_COLUMNS", "Run", "experiment_exists", "read_runs", "search_runs"]
+__all__ = ["PAGE_SIZE", "TAG_COLUMNS", "Run", "experiment_exists", "read_runs", "run_exists", "search_runs"]

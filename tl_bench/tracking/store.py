@@ -12,8 +12,14 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from tl_bench.errors import StorageError
+from tl_bench.faults import check_sqlite_path
+from tl_bench.redact import redact
 
 DEFAULT_STORE = Path("studies") / "runs" / "mlflow.db"
+# Stores MLflow 3 keeps (its folder store is in maintenance mode and refuses to open by default).
+SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql")
+ACCEPTED = ("sqlite:///PATH (e.g. runs/mlflow.db), the http(s):// URL of a running `mlflow server`, "
+            "or a postgresql://, mysql:// or mssql:// database URL")
 
 
 def is_server(tracking_uri: str | None) -> bool:
@@ -33,9 +39,35 @@ def check_server(tracking_uri: str, timeout_s: float = 10.0) -> None:
         requests.get(tracking_uri.rstrip("/") + "/health", timeout=timeout_s)
     except requests.RequestException as err:
         raise StorageError(
-            f"MLflow tracking server {tracking_uri!r} does not answer ({type(err).__name__})",
-            "the URL of a running `mlflow server`, a sqlite:/// path or a folder",
+            f"MLflow tracking server {redact(tracking_uri)!r} does not answer ({type(err).__name__})",
+            "the URL of a running `mlflow server`, or a sqlite:///PATH store",
         ) from None
+
+
+def store_label(tracking_uri: str | None) -> str:
+    """How messages name the store: "MLflow tracking server" or "MLflow store"."""
+    return "MLflow tracking server" if is_server(tracking_uri) else "MLflow store"
+
+
+def check_tracking_uri(tracking_uri: str, *, write: bool = False) -> None:
+    """StorageError (one line) unless ``tracking_uri`` names a store MLflow 3 can use: a known scheme,
+    no folder store, a server that answers, an SQLite path that can be (``write``: written) a store.
+
+    Writes nothing: a command checks its store before it records anything.
+    """
+    shown = redact(tracking_uri)
+    if local_store_path(tracking_uri) is not None and not tracking_uri.startswith("sqlite:"):
+        raise StorageError(
+            f"MLflow tracking URI {shown!r} is a folder or plain path: MLflow 3 keeps runs in a database "
+            "(its folder store is in maintenance mode; `mlflow migrate-filestore` converts one)", ACCEPTED)
+    scheme = tracking_uri.partition("://")[0].partition("+")[0].lower() if "://" in tracking_uri else ""
+    if scheme not in SCHEMES:
+        raise StorageError(f"MLflow tracking URI {shown!r} has an unknown scheme {scheme or '(none)'!r}", ACCEPTED)
+    if is_server(tracking_uri):
+        check_server(tracking_uri)
+    path = local_store_path(tracking_uri)
+    if path is not None:
+        check_sqlite_path(path, "MLflow store", write=write)
 
 
 def local_store_path(tracking_uri: str) -> Path | None:
@@ -58,7 +90,8 @@ def store_missing(url: str) -> bool:
 
 
 def require_store(tracking_uri: str) -> None:
-    """StorageError unless the local store behind ``tracking_uri`` exists (servers and databases pass)."""
+    """StorageError unless ``tracking_uri`` names a store that can be read and, when local, exists."""
+    check_tracking_uri(tracking_uri)
     if store_missing(tracking_uri):
         raise StorageError(
             f"no MLflow store at {local_store_path(tracking_uri)}",
@@ -82,11 +115,15 @@ def locate_store(tracking_uri: str | None = None) -> str:
 
 
 __all__ = [
+    "ACCEPTED",
     "DEFAULT_STORE",
+    "SCHEMES",
     "check_server",
+    "check_tracking_uri",
     "is_server",
     "local_store_path",
     "locate_store",
     "require_store",
+    "store_label",
     "store_missing",
 ]

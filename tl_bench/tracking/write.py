@@ -5,17 +5,24 @@ several workers and threads can share a store. A trial costs five small
 writes: the run with its tags, one ``log_batch`` of params, the dataset input,
 one ``log_batch`` of curves, results and state, and the status change; the
 config artifact goes straight to the run's artifact store.
+
+Any error of the store in a Tracker call (locked past the wait, read-only,
+full disk, a server gone) is raised as one ``StorageError`` line naming the
+store and what to do (``tl_bench.faults``).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
+import os
+import socket
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, Run, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
@@ -24,37 +31,56 @@ from mlflow.tracking import MlflowClient
 
 import tl_bench
 from tl_bench.config import TrialConfig, TrialResult
-from tl_bench.errors import StorageError
+from tl_bench.errors import TLBenchError
+from tl_bench.faults import store_error
 from tl_bench.tracking.names import (
-    CHECKPOINT,
     CURVES,
     DATASET,
     ERROR,
+    HOST,
     KIND,
-    KIND_PRETRAIN,
     KIND_STUDY,
     MAX_PARAM,
     MAX_TAG,
     N_STAGES,
     OPTUNA_STUDY,
     PARENT_RUN_ID,
+    PID,
     RUN_NOTE,
     RUN_STATUS,
-    SOURCE,
-    SOURCE_DATASET,
     STATE,
     STUDY,
     VERSION,
     config_params,
+    pretrain_run_name,
+    pretrain_tags,
     trial_run_name,
     trial_tags,
 )
 from tl_bench.tracking.read import search_runs
-from tl_bench.tracking.store import check_server, is_server
+from tl_bench.tracking.store import check_tracking_uri, is_server, store_label
+
+F = TypeVar("F", bound=Callable[..., Any])
+DATASET_ATTEMPTS = 3  # concurrent writers of one new dataset: each retry finds it stored by another
 
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _guarded(method: F) -> F:
+    """The method's store errors as one ``StorageError`` line naming the store."""
+
+    @functools.wraps(method)
+    def call(self: Tracker, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except TLBenchError:
+            raise
+        except Exception as err:  # MLflow, SQLAlchemy, requests and OS errors alike
+            raise store_error(err, store_label(self.tracking_uri), self.tracking_uri or "") from err
+
+    return call  # type: ignore[return-value]
 
 
 class Tracker:
@@ -67,19 +93,22 @@ class Tracker:
         *,
         artifact_location: str | None = None,
         enabled: bool = True,
+        write: bool = True,
     ) -> None:
+        """``write=False`` when this tracker only reads (a report): a read-only store is then fine."""
         self.enabled = enabled
         self.tracking_uri = tracking_uri
         self._client: MlflowClient | None = None
         self.experiment_id = ""
         self._artifact_uris: dict[str, str] = {}  # run id -> artifact root, for runs this tracker started
         if enabled:
+            check_tracking_uri(tracking_uri or "", write=write)
             if is_server(tracking_uri):
-                check_server(tracking_uri)  # type: ignore[arg-type]
                 artifact_location = None  # the server's artifact root, reachable from every host
             self._client = MlflowClient(tracking_uri)
             self.experiment_id = self._experiment(experiment, artifact_location)
 
+    @_guarded
     def _experiment(self, name: str, artifact_location: str | None) -> str:
         assert self._client is not None
         try:
@@ -89,19 +118,12 @@ class Tracker:
                     self._client.restore_experiment(found.experiment_id)
                 return found.experiment_id
             return self._client.create_experiment(name, artifact_location=artifact_location)
-        except MlflowException as err:
+        except MlflowException:
             # Two workers may create it at once: the loser reads the winner's.
             found = self._client.get_experiment_by_name(name)
             if found is not None:
                 return found.experiment_id
-            raise StorageError(
-                f"MLflow tracking URI {self.tracking_uri!r} cannot be used: {str(err).splitlines()[0]}"
-            ) from err
-        except Exception as err:  # connection errors come in many types
-            raise StorageError(
-                f"MLflow tracking URI {self.tracking_uri!r} is unreachable: {str(err).splitlines()[0][:200]}",
-                "a sqlite:/// path, a folder, or a running tracking server URL",
-            ) from err
+            raise
 
     # -- reading back -----------------------------------------------------
     def runs(self, filter_string: str = "") -> Iterator[Run]:
@@ -109,8 +131,15 @@ class Tracker:
         if not self.enabled:
             return iter(())
         assert self._client is not None
-        return search_runs(self._client, [self.experiment_id], filter_string)
+        return self._guarded_pages(search_runs(self._client, [self.experiment_id], filter_string))
 
+    def _guarded_pages(self, runs: Iterator[Run]) -> Iterator[Run]:
+        try:
+            yield from runs
+        except Exception as err:  # a page that fails to load fails like any other call
+            raise store_error(err, store_label(self.tracking_uri), self.tracking_uri or "") from err
+
+    @_guarded
     def run_status(self, run_id: str) -> str:
         """The run's MLflow status (RUNNING, FINISHED, KILLED, FAILED)."""
         assert self._client is not None
@@ -122,6 +151,7 @@ class Tracker:
         found = list(self.runs(f"tags.`{KIND}` = '{KIND_STUDY}' and tags.`{OPTUNA_STUDY}` = '{optuna_study}'"))
         return min(found, key=lambda r: (r.info.start_time or 0, r.info.run_id)).info.run_id if found else None
 
+    @_guarded
     def create_parent_run(self, *, study: str, dataset: str, optuna_study: str, description: str = "") -> str:
         if not self.enabled:
             return ""
@@ -133,11 +163,13 @@ class Tracker:
         run = self._client.create_run(self.experiment_id, run_name=dataset, tags=tags)
         return run.info.run_id
 
+    @_guarded
     def reopen_parent_run(self, run_id: str) -> None:
         if self.enabled and run_id:
             assert self._client is not None
             self._client.update_run(run_id, status="RUNNING")
 
+    @_guarded
     def close_parent(self, run_id: str, status: str = RunStatus.to_string(RunStatus.FINISHED)) -> None:
         """End a parent run: FINISHED, or KILLED for a study stopped short of its budget."""
         if self.enabled and run_id:
@@ -145,6 +177,7 @@ class Tracker:
             self._client.set_terminated(run_id, status=status)
 
     # -- trial runs -------------------------------------------------------
+    @_guarded
     def start_trial(
         self,
         parent_run_id: str,
@@ -170,9 +203,26 @@ class Tracker:
             source = json.dumps({"dataset": config.dataset, "img_size": config.img_size, "train_size": config.train_size,
                                  "val_size": config.val_size, "split_seed": config.split_seed})
             dataset_input = Dataset(name=config.dataset, digest=fingerprint[:36], source_type="tl-bench", source=source)
-            self._client.log_inputs(run_id, [DatasetInput(dataset_input, [InputTag("mlflow.data.context", "train")])])
+            self._log_dataset(run_id, DatasetInput(dataset_input, [InputTag("mlflow.data.context", "train")]))
         return run_id
 
+    def _log_dataset(self, run_id: str, dataset_input: DatasetInput) -> None:
+        """Link the run to its dataset, storing the dataset when it is new to the experiment.
+
+        Workers that start together may both find the dataset new and insert it: one insert
+        fails on the store's uniqueness rule and is rolled back whole; its retry finds the
+        dataset stored and only adds the link.
+        """
+        assert self._client is not None
+        for attempt in range(DATASET_ATTEMPTS):
+            try:
+                self._client.log_inputs(run_id, [dataset_input])
+                return
+            except MlflowException as err:
+                if attempt == DATASET_ATTEMPTS - 1 or "unique constraint" not in str(err).lower():
+                    raise
+
+    @_guarded
     def finish_trial(
         self,
         run_id: str,
@@ -224,6 +274,7 @@ class Tracker:
             path.write_text(json.dumps(record, indent=2))
             get_artifact_repository(artifact_uri, tracking_uri=self.tracking_uri).log_artifact(str(path))
 
+    @_guarded
     def end_run(self, run_id: str, state: str, error: str | None = None, *, tags: Mapping[str, str] | None = None) -> None:
         """Mark a run as ended without results (repairs and interrupted trials); ``tags`` go in the same write."""
         if not self.enabled or not run_id:
@@ -232,10 +283,12 @@ class Tracker:
         self._log(run_id, tags={STATE: state, **({ERROR: error} if error else {}), **(tags or {})})
         self._client.set_terminated(run_id, status=RUN_STATUS.get(state, "FAILED"))
 
+    @_guarded
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
         if self.enabled and run_id:
             self._log(run_id, tags=tags)
 
+    @_guarded
     def record_run(
         self,
         *,
@@ -255,6 +308,7 @@ class Tracker:
         self._client.set_terminated(run_id, status=RUN_STATUS[state], end_time=end_ms)
         return run_id
 
+    @_guarded
     def record_pretrain(
         self, config: TrialConfig, result: TrialResult, *, source: str, checkpoint: str, pretrain_time_s: float
     ) -> str:
@@ -262,9 +316,9 @@ class Tracker:
         if not self.enabled:
             return ""
         assert self._client is not None
-        tags = {KIND: KIND_PRETRAIN, VERSION: tl_bench.__version__, SOURCE: source, CHECKPOINT: checkpoint,
-                SOURCE_DATASET: config.dataset}
-        run = self._client.create_run(self.experiment_id, run_name=f"pretrain-{source}-{config.backbone}", tags=tags)
+        tags = pretrain_tags(source=source, checkpoint=checkpoint, source_dataset=config.dataset)
+        tags |= {HOST: socket.gethostname(), PID: str(os.getpid())}
+        run = self._client.create_run(self.experiment_id, run_name=pretrain_run_name(source, config.backbone), tags=tags)
         self._artifact_uris[run.info.run_id] = run.info.artifact_uri
         timing = Metric("pretrain_time_s", float(pretrain_time_s), _now_ms(), 0)
         self._log(run.info.run_id, params=config_params(config), metrics=[timing])
@@ -295,6 +349,7 @@ class Tracker:
                 return
 
     # -- study summary ----------------------------------------------------
+    @_guarded
     def log_summary(self, parent_run_id: str, metrics: dict[str, float], tags: dict[str, str]) -> None:
         if not self.enabled or not parent_run_id:
             return
@@ -302,11 +357,13 @@ class Tracker:
                    if v is not None and math.isfinite(float(v))]
         self._log(parent_run_id, metrics=numbers, tags=tags)
 
+    @_guarded
     def log_artifact(self, run_id: str, path: str, artifact_path: str | None = None) -> None:
         if self.enabled and run_id:
             assert self._client is not None
             self._client.log_artifact(run_id, path, artifact_path)
 
+    @_guarded
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
         if self.enabled and run_id:
             assert self._client is not None

@@ -1,0 +1,59 @@
+"""Command-line mistakes get one line and exit 2 (not Typer's usage box); option ranges say what the
+study accepts; the UI's host is checked before anything is bound."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tl_bench.cli import main
+from tl_bench.report import is_loopback
+
+
+def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    try:
+        main(args)
+        code = 0
+    except SystemExit as stop:
+        code = int(stop.code or 0)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["run", "x.yaml", "--n-trials", "0"], "error: Invalid value for '--n-trials': Input should be greater than or equal to 1 (see tl-bench run --help)"),
+        (["run", "x.yaml", "--timeout", "0"], "error: Invalid value for '--timeout': 0 is not accepted; accepted: a positive number of seconds (see tl-bench run --help)"),
+        (["run", "x.yaml", "--n-trial", "3"], "error: No such option: --n-trial (Possible options: --n-trials) (see tl-bench run --help)"),
+        (["run"], "error: Missing argument 'spec_path'. (see tl-bench run --help)"),
+        (["leaderboard", "--top", "many"], "error: Invalid value for '--top': Input should be a valid integer, unable to parse string as an integer (see tl-bench leaderboard --help)"),
+        (["nosuch"], "error: No such command 'nosuch'. (see tl-bench --help)"),
+    ],
+)
+def test_a_command_line_mistake_is_one_line_and_exit_2(args: list[str], line: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _run(args, capsys)
+    assert (code, out, err) == (2, "", line + "\n")
+
+
+def test_the_declared_ranges_accept_what_the_study_accepts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # 1 trial and a fraction of a second pass the options; the missing file is the next thing said.
+    code, _, err = _run(["run", str(tmp_path / "x.yaml"), "--n-trials", "1", "--timeout", "0.5"], capsys)
+    assert code == 2 and "x.yaml: top level: file not found" in err
+
+
+def test_no_command_shows_the_help(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _run([], capsys)
+    assert code == 0 and "Usage: tl-bench" in out + err
+
+
+def test_loopback_names_are_loopback() -> None:
+    assert all(is_loopback(h) for h in ("127.0.0.1", "127.0.0.2", "::1", "localhost"))
+    assert not any(is_loopback(h) for h in ("0.0.0.0", "::", "192.0.2.1"))
+
+
+@pytest.mark.parametrize("host", ["localhost", "0.0.0.0"])
+def test_ui_checks_the_store_before_it_warns_or_binds(tmp_path: Path, host: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(["ui", "--tracking-uri", f"sqlite:///{tmp_path / 'none.db'}", "--host", host], capsys)
+    assert code == 2 and err.startswith("error: no MLflow store at") and len(err.splitlines()) == 1
