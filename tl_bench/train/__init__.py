@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from tl_bench.train.cache import FeatureCache, feature_key
+from tl_bench.train.cache import FeatureCache, FillCost, feature_key
 from tl_bench.train.from_config import build_for, train_config
 from tl_bench.train.trainer import EpochCallback, cache_applies, resolve_device, train_trial
 
 __all__ = [
     "EpochCallback",
     "FeatureCache",
+    "FillCost",
     "build_for",
     "cache_applies",
     "feature_key",
