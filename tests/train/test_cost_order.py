@@ -7,9 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from tl_bench.models import save_backbone_checkpoint
 from tl_bench.train import FeatureCache, build_for, train_config
+from tl_bench.train.cost import model_mb, warm_up
 
 SEEDS = (0, 1, 2)
 
@@ -75,8 +77,6 @@ def test_peak_memory_of_identical_trials_is_equal_within_noise(make_config, free
 
 
 def test_peak_memory_counts_the_model_weights(make_config, digits) -> None:
-    from tl_bench.train.cost import model_mb
-
     config = make_config(epochs=1)
     weights = model_mb(build_for(config, digits.num_classes))
     assert weights > 1.0  # test_resnet: about 1.5 MiB of float32 parameters
@@ -101,3 +101,11 @@ def test_first_peak_memory_matches_later_ones_in_a_fresh_process(tmp_path: Path)
     assert done.returncode == 0, done.stderr[-2000:]
     first, *later = json.loads(done.stdout.strip().splitlines()[-1])
     assert first / max(later) < 1.3 and first / min(later) > 0.7, (first, later)
+
+
+def test_the_warm_up_leaves_the_random_state_alone() -> None:
+    torch.manual_seed(7)
+    expected = torch.rand(3)
+    torch.manual_seed(7)
+    warm_up(torch.device("cpu", 0))  # a device key of its own, so it runs here whatever ran before
+    assert torch.equal(torch.rand(3), expected)

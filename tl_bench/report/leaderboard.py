@@ -4,7 +4,7 @@ A *combination* is (dataset, backbone, weights, freeze_depth, neck, head). A
 *setting* is one study's combination with all its other searched and fixed
 parameters; its seeds are counted and averaged by ``tl_bench.report.seeds``.
 Each combination is represented by its setting with the best ``val_acc_lcb``
-(mean validation accuracy less one pooled standard error, so settings with
+(a one-sided 95 % lower bound on its mean validation accuracy, so settings with
 unequal seed counts compare fairly); rows are ranked and put on Pareto fronts
 by it too. Test accuracy is reported for the rows validation chose, and ranks
 only when asked for (``metric="test_acc"``).

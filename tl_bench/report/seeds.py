@@ -96,8 +96,6 @@ def settings_table(trials: pd.DataFrame, metric: str = "val_acc", *, include_unf
     settings = representative.drop(columns=[*averaged, "_seed"]).join(means)
     settings["n_seeds"] = grouped.size()
     settings = settings.join(counts)
-    if include_unfinished:
-        settings["n_seeds"] = settings["n_seeds_started"]
     settings["seeds_complete"] = settings["n_seeds"] == settings["n_seeds_started"]
     settings["test_acc_std"] = grouped["test_acc"].std()
     settings["val_acc_std"] = grouped["val_acc"].std()

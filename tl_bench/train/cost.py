@@ -128,6 +128,13 @@ def warm_up(device: torch.device, autocast: Callable[[], AbstractContextManager[
     if key in _warmed:
         return
     _warmed.add(key)
+    # Its own random draws: the caller's RNG state is left as it was.
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        _warm_up_steps(device, autocast)
+    synchronize(device)
+
+
+def _warm_up_steps(device: torch.device, autocast: Callable[[], AbstractContextManager[Any]]) -> None:
     torch.manual_seed(0)
     conv = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.GELU(),
                          nn.Conv2d(16, 16, 3, padding=1, groups=16), nn.AdaptiveAvgPool2d(1), nn.Flatten())
@@ -147,8 +154,6 @@ def warm_up(device: torch.device, autocast: Callable[[], AbstractContextManager[
         optimizer.zero_grad(set_to_none=True)
     with torch.no_grad(), autocast():
         conv.eval()(x)
-    del modules, optimizer, conv, head
-    synchronize(device)
 
 
 class PeakMemory:
