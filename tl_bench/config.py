@@ -119,14 +119,17 @@ class TrialResult:
     epochs_run: int = 0
     history: list[dict[str, float]] = field(default_factory=list)  # per epoch: epoch, train_loss, val_acc, val_loss, val_top5, lr
     # cost, measured
+    # Cost fields do not depend on trial order: with the feature cache, the backbone pass that
+    # computed a split's features is charged, as recorded with its cache entry, to every trial using it.
     setup_time_s: float = 0.0  # building the model and loading data, not part of training time
-    train_time_s: float = 0.0  # wall clock of the training epochs (cache fill included)
-    eval_time_s: float = 0.0  # wall clock of validation and test passes
-    train_throughput_ips: float = 0.0  # training images per second
+    train_time_s: float = 0.0  # wall clock of the training epochs, plus feature_time_s
+    eval_time_s: float = 0.0  # wall clock of validation and test passes (their feature passes included)
+    feature_time_s: float = 0.0  # the cached training split's backbone pass, as recorded (0 without the cache)
+    train_throughput_ips: float = 0.0  # training images per second of train_time_s
     flops_fwd_per_image: float = 0.0  # whole model forward, FlopCounterMode
     flops_train_per_image: float = 0.0  # per image per training step as actually run (cache aware)
-    train_flops_total: float = 0.0
-    peak_mem_mb: float = 0.0  # CUDA peak allocated, or peak RSS growth on CPU
+    train_flops_total: float = 0.0  # every training step, plus the cached training split's backbone pass
+    peak_mem_mb: float = 0.0  # model weights and buffers + largest memory growth in training and evaluation
     # size
     params_total: int = 0
     params_trainable: int = 0
@@ -137,6 +140,7 @@ class TrialResult:
     trainable_fraction: float = 0.0
     # how it ran
     cache_used: bool = False
+    cache_hit: bool = False  # the training split's features were found in the cache, not computed
     device: str = "cpu"
 
     def to_dict(self) -> dict[str, Any]:

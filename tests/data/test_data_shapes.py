@@ -29,6 +29,19 @@ def test_images_vary_in_colour_and_are_not_blank() -> None:
     assert channel_means.std(dim=0).min() > 20  # backgrounds differ between images
 
 
+def test_glyph_style_draws_light_centred_shapes_and_leaves_the_varied_style_alone() -> None:
+    varied, labels = generate_shapes(6, 20, 32, seed=3)
+    glyphs, glyph_labels = generate_shapes(6, 20, 32, seed=3, style="glyph")
+    assert torch.equal(varied, generate_shapes(6, 20, 32, seed=3, style="varied")[0])  # the default, unchanged
+    assert torch.equal(labels, glyph_labels) and not torch.equal(varied, glyphs)
+    assert torch.equal(glyphs, generate_shapes(6, 20, 32, seed=3, style="glyph")[0])  # deterministic too
+    channels = glyphs.float()
+    colour = lambda images: images.float().std(dim=1).mean(dim=(1, 2)).max()  # noqa: E731
+    assert colour(glyphs) < 25 < colour(varied)  # grey: the channels agree up to pixel noise
+    centre, border = channels[:, :, 12:20, 12:20].mean(), channels[:, :, :3, :].mean()
+    assert centre > 2 * border  # light shapes in the middle of a dark background
+
+
 def test_three_thousand_images_generate_quickly() -> None:
     started = time.perf_counter()
     images, labels = generate_shapes(10, 300, 32, seed=0)
@@ -54,6 +67,7 @@ def test_dataset_options_shape_the_data() -> None:
         ({"size": "big"}, "size='big'"),
         ({"data_seed": -3}, "data_seed=-3"),
         ({"colours": 3}, "'colours'"),
+        ({"style": "neon"}, "style='neon'"),
     ],
 )
 def test_bad_shapes_options(options: dict, word: str) -> None:

@@ -101,4 +101,4 @@ def test_more_than_a_thousand_runs(tmp_path: Path) -> None:
     board = leaderboard(store.uri)
     assert len(board) == n, f"read {len(board)} of {n} runs (fill took {fill_s:.0f} s)"
     assert board["rank"].min() == 1 and list(board.columns[: len(CSV_COLUMNS)]) == list(CSV_COLUMNS)
-    assert board["test_acc"].is_monotonic_decreasing
+    assert board["val_acc"].is_monotonic_decreasing  # ranked by validation (one seed each: the bound is the mean)

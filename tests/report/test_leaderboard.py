@@ -44,7 +44,7 @@ def test_ranking_shares_ties_and_puts_missing_metric_last(store: TrialStore) -> 
     store.trial(backbone="test_resnet", val_acc=0.9, test_acc=0.9)
     store.trial(backbone="test_efficientnet", val_acc=0.99, drop=("test_acc",))
     store.trial(backbone="test_resnet", dataset="shapes", val_acc=0.5, test_acc=0.1)
-    board = leaderboard(store.uri)
+    board = leaderboard(store.uri, metric="test_acc")  # asked for: ranks by test, still chosen by validation
     digits = board[board["dataset"] == "digits"]
     assert list(digits["backbone"]) == ["test_resnet", "test_convnext", "test_vit", "test_efficientnet"]
     assert list(digits["rank"]) == [1, 2, 2, 4]
@@ -65,16 +65,16 @@ def test_failed_pruned_and_running_trials_are_left_out_by_default(store: TrialSt
     everything = leaderboard(store.uri, include_unfinished=True)
     assert set(everything["state"]) == {"COMPLETE", "PRUNED", "FAIL", "RUNNING"}
     assert running.info.run_id in set(everything["run_id"])
-    assert everything.loc[0, "neck"] == "gem"  # pruned with the best test accuracy ranks first when asked for
+    assert everything.loc[0, "neck"] == "gem"  # pruned with the best validation accuracy ranks first when asked for
 
 
 def test_seeds_of_one_setting_are_averaged_with_their_spread(store: TrialStore) -> None:
     tests = [0.80, 0.90, 0.70]
     seeds = [store.trial(seed=s, val_acc=v, test_acc=t, train_time_s=2.0 + s)
              for s, v, t in zip((0, 1, 2), (0.70, 0.80, 0.90), tests)]
-    store.trial(seed=0, lr=5e-2, val_acc=0.79, test_acc=0.99)  # another setting: mean val 0.79 < 0.80
+    store.trial(seed=0, lr=5e-2, val_acc=0.72, test_acc=0.99)  # another setting, worse on validation
     row = leaderboard(store.uri).iloc[0]
-    assert row["n_seeds"] == 3
+    assert row["n_seeds"] == 3 and row["n_seeds_started"] == 3 and row["seeds_complete"]
     assert row["test_acc"] == pytest.approx(statistics.mean(tests))
     assert row["test_acc_std"] == pytest.approx(statistics.stdev(tests))
     assert row["val_acc"] == pytest.approx(0.80)
@@ -93,10 +93,20 @@ def test_pareto_mask_on_a_hand_built_set() -> None:
 def test_board_flags_the_front_against_time_and_against_parameters(store: TrialStore) -> None:
     points = {"gap": (0.9, 10.0, 500), "gem": (0.8, 5.0, 100), "attn": (0.7, 8.0, 50), "mlp": (0.6, 20.0, 1000)}
     for neck, (acc, time_s, params) in points.items():
-        store.trial(neck=neck, val_acc=acc, test_acc=acc, train_time_s=time_s, params_trainable=params)
+        # Test accuracy runs the other way: the fronts must not read it.
+        store.trial(neck=neck, val_acc=acc, test_acc=1.5 - acc, train_time_s=time_s, params_trainable=params)
     board = leaderboard(store.uri).set_index("neck")
     assert board["is_pareto"].to_dict() == {"gap": True, "gem": True, "attn": False, "mlp": False}
     assert board["is_pareto_params"].to_dict() == {"gap": True, "gem": True, "attn": True, "mlp": False}
+
+
+def test_rows_are_ranked_by_validation_and_report_test(store: TrialStore) -> None:
+    store.trial(backbone="test_resnet", val_acc=0.90, test_acc=0.70)
+    store.trial(backbone="test_vit", val_acc=0.80, test_acc=0.95)  # better on test, worse on validation
+    board = leaderboard(store.uri)
+    assert board["backbone"].tolist() == ["test_resnet", "test_vit"] and board["rank"].tolist() == [1, 2]
+    assert board["test_acc"].tolist() == pytest.approx([0.70, 0.95])  # reported, never choosing
+    assert board["val_acc_lcb"].tolist() == pytest.approx([0.90, 0.80])  # one seed each: no spread to subtract
 
 
 def test_filters(store: TrialStore) -> None:
@@ -132,7 +142,7 @@ def test_across_datasets_keeps_combinations_run_everywhere(store: TrialStore) ->
     assert resnet["mean_test_acc"] == pytest.approx((0.9 + 0.6 + 0.5) / 3)
     assert resnet["mean_rank"] == pytest.approx((1 + 2 + 1) / 3)
     assert resnet["wins"] == 2 and resnet["n_datasets"] == 3 and resnet["rank"] == 1
-    assert resnet["test_acc[shapes]"] == pytest.approx(0.6)
+    assert resnet["val_acc_lcb[shapes]"] == pytest.approx(0.6)  # ranked by validation, test reported
     again = across_datasets(leaderboard(store.uri))  # from a frame, same answer
     pd.testing.assert_frame_equal(table, again)
 

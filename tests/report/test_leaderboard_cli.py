@@ -36,7 +36,7 @@ def test_table_and_csv(store: TrialStore, tmp_path: Path) -> None:
     out = tmp_path / "board.csv"
     done = tl_bench("leaderboard", "--tracking-uri", store.uri, "--study", "cli", "--csv", str(out), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "test_resnet" in done.stdout and "0.91" in done.stdout and "ranked by test_acc" in done.stdout
+    assert "test_resnet" in done.stdout and "0.91" in done.stdout and "ranked by val_acc_lcb" in done.stdout
     assert f"wrote 4 rows to {out}" in done.stderr
     board = pd.read_csv(out)
     assert list(board.columns[: len(CSV_COLUMNS)]) == list(CSV_COLUMNS)

@@ -43,22 +43,33 @@ class TrialStore:
         self.uri = f"sqlite:///{folder / 'mlflow.db'}"
         self.client = MlflowClient(tracking_uri=self.uri)
         self.study = study
+        self.folder = folder
         self.experiment_id = self.client.create_experiment(study, artifact_location=(folder / "artifacts").as_uri())
-        self.parents: dict[str, str] = {}
+        self.experiments = {study: self.experiment_id}
+        self.parents: dict[tuple[str, str], str] = {}
         self._numbers = itertools.count()
 
-    def parent(self, dataset: str) -> str:
-        if dataset not in self.parents:
-            tags = {"tlb.kind": "study", "tlb.study": self.study, "tlb.dataset": dataset,
-                    "tlb.optuna_study": f"{self.study}/{dataset}"}
-            run = self.client.create_run(self.experiment_id, run_name=dataset, tags=tags)
-            self.parents[dataset] = run.info.run_id
-        return self.parents[dataset]
+    def experiment(self, study: str) -> str:
+        """The experiment of ``study`` (one per study spec), created on first use."""
+        if study not in self.experiments:
+            location = (self.folder / f"artifacts-{study}").as_uri()
+            self.experiments[study] = self.client.create_experiment(study, artifact_location=location)
+        return self.experiments[study]
+
+    def parent(self, dataset: str, study: str | None = None) -> str:
+        study = study or self.study
+        if (study, dataset) not in self.parents:
+            tags = {"tlb.kind": "study", "tlb.study": study, "tlb.dataset": dataset,
+                    "tlb.optuna_study": f"{study}/{dataset}"}
+            run = self.client.create_run(self.experiment(study), run_name=dataset, tags=tags)
+            self.parents[(study, dataset)] = run.info.run_id
+        return self.parents[(study, dataset)]
 
     def trial(self, dataset: str = "digits", *, state: str = "COMPLETE", drop: tuple[str, ...] = (),
-              n_stages: int = 4, **values: Any) -> str:
-        """One trial run; ``values`` are TrialConfig fields and TrialResult fields, ``drop``
-        names metrics left out (as a failed trial leaves them)."""
+              n_stages: int = 4, study: str | None = None, **values: Any) -> str:
+        """One trial run (of ``study``, default the store's); ``values`` are TrialConfig fields and
+        TrialResult fields, ``drop`` names metrics left out (as a failed trial leaves them)."""
+        study = study or self.study
         values.setdefault("backbone", "test_resnet")
         config = TrialConfig(dataset=dataset, **{k: v for k, v in values.items() if k in _CONFIG_FIELDS})
         result_values = {"val_acc": 0.5, "test_acc": 0.5, "train_time_s": 1.0, "params_total": 2000,
@@ -66,9 +77,9 @@ class TrialStore:
         result_values.update({k: v for k, v in values.items() if k not in _CONFIG_FIELDS})
         metrics = {k: v for k, v in TrialResult(**result_values).metrics().items() if k not in drop}
         number = next(self._numbers)
-        tags = {"tlb.kind": "trial", "tlb.study": self.study, "tlb.dataset": dataset, "tlb.trial": str(number),
-                "tlb.state": state, "tlb.n_stages": str(n_stages), MLFLOW_PARENT_RUN_ID: self.parent(dataset)}
-        run = self.client.create_run(self.experiment_id, run_name=trial_run_name(config, number), tags=tags)
+        tags = {"tlb.kind": "trial", "tlb.study": study, "tlb.dataset": dataset, "tlb.trial": str(number),
+                "tlb.state": state, "tlb.n_stages": str(n_stages), MLFLOW_PARENT_RUN_ID: self.parent(dataset, study)}
+        run = self.client.create_run(self.experiment(study), run_name=trial_run_name(config, number), tags=tags)
         now = int(time.time() * 1000)
         self.client.log_batch(
             run.info.run_id,

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import tl_bench.train.cache
-from tl_bench.train import FeatureCache, build_for, train_config, train_trial
+from tl_bench.train import FeatureCache, FillCost, build_for, train_config, train_trial
 
 # Cached features come from batches of a different size than the image path's
 # training batches, so convolutions may round differently: allow float noise
@@ -59,9 +59,12 @@ def test_disk_cache_is_reused_by_another_instance(make_config, tmp_path: Path) -
     second = train_config(config, cache=second_cache)
     assert second_cache.stats == {"memory_hits": 0, "disk_hits": 3, "computed": 0}
     assert second.history == first.history and second.test_acc == first.test_acc
-    # Only the trial that ran the backbone over the training split pays for it.
-    assert second.train_flops_total == pytest.approx(second.flops_train_per_image * 800)
-    assert first.train_flops_total > second.train_flops_total * 2
+    assert not first.cache_hit and second.cache_hit
+    # The backbone pass is charged to both, as recorded with the entry when the first trial computed it.
+    assert second.feature_time_s == first.feature_time_s > 0
+    assert second.train_flops_total == first.train_flops_total
+    backbone_pass = first.flops_fwd_per_image * 400
+    assert second.train_flops_total == pytest.approx(second.flops_train_per_image * 800 + backbone_pass)
 
 
 def test_heads_share_features_in_memory_but_scratch_seeds_do_not(make_config) -> None:
@@ -106,9 +109,20 @@ def test_memory_limit_evicts_least_recently_used() -> None:
 def test_unreadable_disk_entry_is_a_miss_and_gets_replaced(tmp_path: Path) -> None:
     cache = FeatureCache(tmp_path)
     (tmp_path / "k.safetensors").write_bytes(b"not a safetensors file")
-    features, computed = cache.get_or_compute("k", lambda: [torch.arange(6.0).view(2, 3)])
-    assert computed
-    assert torch.equal(FeatureCache(tmp_path).get("k")[0], torch.arange(6.0).view(2, 3))
+    cost = FillCost(seconds=1.5, flops=2e9, peak_mb=3.0)
+    features, recorded, computed = cache.get_or_compute("k", lambda: ([torch.arange(6.0).view(2, 3)], cost))
+    assert computed and recorded == cost
+    features, recorded = FeatureCache(tmp_path).get_entry("k")
+    assert torch.equal(features[0], torch.arange(6.0).view(2, 3)) and recorded == cost
+
+
+def test_an_entry_without_a_recorded_cost_is_computed_again(tmp_path: Path) -> None:
+    FeatureCache(tmp_path).put("k", [torch.ones(2)])  # written without its cost
+    cache = FeatureCache(tmp_path)
+    cost = FillCost(seconds=0.5, flops=1.0, peak_mb=0.1)
+    _, recorded, computed = cache.get_or_compute("k", lambda: ([torch.ones(2)], cost))
+    assert computed and recorded == cost
+    assert FeatureCache(tmp_path).get_entry("k")[1] == cost
 
 
 # Loads cache.py by path: the writers need FeatureCache, not timm and the models.
@@ -117,6 +131,7 @@ WRITER = textwrap.dedent(
     import importlib.util, sys, torch
     spec = importlib.util.spec_from_file_location("feature_cache", sys.argv[4])
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     cache = module.FeatureCache(sys.argv[1], max_memory_mb=0)
     features = [torch.arange(2**20, dtype=torch.float32).view(1024, 1024), torch.ones(3, 5, dtype=torch.bfloat16)]
@@ -136,7 +151,7 @@ def test_concurrent_writers_of_one_key_never_leave_a_torn_file(tmp_path: Path) -
     expected = torch.arange(2**20, dtype=torch.float32).view(1024, 1024)
     reads = 0
     while any(w.poll() is None for w in writers):
-        got = FeatureCache(tmp_path)._load("shared")
+        got = FeatureCache(tmp_path).get("shared")
         if got is not None:
             assert torch.equal(got[0], expected)
             assert torch.equal(got[1], torch.ones(3, 5, dtype=torch.bfloat16))

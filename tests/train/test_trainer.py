@@ -60,6 +60,14 @@ def test_cost_fields_are_measured(make_config) -> None:
     assert set(result.history[0]) == {"epoch", "train_loss", "val_acc", "val_loss", "val_top5", "lr"}
     assert result.val_top5 is not None and result.val_top5 >= result.val_acc
     assert result.metrics()["peak_mem_mb"] == result.peak_mem_mb
+    assert result.feature_time_s == 0 and not result.cache_hit  # no cache: nothing charged from one
+
+    # Evaluation is timed apart from training: one training batch per epoch against 1,000
+    # validation images per epoch (and 539 test images) makes evaluation about six times the
+    # work, so a training time that included evaluation would reach most of the evaluation time.
+    lopsided = train_config(make_config(train_size=64, val_size=1000, epochs=3))
+    assert lopsided.train_throughput_ips * lopsided.train_time_s == pytest.approx(3 * 64)
+    assert lopsided.train_time_s * 2 < lopsided.eval_time_s, (lopsided.train_time_s, lopsided.eval_time_s)
 
 
 def test_on_epoch_sees_metrics_and_its_exception_stops_the_trial(make_config, digits) -> None:

@@ -40,7 +40,8 @@ def leaderboard_command(
     freeze_depth: Optional[str] = typer.Option(None, "--freeze-depth", help="Only this freeze depth (a number or all)."),
     min_epochs: Optional[int] = typer.Option(None, "--min-epochs", min=1, help="Only trials of at least N epochs."),
     across: bool = typer.Option(False, "--across-datasets", help="One row per combination run on every dataset."),
-    metric: str = typer.Option("test_acc", "--metric", help="Metric that ranks (any logged metric)."),
+    metric: Optional[str] = typer.Option(None, "--metric", help="Metric that ranks (any logged metric); default "
+                                                                 "val_acc_lcb, validation accuracy's lower bound over seeds."),
     ascending: bool = typer.Option(False, "--ascending", help="Lower is better (costs)."),
     include_unfinished: bool = typer.Option(False, "--include-unfinished", help="Also pruned, failed, running trials."),
     top: Optional[int] = typer.Option(None, "--top", min=1, help="Rows per dataset (overall with --across-datasets)."),
@@ -49,10 +50,19 @@ def leaderboard_command(
                                                                "(or write it with --out)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the leaderboard here (format: --format or suffix)."),
 ) -> None:
-    """Rank combinations (backbone, weights, freeze depth, neck, head): best trial by validation, shown by test."""
+    """Rank combinations (backbone, weights, freeze depth, neck, head) by validation; test accuracy is reported."""
 
-    from tl_bench.report import FORMATS, across_datasets, format_board, leaderboard, print_leaderboard, write_board
+    from tl_bench.report import (
+        DEFAULT_METRIC,
+        FORMATS,
+        across_datasets,
+        format_board,
+        leaderboard,
+        print_leaderboard,
+        write_board,
+    )
 
+    metric = metric or DEFAULT_METRIC
     if fmt is not None and fmt not in FORMATS:
         raise OutputError(f"unknown --format {fmt!r}", ", ".join(FORMATS))
     uri, spec_study, _ = _store(tracking_uri, spec)

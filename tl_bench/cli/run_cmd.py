@@ -90,14 +90,15 @@ def run(
 
 def _print_results(spec, outcomes, top: int, *, store_option: str | None = None) -> None:  # type: ignore[no-untyped-def]
     """The leaderboards, then the commands that open this run's store (the one it used, as the user named it)."""
-    from tl_bench.report import leaderboard, print_leaderboard
+    from tl_bench.report import DEFAULT_METRIC, leaderboard, print_leaderboard
 
     console = Console()
     for outcome in outcomes:
         counts = ", ".join(f"{v} {k.lower()}" for k, v in outcome.counts.items() if v)
         console.print(f"\n[bold]{spec.name} / {outcome.dataset}[/bold]: {counts or 'no trials'}")
         frame = leaderboard(spec.tracking_uri, study=spec.name, dataset=outcome.dataset, top=top)
-        print_leaderboard(frame, title=f"Leaderboard: {outcome.dataset} (top {top}, ranked by test_acc)")
+        print_leaderboard(frame, title=f"Leaderboard: {outcome.dataset} (top {top}, ranked by {DEFAULT_METRIC}; "
+                                       "test_acc of the rows validation chose)")
     # Commands to copy: never wrapped at the terminal's width.
     store = store_option or f"--spec {_shown_path(spec.source_path)}"
     console.print(f"\nBrowse every trial in the MLflow UI:  tl-bench ui {store}", soft_wrap=True)

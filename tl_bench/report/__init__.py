@@ -1,26 +1,28 @@
 """The read side: what the studies wrote to MLflow, as leaderboards, files, dashboards and the UI.
 
-``frame`` reads the runs (through ``tl_bench.tracking`` only), ``leaderboard``
-ranks them with the columns of ``columns``, ``export`` writes and prints
+``frame`` reads the runs (through ``tl_bench.tracking`` only), ``seeds`` counts and
+averages the seeds of each setting, ``leaderboard`` ranks them with the columns of ``columns``, ``export`` writes and prints
 boards, ``pareto`` finds fronts, ``dashboard`` (with ``dashboard_spec`` and
 ``panels``) renders HTML pages, and ``ui`` starts the MLflow UI on a store.
 """
 
 from __future__ import annotations
 
-from tl_bench.report.columns import COMBINATION, CSV_COLUMNS, EXTRA_COLUMNS
+from tl_bench.report.columns import COMBINATION, CSV_COLUMNS, DEFAULT_METRIC, EXTRA_COLUMNS
 from tl_bench.report.dashboard import dashboard_html, render_dashboard
 from tl_bench.report.dashboard_spec import DEFAULT_DASHBOARD, Dashboard, load_dashboard
 from tl_bench.report.export import FORMATS, format_board, print_leaderboard, read_csv, write_board, write_csv
 from tl_bench.report.frame import importance_frame, trial_runs
-from tl_bench.report.leaderboard import Filters, across_datasets, leaderboard, rank_runs, trial_table
+from tl_bench.report.leaderboard import Filters, across_datasets, leaderboard, rank_runs
 from tl_bench.report.pareto import pareto_mask
+from tl_bench.report.seeds import settings_table, trial_table
 from tl_bench.report.ui import LOOPBACK, check_host, check_port, free_port, is_loopback, serve_ui, ui_command
 
 __all__ = [
     "COMBINATION",
     "CSV_COLUMNS",
     "DEFAULT_DASHBOARD",
+    "DEFAULT_METRIC",
     "EXTRA_COLUMNS",
     "FORMATS",
     "LOOPBACK",
@@ -42,6 +44,7 @@ __all__ = [
     "read_csv",
     "render_dashboard",
     "serve_ui",
+    "settings_table",
     "trial_runs",
     "trial_table",
     "ui_command",

@@ -13,16 +13,23 @@ CSV_COLUMNS: tuple[str, ...] = (
     "train_time_s", "train_throughput_ips", "peak_mem_mb", "epochs", "lr", "batch_size",
     "seed", "study", "trial", "run_id", "is_pareto",
 )
-# Seed spread and the second Pareto front, after the fixed columns.
-EXTRA_COLUMNS: tuple[str, ...] = ("n_seeds", "test_acc_std", "val_acc_std", "is_pareto_params")
+# After the fixed columns, in this order: seed spread and the second Pareto front, then the score
+# that chooses, ranks and draws the fronts, the seed counts, and the cached backbone pass in train_time_s.
+EXTRA_COLUMNS: tuple[str, ...] = (
+    "n_seeds", "test_acc_std", "val_acc_std", "is_pareto_params",
+    "val_acc_lcb", "n_seeds_started", "n_seeds_pruned", "n_seeds_failed", "seeds_complete", "feature_time_s",
+)
 COMBINATION: tuple[str, ...] = ("dataset", "backbone", "weights", "freeze_depth", "neck", "head")
+# What ranks by default, chooses each combination's setting and draws the Pareto fronts.
+DEFAULT_METRIC = "val_acc_lcb"
 # Metrics averaged over the seeds of a setting.
 MEAN_COLUMNS: tuple[str, ...] = (
     "test_acc", "val_acc", "params_total", "params_trainable", "flops_fwd_per_image",
-    "train_time_s", "train_throughput_ips", "peak_mem_mb",
+    "train_time_s", "train_throughput_ips", "peak_mem_mb", "feature_time_s",
 )
 INT_COLUMNS: tuple[str, ...] = (
     "rank", "n_stages", "params_total", "params_trainable", "epochs", "batch_size", "seed", "trial", "n_seeds",
+    "n_seeds_started", "n_seeds_pruned", "n_seeds_failed",
 )
 # Params that say how a trial ran rather than what it was: runs differing in them are repeats.
 RUN_ONLY_PARAMS = frozenset({"seed", "device", "use_cache", "data_root", "download"})
@@ -50,6 +57,7 @@ def tidy_ints(frame: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
 __all__ = [
     "COMBINATION",
     "CSV_COLUMNS",
+    "DEFAULT_METRIC",
     "EXTRA_COLUMNS",
     "INT_COLUMNS",
     "MEAN_COLUMNS",

@@ -66,7 +66,9 @@ def dashboard_html(dash: Dashboard = DEFAULT_DASHBOARD, tracking_uri: str | None
     """The dashboard page as one HTML string."""
     tracking_uri = locate_store(tracking_uri or None)
     filters = dash.filters.model_copy(update={k: v for k, v in {"study": study, "dataset": dataset}.items() if v})
-    runs = trial_runs(tracking_uri, study=filters.study, dataset=filters.dataset)
+    # Every run: pruned and failed seeds are counted on the boards even though they are not averaged.
+    runs = trial_runs(tracking_uri, study=filters.study, dataset=filters.dataset, include_unfinished=True)
+    finished = int((runs["status"] == "FINISHED").sum())
     boards: dict[str, pd.DataFrame] = {}
 
     def board(metric: str) -> pd.DataFrame:
@@ -95,7 +97,7 @@ def dashboard_html(dash: Dashboard = DEFAULT_DASHBOARD, tracking_uri: str | None
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
         f"<title>{html.escape(dash.title)}</title><style>{_STYLE}</style>"
         f"<script type=\"text/javascript\">{plotly.offline.get_plotlyjs()}</script></head><body>"
-        f"<h1>{html.escape(dash.title)}</h1><p class=\"meta\">{len(runs)} finished trial runs; "
+        f"<h1>{html.escape(dash.title)}</h1><p class=\"meta\">{finished} finished trial runs of {len(runs)}; "
         f"{html.escape(scope)}; metric {html.escape(dash.metric)}; {html.escape(_no_password(tracking_uri))}; "
         f"{stamp}</p>\n"
         + "\n".join(sections) + "\n</body></html>\n"

@@ -9,6 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tl_bench.errors import OutputError
+from tl_bench.report.columns import DEFAULT_METRIC
 from tl_bench.report.leaderboard import Filters
 
 Dimension = Literal["backbone", "weights", "freeze_depth", "neck", "head"]
@@ -64,7 +65,7 @@ PANEL_KINDS = {get_args(m.model_fields["kind"].annotation)[0]: m
 
 class Dashboard(_Strict):
     title: str = "tl-bench dashboard"
-    metric: str = "test_acc"  # what "accuracy" means in every panel that does not say
+    metric: str = DEFAULT_METRIC  # what "accuracy" means in every panel that does not say
     filters: Filters = Filters()  # ``study`` and ``dataset`` given on the command line win
     panels: list[Panel] = Field(min_length=1)
 

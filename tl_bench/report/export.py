@@ -18,8 +18,8 @@ from tl_bench.report.columns import TEXT_COLUMNS
 FORMATS = ("csv", "md", "json")
 # Terminal columns, in order, when present; the file keeps every column.
 _SHOWN = (
-    "rank", "dataset", "backbone", "weights", "freeze_depth", "neck", "head", "test_acc", "val_acc",
-    "mean_test_acc", "mean_val_acc", "mean_rank", "wins", "n_datasets", "params_trainable",
+    "rank", "dataset", "backbone", "weights", "freeze_depth", "neck", "head", "val_acc_lcb", "val_acc", "test_acc",
+    "mean_val_acc_lcb", "mean_val_acc", "mean_test_acc", "mean_rank", "wins", "n_datasets", "params_trainable",
     "mean_params_trainable", "train_time_s", "mean_train_time_s", "epochs", "lr", "n_seeds", "trial", "state",
 )
 
@@ -102,6 +102,8 @@ def _show(value: Any, column: str, row: pd.Series) -> str:
     if column in ("test_acc", "val_acc") and row.get("n_seeds", 1) and row.get("n_seeds", 1) > 1:
         spread = row.get(f"{column}_std")
         return f"{value:.4f}±{spread:.3f}" if spread == spread else f"{value:.4f}"
+    if column == "n_seeds" and row.get("n_seeds_started", value) > value:
+        return f"{value}/{row['n_seeds_started']}"  # started seeds that were pruned, failed or still run
     if isinstance(value, float):
         return f"{value:.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
     if isinstance(value, numbers.Integral) and not isinstance(value, bool) and abs(value) >= 1e4:
@@ -111,15 +113,21 @@ def _show(value: Any, column: str, row: pd.Series) -> str:
 
 # Short headers keep the table inside a terminal; the CSV keeps the full names.
 _HEADERS = {"freeze_depth": "freeze", "params_trainable": "trainable", "train_time_s": "time_s",
-            "mean_params_trainable": "mean_trainable", "mean_train_time_s": "mean_time_s"}
+            "mean_params_trainable": "mean_trainable", "mean_train_time_s": "mean_time_s", "n_seeds": "seeds",
+            "val_acc_lcb": "val_lcb", "mean_val_acc_lcb": "mean_val_lcb"}
 
 
 def _constant_noise(frame: pd.DataFrame, column: str) -> bool:
-    """A column that says nothing in this table: one dataset, or every row a single seed."""
+    """A column that says nothing in this table: one dataset, every row a single complete seed,
+    or a lower bound equal to the mean everywhere (no repeated seeds)."""
     if column == "dataset":
         return frame[column].nunique(dropna=False) == 1
     if column == "n_seeds":
-        return bool((frame[column].fillna(1) <= 1).all())
+        started = frame["n_seeds_started"] if "n_seeds_started" in frame.columns else frame[column]
+        return bool((frame[column].fillna(1) <= 1).all() and (started.fillna(1) <= 1).all())
+    if column in ("val_acc_lcb", "mean_val_acc_lcb"):
+        mean = frame[column.replace("_lcb", "")] if column.replace("_lcb", "") in frame.columns else None
+        return mean is not None and bool(((frame[column] - mean).abs().fillna(0) < 5e-5).all())
     return False
 
 

@@ -1,11 +1,13 @@
 """MLflow trial runs -> ranked leaderboard (one row per combination) -> CSV / table.
 
 A *combination* is (dataset, backbone, weights, freeze_depth, neck, head). A
-*setting* is a combination with all its other searched and fixed parameters
-(learning rate, batch size, epochs, ...): runs of one setting that differ only
-in ``seed`` are averaged, with their spread. Each combination is represented
-by its setting with the best mean validation accuracy; test accuracy is shown
-and ranks by default, but never chooses.
+*setting* is one study's combination with all its other searched and fixed
+parameters; its seeds are counted and averaged by ``tl_bench.report.seeds``.
+Each combination is represented by its setting with the best ``val_acc_lcb``
+(a one-sided 95 % lower bound on its mean validation accuracy, so settings with
+unequal seed counts compare fairly); rows are ranked and put on Pareto fronts
+by it too. Test accuracy is reported for the rows validation chose, and ranks
+only when asked for (``metric="test_acc"``).
 """
 
 from __future__ import annotations
@@ -19,14 +21,14 @@ from tl_bench.errors import OutputError
 from tl_bench.report.columns import (
     COMBINATION,
     CSV_COLUMNS,
+    DEFAULT_METRIC,
     EXTRA_COLUMNS,
     INT_COLUMNS,
-    MEAN_COLUMNS,
-    RUN_ONLY_PARAMS,
     tidy_ints,
 )
 from tl_bench.report.frame import trial_runs
 from tl_bench.report.pareto import pareto_mask
+from tl_bench.report.seeds import settings_table, trial_table
 from tl_bench.tracking import locate_store
 
 
@@ -52,7 +54,7 @@ def leaderboard(
     weights: str | None = None,
     freeze_depth: int | str | None = None,
     min_epochs: int | None = None,
-    metric: str = "test_acc",
+    metric: str = DEFAULT_METRIC,
     ascending: bool = False,
     include_unfinished: bool = False,
     top: int | None = None,
@@ -66,38 +68,41 @@ def leaderboard(
         backbone: an ``fnmatch`` pattern, e.g. ``"test_*"``.
         weights, freeze_depth: exact values (``freeze_depth`` compares as text: ``2`` or ``"all"``).
         min_epochs: keep trials configured for at least this many epochs.
-        metric: the metric that ranks (any logged metric), ``ascending`` for costs.
-        include_unfinished: also use pruned, failed and running trials (column ``state`` added).
+        metric: the metric that ranks (``val_acc_lcb``, or any logged metric), ``ascending`` for costs.
+        include_unfinished: also average pruned, failed and running trials (column ``state`` added).
         top: keep the first ``top`` rows of each dataset.
 
     Returns:
         One row per combination with the columns of ``CSV_COLUMNS`` in that order, then
-        ``EXTRA_COLUMNS`` (``n_seeds``, ``test_acc_std``, ``val_acc_std``, ``is_pareto_params``),
-        then ``metric`` when it is not one of those. ``rank`` counts within each dataset,
-        ties share the lowest rank (1, 2, 2, 4). A combination whose chosen trial lacks the
-        ranking metric is kept, ranked last (all such rows share rank ``ranked + 1``).
-        Averaged metrics are means over seeds; ``run_id``, ``trial`` and ``seed`` name the
-        seed run with the best validation accuracy. ``is_pareto``: on the front of
-        ``test_acc`` (max) against ``train_time_s`` (min) within the dataset;
-        ``is_pareto_params``: against ``params_trainable``.
+        ``EXTRA_COLUMNS``, then ``metric`` when it is not one of those. ``rank`` counts within
+        each dataset, ties share the lowest rank (1, 2, 2, 4). A combination whose chosen
+        setting lacks the ranking metric is kept, ranked last (all such rows share rank
+        ``ranked + 1``). Averaged metrics are means over distinct finished seeds (see
+        ``tl_bench.report.seeds``); ``run_id``, ``trial`` and ``seed`` name the seed run with
+        the best validation accuracy. ``is_pareto``: on the front of ``val_acc_lcb`` (max)
+        against ``train_time_s`` (min) within the dataset; ``is_pareto_params``: against
+        ``params_trainable``.
     """
     # Built unchecked: from Python the filters were never validated (``min_epochs=0`` keeps every run).
     filters = Filters.model_construct(study=study, dataset=dataset, backbone=backbone, weights=weights,
                                       freeze_depth=freeze_depth, min_epochs=min_epochs)
-    runs = trial_runs(locate_store(tracking_uri), study=study, dataset=dataset, include_unfinished=include_unfinished)
-    return rank_runs(runs, filters, metric=metric, ascending=ascending, include_state=include_unfinished, top=top)
+    # Every run, whatever its state: pruned and failed seeds are counted even when not averaged.
+    runs = trial_runs(locate_store(tracking_uri), study=study, dataset=dataset, include_unfinished=True)
+    return rank_runs(runs, filters, metric=metric, ascending=ascending, include_unfinished=include_unfinished,
+                     top=top)
 
 
 def rank_runs(
     runs: pd.DataFrame,
     filters: Filters = Filters(),
     *,
-    metric: str = "test_acc",
+    metric: str = DEFAULT_METRIC,
     ascending: bool = False,
-    include_state: bool = False,
+    include_unfinished: bool = False,
     top: int | None = None,
 ) -> pd.DataFrame:
-    """``leaderboard`` on a frame of trial runs already read (``tl_bench.report.trial_runs``).
+    """``leaderboard`` on a frame of trial runs already read (``tl_bench.report.trial_runs``, with
+    ``include_unfinished=True`` so that pruned and failed seeds are counted).
 
     ``filters.study`` and ``filters.dataset`` are the reader's: ``trial_runs`` applies them.
     """
@@ -110,7 +115,7 @@ def rank_runs(
         trials = trials[trials["freeze_depth"] == str(filters.freeze_depth)]
     if filters.min_epochs is not None:
         trials = trials[trials["epochs"] >= filters.min_epochs]
-    board = _best_settings(trials, metric)
+    board = _best_settings(settings_table(trials, metric, include_unfinished=include_unfinished))
     board["rank"] = _rank(board, metric, ascending)
     board["is_pareto"] = _pareto(board, "train_time_s")
     board["is_pareto_params"] = _pareto(board, "params_trainable")
@@ -119,53 +124,15 @@ def rank_runs(
         board = board.groupby("dataset", sort=False, dropna=False).head(top).reset_index(drop=True)
     columns = [*CSV_COLUMNS, *EXTRA_COLUMNS]
     columns += [metric] if metric not in columns else []
-    columns += ["state"] if include_state else []
-    return tidy_ints(board[columns], INT_COLUMNS)
+    columns += ["state"] if include_unfinished else []
+    return tidy_ints(board.reindex(columns=columns), INT_COLUMNS)
 
 
-def _column(runs: pd.DataFrame, name: str) -> pd.Series:
-    return runs[name] if name in runs.columns else pd.Series(None, index=runs.index, dtype=object)
-
-
-def trial_table(runs: pd.DataFrame, metric: str = "test_acc") -> pd.DataFrame:
-    """One typed row per trial run: the leaderboard's columns plus ``setting`` (runs that
-    differ only in seed share it) and the ranking ``metric``."""
-    metrics = {c[len("metrics."):] for c in runs.columns if c.startswith("metrics.")}
-    if len(runs) and metric not in metrics:
-        raise OutputError(f"no trial run has the metric {metric!r}", ", ".join(sorted(metrics)))
-    out = pd.DataFrame({"run_id": runs["run_id"], "study": runs["study"], "state": runs["state"]})
-    out["dataset"] = runs["dataset"].fillna(_column(runs, "params.dataset"))
-    for name in ("backbone", "weights", "freeze_depth", "neck", "head"):
-        out[name] = _column(runs, "params." + name)
-    for name in ("lr", "batch_size", "epochs", "seed"):
-        out[name] = pd.to_numeric(_column(runs, "params." + name), errors="coerce")
-    out["trial"] = pd.to_numeric(runs["trial"], errors="coerce")
-    n_stages = pd.to_numeric(_column(runs, "metrics.n_stages"), errors="coerce")
-    out["n_stages"] = n_stages.fillna(pd.to_numeric(runs["n_stages_tag"], errors="coerce"))
-    for name in dict.fromkeys((*MEAN_COLUMNS, metric)):
-        if name not in out.columns or name in MEAN_COLUMNS:
-            out[name] = pd.to_numeric(_column(runs, "metrics." + name), errors="coerce")
-    key = [c for c in runs.columns if c.startswith("params.") and c[len("params."):] not in RUN_ONLY_PARAMS]
-    keys = pd.concat([out[list(COMBINATION)], runs[key]], axis=1).astype(str)
-    # dropna=False: runs missing a param are grouped by the values they have, never dropped.
-    out["setting"] = keys.groupby(list(keys.columns), sort=False, dropna=False).ngroup() if len(keys) else []
-    return out
-
-
-def _best_settings(trials: pd.DataFrame, metric: str) -> pd.DataFrame:
-    # Within a setting, the seed run with the best validation accuracy names the row.
-    order = ["val_acc", "trial", "run_id"]
-    representative = trials.sort_values(order, ascending=[False, True, True], na_position="last", kind="stable")
-    representative = representative.drop_duplicates("setting").set_index("setting")
-    grouped = trials.groupby("setting", sort=False)
-    means = grouped[list(dict.fromkeys((*MEAN_COLUMNS, metric)))].mean()
-    settings = representative.drop(columns=means.columns).join(means)
-    settings["n_seeds"] = grouped.size()
-    settings["test_acc_std"] = grouped["test_acc"].std()
-    settings["val_acc_std"] = grouped["val_acc"].std()
-    # Per combination, the setting with the best mean validation accuracy (test never chooses).
-    settings = settings.sort_values(["val_acc", "n_seeds", "trial"], ascending=[False, False, True],
-                                    na_position="last", kind="stable")
+def _best_settings(settings: pd.DataFrame) -> pd.DataFrame:
+    # Per combination, the setting with the best lower bound on validation accuracy (test never
+    # chooses); then more seeds, then the higher mean, then the earlier trial.
+    order = ["val_acc_lcb", "n_seeds", "val_acc", "trial"]
+    settings = settings.sort_values(order, ascending=[False, False, False, True], na_position="last", kind="stable")
     return settings.drop_duplicates(list(COMBINATION)).reset_index(drop=True)
 
 
@@ -179,14 +146,14 @@ def _rank(board: pd.DataFrame, metric: str, ascending: bool) -> pd.Series:
 def _pareto(board: pd.DataFrame, cost: str) -> pd.Series:
     mask = pd.Series(False, index=board.index)
     for _, rows in board.groupby("dataset", sort=False, dropna=False):
-        mask[rows.index] = pareto_mask(rows["test_acc"].to_numpy(), rows[cost].to_numpy())
+        mask[rows.index] = pareto_mask(rows["val_acc_lcb"].to_numpy(), rows[cost].to_numpy())
     return mask
 
 
 def across_datasets(
     source: pd.DataFrame | str | None = None,
     *,
-    metric: str = "test_acc",
+    metric: str = DEFAULT_METRIC,
     ascending: bool = False,
     top: int | None = None,
     **filters: object,
@@ -196,9 +163,10 @@ def across_datasets(
     Only combinations (backbone, weights, freeze_depth, neck, head) present with the metric on
     every dataset of ``source`` count. For each: ``mean_<metric>``, ``mean_rank`` (ranked
     among those common combinations on each dataset, ties share the lowest rank), ``wins``
-    (datasets where it ranks first, ties included), mean training time and trainable
-    parameters, and one ``<metric>[<dataset>]`` column per dataset. Rows are ranked by the
-    mean metric, then by mean rank.
+    (datasets where it ranks first, ties included), the mean test accuracy of the rows
+    validation chose, mean training time and trainable parameters, and one
+    ``<metric>[<dataset>]`` column per dataset. Rows are ranked by the mean metric, then by
+    mean rank.
     """
     board = source if isinstance(source, pd.DataFrame) else leaderboard(source, metric=metric, ascending=ascending,
                                                                           **filters)  # type: ignore[arg-type]
@@ -215,7 +183,7 @@ def across_datasets(
     out["mean_rank"] = grouped["_rank"].mean()
     out["wins"] = grouped["_rank"].agg(lambda r: int((r == 1).sum()))
     out["n_datasets"] = grouped["dataset"].nunique()
-    for column in ("train_time_s", "params_trainable"):
+    for column in ("test_acc", "train_time_s", "params_trainable"):
         if column != metric:
             out[f"mean_{column}"] = grouped[column].mean()
     wide = common.pivot_table(index=combo, columns="dataset", values=metric, aggfunc="first")
@@ -227,4 +195,4 @@ def across_datasets(
     return out.head(top).reset_index(drop=True) if top is not None else out
 
 
-__all__ = ["Filters", "across_datasets", "leaderboard", "rank_runs", "trial_table"]
+__all__ = ["Filters", "across_datasets", "leaderboard", "rank_runs"]

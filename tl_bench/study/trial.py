@@ -7,6 +7,7 @@ stores before anything else happens.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 from collections.abc import Callable
@@ -111,27 +112,32 @@ def _taken_before(study: optuna.Study, number: int) -> int:
     return sum(t.number < number for t in study.get_trials(deepcopy=False, states=states))
 
 
+def _start_run(ctx: TrialContext, trial: optuna.Trial, config: TrialConfig | dict[str, Any]) -> str:
+    run_id = ctx.tracker.start_trial(
+        ctx.parent_run_id,
+        config,
+        study=ctx.spec_name,
+        dataset=ctx.dataset.key,
+        trial_number=trial.number,
+        fingerprint=ctx.fingerprint,
+        extra_tags={OPTUNA_STUDY: ctx.study.study_name, THREADS: str(torch.get_num_threads()),
+                    CUDA_VISIBLE_DEVICES: os.environ.get("CUDA_VISIBLE_DEVICES", "")},
+    )
+    trial.set_user_attr(RUN_ATTR, run_id)
+    return run_id
+
+
 def _train_and_tell(ctx: TrialContext, trial: optuna.Trial) -> TrialState:
     history: list[dict[str, float]] = []
     trained: list[TrainedModel] = []
     run_id = ""
+    values: dict[str, Any] = {}
     config: TrialConfig | None = None
     multi = len(ctx.study.directions) > 1
     try:
-        config = build_config(
-            ctx.space.suggest(trial), base=ctx.base, checkpoint_for=ctx.checkpoint_for
-        )
-        run_id = ctx.tracker.start_trial(
-            ctx.parent_run_id,
-            config,
-            study=ctx.spec_name,
-            dataset=ctx.dataset.key,
-            trial_number=trial.number,
-            fingerprint=ctx.fingerprint,
-            extra_tags={OPTUNA_STUDY: ctx.study.study_name, THREADS: str(torch.get_num_threads()),
-                        CUDA_VISIBLE_DEVICES: os.environ.get("CUDA_VISIBLE_DEVICES", "")},
-        )
-        trial.set_user_attr(RUN_ATTR, run_id)
+        values = ctx.space.suggest(trial)
+        config = build_config(values, base=ctx.base, checkpoint_for=ctx.checkpoint_for)
+        run_id = _start_run(ctx, trial, config)
         ctx.on_progress({"trial": trial.number, "config": config, "epoch": 0})
 
         def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
@@ -163,6 +169,9 @@ def _train_and_tell(ctx: TrialContext, trial: optuna.Trial) -> TrialState:
     except Exception as err:  # a failing trial is recorded as failed; the study goes on
         message = one_line(err)
         trial.set_user_attr(ERROR_ATTR, message)
+        if config is None:  # failed before its config (and so its run) existed: a run from what was sampled
+            with contextlib.suppress(Exception):  # the store itself may be what failed; Optuna has the error
+                run_id = _start_run(ctx, trial, {**ctx.base, **values})
         _tell(ctx.study, trial, state=TrialState.FAIL)
         ctx.tracker.finish_trial(run_id, "FAIL", history=history, error=message, config=config)
         return TrialState.FAIL

@@ -8,6 +8,8 @@ and runs of their own kind for local pretraining (``tlb.kind=pretrain``).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from typing import Any
 
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NOTE
 
@@ -69,10 +71,17 @@ MAX_TAG = 5000
 MAX_PARAM = 6000
 
 
-def trial_run_name(config: TrialConfig, trial_number: int) -> str:
+def _fields(config: TrialConfig | Mapping[str, Any]) -> dict[str, Any]:
+    # A config that could not be built is recorded from the values it was to be built from.
+    return dict(config) if isinstance(config, Mapping) else config.to_dict()
+
+
+def trial_run_name(config: TrialConfig | Mapping[str, Any], trial_number: int) -> str:
     """``<backbone>-<weights>-f<freeze_depth>-<neck>-<head>-t<trial>``; a checkpoint path shows as ``ckpt``."""
-    weights = config.weights if len(config.weights) <= 24 else "ckpt"
-    return f"{config.backbone}-{weights}-f{config.freeze_depth}-{config.neck}-{config.head}-t{trial_number}"
+    values = {"backbone": "?", "weights": "?", "freeze_depth": "?", "neck": "?", "head": "?", **_fields(config)}
+    weights = str(values["weights"])
+    weights = weights if len(weights) <= 24 else "ckpt"
+    return f"{values['backbone']}-{weights}-f{values['freeze_depth']}-{values['neck']}-{values['head']}-t{trial_number}"
 
 
 def pretrain_run_name(source: str, backbone: str) -> str:
@@ -86,10 +95,10 @@ def pretrain_tags(*, source: str, checkpoint: str, source_dataset: str) -> dict[
             SOURCE_DATASET: source_dataset}
 
 
-def config_params(config: TrialConfig) -> dict[str, str]:
-    """Every TrialConfig field as a flat MLflow param."""
+def config_params(config: TrialConfig | Mapping[str, Any]) -> dict[str, str]:
+    """Every TrialConfig field (or every value a config was to be built from) as a flat MLflow param."""
     out = {}
-    for key, value in config.to_dict().items():
+    for key, value in _fields(config).items():
         out[key] = json.dumps(value, sort_keys=True) if isinstance(value, dict) else str(value)
     return out
 

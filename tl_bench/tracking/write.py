@@ -181,7 +181,7 @@ class Tracker:
     def start_trial(
         self,
         parent_run_id: str,
-        config: TrialConfig,
+        config: TrialConfig | Mapping[str, Any],
         *,
         study: str,
         dataset: str,
@@ -189,7 +189,8 @@ class Tracker:
         fingerprint: str | None = None,
         extra_tags: dict[str, str] | None = None,
     ) -> str:
-        """Create the child run with every param and tag; returns its run id."""
+        """Create the child run with every param and tag; returns its run id. ``config`` may be the
+        plain values of a config that could not be built, so that its failure is recorded too."""
         if not self.enabled:
             return ""
         assert self._client is not None
@@ -199,7 +200,7 @@ class Tracker:
         run_id = run.info.run_id
         self._artifact_uris[run_id] = run.info.artifact_uri
         self._log(run_id, params=config_params(config))
-        if fingerprint:
+        if fingerprint and isinstance(config, TrialConfig):
             source = json.dumps({"dataset": config.dataset, "img_size": config.img_size, "train_size": config.train_size,
                                  "val_size": config.val_size, "split_seed": config.split_seed})
             dataset_input = Dataset(name=config.dataset, digest=fingerprint[:36], source_type="tl-bench", source=source)

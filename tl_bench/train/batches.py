@@ -111,8 +111,8 @@ class ImageFeeder:
         chunks = batch_order(len(self), self.batch_size, generator)
         yield from self._batches("train", chunks, augment=self.augment)
 
-    def eval_batches(self, name: str) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        chunks = batch_order(len(self.splits[name]), self.eval_batch_size, None)
+    def eval_batches(self, name: str, batch_size: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        chunks = batch_order(len(self.splits[name]), batch_size or self.eval_batch_size, None)
         yield from self._batches(name, chunks, augment=False)
 
     def _batches(self, name: str, chunks: list[torch.Tensor], *, augment: bool) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

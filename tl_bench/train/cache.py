@@ -7,6 +7,11 @@ instance) and, when ``root`` is given, as safetensors files on disk. Disk
 writes go to a temporary file that is then renamed over the final name, so
 two processes writing the same key never leave a torn file: the last rename
 wins and both wrote the same content.
+
+Each entry records what computing it cost (``FillCost``: seconds, FLOPs, peak
+memory of the backbone pass). Every trial that uses the entry is charged that
+record, whether it computed the entry or found it, so a trial's cost does not
+depend on which trial happened to come first.
 """
 
 from __future__ import annotations
@@ -17,14 +22,37 @@ import os
 import tempfile
 import threading
 from collections import OrderedDict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
-_FORMAT = "1"  # bump when the meaning of a stored entry changes
+_FORMAT = "2"  # bump when the meaning of a stored entry changes (2: entries carry their FillCost)
+_COST_KEY = "fill_cost"  # safetensors metadata key of an entry's FillCost (JSON)
+Features = list[torch.Tensor]
+
+
+@dataclass(frozen=True)
+class FillCost:
+    """What computing one cache entry cost, measured once when it was computed."""
+
+    seconds: float  # wall clock of the backbone pass over the split
+    flops: float  # forward FLOPs of that pass
+    peak_mb: float  # largest memory growth during it (PeakMemory), the features it produced included
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str | None) -> FillCost | None:
+        try:
+            values = json.loads(text) if text else None
+            return cls(**{k: float(values[k]) for k in ("seconds", "flops", "peak_mb")}) if values else None
+        except (ValueError, TypeError, KeyError):
+            return None
 
 
 def feature_key(parts: dict[str, Any]) -> str:
@@ -65,7 +93,7 @@ def tensor_digest(tensors: list[torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
-def _nbytes(features: list[torch.Tensor]) -> int:
+def _nbytes(features: Features) -> int:
     return sum(t.numel() * t.element_size() for t in features)
 
 
@@ -75,7 +103,7 @@ class FeatureCache:
     def __init__(self, root: str | os.PathLike[str] | None = None, *, max_memory_mb: float | None = 4096) -> None:
         self.root = Path(root) if root is not None else None
         self.max_memory_bytes = None if max_memory_mb is None else int(max_memory_mb * 2**20)
-        self._memory: OrderedDict[str, list[torch.Tensor]] = OrderedDict()
+        self._memory: OrderedDict[str, tuple[Features, FillCost | None]] = OrderedDict()
         self._lock = threading.Lock()
         self.stats = {"memory_hits": 0, "disk_hits": 0, "computed": 0}
 
@@ -94,68 +122,81 @@ class FeatureCache:
         with self._lock:
             return list(self._memory)
 
-    def get(self, key: str) -> list[torch.Tensor] | None:
+    def get(self, key: str) -> Features | None:
         """Features stored under ``key`` (memory first, then disk), or None."""
+        entry = self.get_entry(key)
+        return None if entry is None else entry[0]
+
+    def get_entry(self, key: str) -> tuple[Features, FillCost | None] | None:
+        """Features stored under ``key`` with the cost recorded when they were computed, or None."""
         with self._lock:
             if key in self._memory:
                 self._memory.move_to_end(key)
                 self.stats["memory_hits"] += 1
                 return self._memory[key]
-        features = self._load(key)
-        if features is not None:
+        entry = self._load(key)
+        if entry is not None:
             self.stats["disk_hits"] += 1
-            self._remember(key, features)
-        return features
+            self._remember(key, *entry)
+        return entry
 
-    def put(self, key: str, features: list[torch.Tensor], describe: dict[str, Any] | None = None) -> None:
-        """Store CPU copies of ``features`` in memory and, with a root, atomically on disk."""
+    def put(
+        self, key: str, features: Features, describe: dict[str, Any] | None = None, cost: FillCost | None = None
+    ) -> None:
+        """Store CPU copies of ``features`` (and what computing them cost) in memory and, with a root,
+        atomically on disk."""
         features = [t.detach().to("cpu") for t in features]
-        self._remember(key, features)
+        self._remember(key, features, cost)
         if self.root is not None:
-            self._save(key, features, describe or {})
+            self._save(key, features, describe or {}, cost)
 
     def get_or_compute(
         self,
         key: str,
-        compute: Callable[[], list[torch.Tensor]],
+        compute: Callable[[], tuple[Features, FillCost]],
         describe: dict[str, Any] | None = None,
-    ) -> tuple[list[torch.Tensor], bool]:
-        """Cached features for ``key``, computing and storing them on a miss; the flag says computed."""
-        features = self.get(key)
-        if features is not None:
-            return features, False
-        features = compute()
+    ) -> tuple[Features, FillCost, bool]:
+        """Cached features for ``key`` with their recorded cost, computing and storing both on a miss;
+        the flag says computed. An entry without a recorded cost is computed again."""
+        entry = self.get_entry(key)
+        if entry is not None and entry[1] is not None:
+            return entry[0], entry[1], False
+        features, cost = compute()
         self.stats["computed"] += 1
-        self.put(key, features, describe)
-        return features, True
+        self.put(key, features, describe, cost)
+        return features, cost, True
 
-    def _remember(self, key: str, features: list[torch.Tensor]) -> None:
+    def _remember(self, key: str, features: Features, cost: FillCost | None) -> None:
         with self._lock:
-            self._memory[key] = features
+            self._memory[key] = (features, cost)
             self._memory.move_to_end(key)
             if self.max_memory_bytes is None:
                 return
-            total = sum(_nbytes(f) for f in self._memory.values())
+            total = sum(_nbytes(f) for f, _ in self._memory.values())
             while total > self.max_memory_bytes and self._memory:
-                _, evicted = self._memory.popitem(last=False)
+                _, (evicted, _) = self._memory.popitem(last=False)
                 total -= _nbytes(evicted)
 
-    def _load(self, key: str) -> list[torch.Tensor] | None:
+    def _load(self, key: str) -> tuple[Features, FillCost | None] | None:
         path = self.path(key)
         if path is None or not path.is_file():
             return None
         try:
-            tensors = load_file(str(path))
+            with safe_open(str(path), framework="pt") as handle:
+                metadata = handle.metadata() or {}
+                features = [handle.get_tensor(f"feat_{i}") for i in range(len(handle.keys()))]
         except (SafetensorError, OSError):
             # An unreadable entry is a miss; the recomputed one replaces it.
             return None
-        return [tensors[f"feat_{i}"] for i in range(len(tensors))]
+        return features, FillCost.from_json(metadata.get(_COST_KEY))
 
-    def _save(self, key: str, features: list[torch.Tensor], describe: dict[str, Any]) -> None:
+    def _save(self, key: str, features: Features, describe: dict[str, Any], cost: FillCost | None) -> None:
         assert self.root is not None
         self.root.mkdir(parents=True, exist_ok=True)
         tensors = {f"feat_{i}": t.contiguous() for i, t in enumerate(features)}
         metadata = {"key": key, **{k: json.dumps(v, default=str) for k, v in describe.items()}}
+        if cost is not None:
+            metadata[_COST_KEY] = cost.to_json()
         fd, tmp = tempfile.mkstemp(dir=self.root, prefix=f".{key}.", suffix=".tmp")
         os.close(fd)
         try:
@@ -166,4 +207,4 @@ class FeatureCache:
             raise
 
 
-__all__ = ["FeatureCache", "feature_key", "file_digest", "tensor_digest"]
+__all__ = ["FeatureCache", "FillCost", "feature_key", "file_digest", "tensor_digest"]

@@ -4,7 +4,9 @@ A frozen backbone in eval mode is a fixed function of its input, so its
 output for a split is computed once (or found in the ``FeatureCache``) and
 every epoch trains only neck and head on it. Batches follow the same
 per-epoch permutation as the image path, so with the same seed both paths
-take the same optimisation steps.
+take the same optimisation steps. Computing a split's features is measured
+(``FillCost``) and recorded with its cache entry: every trial using the entry
+is charged that record, whichever trial computed it.
 
 Only a wholly frozen backbone is cached. A frozen prefix would need the
 model resumed from the activation at the freeze boundary, and timm offers no
@@ -26,9 +28,12 @@ import torch
 from tl_bench.config import TrialConfig, weights_kind
 from tl_bench.models import TransferModel
 from tl_bench.train.batches import ImageFeeder, batch_order, place
-from tl_bench.train.cache import FeatureCache, feature_key, file_digest, tensor_digest
+from tl_bench.train.cache import Features, FeatureCache, FillCost, feature_key, file_digest, tensor_digest
+from tl_bench.train.cost import PeakMemory, PhaseTimer, tensors_mb
 
-Features = list[torch.Tensor]
+# Batch of the backbone pass that fills a cache entry: fixed, so that the entry (and the cost
+# recorded with it) does not depend on the batch size of whichever trial computed it.
+EXTRACT_BATCH = 256
 
 
 def weights_identity(config: TrialConfig, model: TransferModel) -> dict[str, str]:
@@ -63,13 +68,16 @@ class FeatureFeeder:
         cache: FeatureCache,
         autocast: Callable[[], AbstractContextManager[Any]],
         precision: str,
+        flops_per_image: float,
     ) -> None:
         self.model, self.images, self.cache = model, images, cache
         self.autocast = autocast
         self.batch_size, self.eval_batch_size = images.batch_size, images.eval_batch_size
         self.device = images.device
+        self.flops_per_image = flops_per_image  # forward FLOPs per image of the pass that fills an entry
         self._features: dict[str, Features] = {}
         self.computed: set[str] = set()  # splits whose features this trial computed
+        self.costs: dict[str, FillCost] = {}  # per split: what computing its features cost, as recorded
         self._key_parts: dict[str, Any] = {
             "backbone": config.backbone,
             **weights_identity(config, model),
@@ -104,18 +112,31 @@ class FeatureFeeder:
         """The split's features on the device, from the cache or computed now."""
         if split not in self._features:
             describe = {**self._key_parts, "split": split}
-            stored, computed = self.cache.get_or_compute(self.key(split), lambda: self._extract(split), describe)
+            stored, cost, computed = self.cache.get_or_compute(self.key(split), lambda: self._measured(split), describe)
             if computed:
                 self.computed.add(split)
+            self.costs[split] = cost
             self._features[split] = [place(t, self.device) for t in stored]
         return self._features[split]
+
+    def features_mb(self) -> float:
+        """Memory held by the features of every split fetched so far, in MiB."""
+        return tensors_mb(t for feats in self._features.values() for t in feats)
+
+    def _measured(self, split: str) -> tuple[Features, FillCost]:
+        memory, timer = PeakMemory(self.device, self.autocast), PhaseTimer(self.device)
+        memory.start()
+        with timer("fill"):
+            features = self._extract(split)
+        flops = self.flops_per_image * len(self.images.splits[split])
+        return features, FillCost(seconds=timer.get("fill"), flops=flops, peak_mb=memory.growth_mb())
 
     @torch.no_grad()
     def _extract(self, split: str) -> Features:
         # no_grad rather than inference_mode: inference tensors could not be
         # saved for backward when a trainable neck consumes them.
         parts: list[Features] = []
-        for x, _ in self.images.eval_batches(split):
+        for x, _ in self.images.eval_batches(split, EXTRACT_BATCH):
             with self.autocast():
                 parts.append(self.model.extract_feat(x))
         return [torch.cat(scale) for scale in zip(*parts)]

@@ -2,8 +2,10 @@
 
 The test split is only read after the last epoch, on the weights that the
 config's ``select`` rule chose from validation alone. Cost is measured
-around the phases it names: training (cache fill of the training split
-included), evaluation (validation and test, their cache fills included).
+around the phases it names: training and evaluation. With the feature cache,
+the backbone pass that computed a split's features is added to its phase as
+recorded with the cache entry (``FillCost``), so a trial that found the entry
+and the trial that computed it are charged the same.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from tl_bench.errors import TrainingSetupError
 from tl_bench.models import TransferModel, count_params, measure_flops
 from tl_bench.train.batches import ImageFeeder
 from tl_bench.train.cache import FeatureCache
-from tl_bench.train.cost import PeakMemory, PhaseTimer
+from tl_bench.train.cost import PeakMemory, PhaseTimer, model_mb
 from tl_bench.train.evaluate import evaluate
 from tl_bench.train.features import FeatureFeeder
 from tl_bench.train.optim import build_optimizer, build_scheduler
@@ -82,10 +84,12 @@ def train_trial(
     sizes = count_params(model)
     flops = measure_flops(model, config.img_size)
 
-    memory, timer = PeakMemory(device), PhaseTimer(device)
-    memory.start()
-    feeder = _feeder(config, model, data, device, cache, timer)
+    # Cached features are fetched (or computed, and recorded with their entry) before the
+    # measurement starts; what computing them cost is added from the record below.
+    feeder = _feeder(config, model, data, device, cache, flops["flops_fwd_per_image"])
     use_cache = isinstance(feeder, FeatureFeeder)
+    memory, timer = PeakMemory(device, autocast), PhaseTimer(device)
+    memory.start()
 
     optimizer = build_optimizer(model, model.backbone, config)
     steps_per_epoch = feeder.steps_per_epoch()
@@ -126,11 +130,18 @@ def train_trial(
         model.load_state_dict(best_state, strict=False)
     with timer("eval"):
         test = evaluate(forward, feeder.eval_batches("test"), data.num_classes, autocast=autocast, per_class=True)
-    peak_mb = memory.peak_mb()
+    growth_mb = memory.growth_mb()
 
-    train_flops, total_flops = _training_flops(flops, feeder, images_seen, len(data.train))
+    train_flops, total_flops = _training_flops(flops, feeder, images_seen)
     chosen = history[best_epoch - 1]
-    train_time = timer.get("train")
+    train_time, eval_time, feature_time = timer.get("train"), timer.get("eval"), 0.0
+    if isinstance(feeder, FeatureFeeder):
+        costs = feeder.costs
+        feature_time = costs["train"].seconds
+        train_time += feature_time
+        eval_time += costs["val"].seconds + costs["test"].seconds
+        # Training held every split's features; each backbone pass that made them peaked on its own.
+        growth_mb = max(feeder.features_mb() + growth_mb, *(cost.peak_mb for cost in costs.values()))
     return TrialResult(
         val_acc=chosen["val_acc"],
         test_acc=test["acc"],
@@ -142,12 +153,13 @@ def train_trial(
         epochs_run=len(history),
         history=history,
         train_time_s=train_time,
-        eval_time_s=timer.get("eval"),
+        eval_time_s=eval_time,
+        feature_time_s=feature_time,
         train_throughput_ips=images_seen / train_time if train_time > 0 else 0.0,
         flops_fwd_per_image=float(flops["flops_fwd_per_image"]),
         flops_train_per_image=float(train_flops),
         train_flops_total=float(total_flops),
-        peak_mem_mb=peak_mb,
+        peak_mem_mb=model_mb(model) + growth_mb,
         params_total=int(sizes["params_total"]),
         params_trainable=int(sizes["params_trainable"]),
         params_backbone=int(sizes["params_backbone"]),
@@ -156,6 +168,7 @@ def train_trial(
         n_stages=int(model.backbone.n_stages),
         trainable_fraction=float(sizes["trainable_fraction"]),
         cache_used=use_cache,
+        cache_hit=isinstance(feeder, FeatureFeeder) and "train" not in feeder.computed,
         device=str(device),
     )
 
@@ -166,9 +179,9 @@ def _feeder(
     data: DatasetSplits,
     device: torch.device,
     cache: FeatureCache | None,
-    timer: PhaseTimer,
+    fwd_flops_per_image: float,
 ) -> ImageFeeder | FeatureFeeder:
-    """Image batches, or cached-feature batches when the whole backbone is frozen (training split filled now)."""
+    """Image batches, or cached-feature batches when the whole backbone is frozen (every split fetched now)."""
     autocast, precision = autocast_for(device)
     images = ImageFeeder(
         data,
@@ -184,34 +197,32 @@ def _feeder(
     if not cache_applies(config, model):
         return images
     model.eval()
-    with timer("train"):
-        feeder = FeatureFeeder(
-            model,
-            images,
-            config,
-            fingerprint=data.fingerprint,
-            cache=cache if cache is not None else FeatureCache(None),
-            autocast=autocast,
-            precision=precision,
-        )
-        feeder.features("train")
+    feeder = FeatureFeeder(
+        model,
+        images,
+        config,
+        fingerprint=data.fingerprint,
+        cache=cache if cache is not None else FeatureCache(None),
+        autocast=autocast,
+        precision=precision,
+        # Counted at the whole-model forward (the neck and head on top are a negligible
+        # overestimate) so that attention is counted on every device.
+        flops_per_image=fwd_flops_per_image,
+    )
+    for split in ("train", "val", "test"):
+        feeder.features(split)
     return feeder
 
 
 def _training_flops(
-    flops: dict[str, float], feeder: ImageFeeder | FeatureFeeder, images_seen: int, n_train: int
+    flops: dict[str, float], feeder: ImageFeeder | FeatureFeeder, images_seen: int
 ) -> tuple[float, float]:
-    """FLOPs per trained image as actually run, and the trial's total."""
+    """FLOPs per trained image as actually run, and the trial's total (with the cache: the
+    backbone pass over the training split, as recorded with its entry, plus neck and head steps)."""
     if not isinstance(feeder, FeatureFeeder):
         return flops["flops_train_per_image"], flops["flops_train_per_image"] * images_seen
     per_image = flops["flops_head_train_per_image"]
-    fill = 0.0
-    if "train" in feeder.computed:
-        # The one-off backbone pass over the training split is this trial's cost.
-        # Counted at the whole-model forward (the neck and head forward on top
-        # is a negligible overestimate) so attention is counted on every device.
-        fill = flops["flops_fwd_per_image"] * n_train
-    return per_image, per_image * images_seen + fill
+    return per_image, per_image * images_seen + feeder.costs["train"].flops
 
 
 def _improves(metrics: dict[str, float], history: list[dict[str, float]], best_epoch: int) -> bool:

@@ -1,0 +1,136 @@
+"""Trial runs -> settings: every seed counted, finished seeds averaged, a fair score to compare.
+
+A *setting* is one study's combination (dataset, backbone, weights, freeze_depth,
+neck, head) with all its other searched and fixed parameters: its runs differ only
+in ``seed`` (or in how they ran, ``RUN_ONLY_PARAMS``). Within a setting:
+
+- an Optuna trial counts once, however many runs repairs left for it;
+- a seed counts once, however many trials ran it: finished if any of its runs
+  finished, else running, pruned or failed, in that order;
+- metrics are averaged per seed first, then over the finished seeds, so a
+  repeated seed does not weigh twice;
+- ``n_seeds_started``, ``n_seeds_pruned`` and ``n_seeds_failed`` say what was
+  left out of the average, and ``seeds_complete`` is False when anything was.
+
+``val_acc_lcb`` compares settings with unequal seed counts fairly: a one-sided
+95 % lower confidence bound on the mean validation accuracy,
+``val_acc - 1.645 * s / sqrt(n_seeds)``, where ``s`` is the seed-to-seed standard
+deviation of validation accuracy pooled over every setting of the dataset that
+finished at least two seeds (0 when none did, and then the bound is the mean). A
+single seed must beat a three-seed mean by 0.7 ``s`` to outrank it, so a lucky
+seed rarely does; a clearly better one still does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from tl_bench.errors import OutputError
+from tl_bench.report.columns import COMBINATION, MEAN_COLUMNS, RUN_ONLY_PARAMS
+
+LCB_Z = 1.645  # standard normal quantile of a one-sided 95 % bound
+# Seed outcomes, best first: a seed takes the best outcome among its runs.
+SEED_STATES = ("finished", "running", "pruned", "failed")
+# The tlb.state tag of runs that did not finish: interrupted trials count as failed.
+_STATE_OUTCOME = {"PRUNED": "pruned", "RUNNING": "running"}
+
+
+def _column(runs: pd.DataFrame, name: str) -> pd.Series:
+    return runs[name] if name in runs.columns else pd.Series(None, index=runs.index, dtype=object)
+
+
+def trial_table(runs: pd.DataFrame, metric: str = "val_acc") -> pd.DataFrame:
+    """One typed row per trial run: the leaderboard's columns, ``setting`` (runs that differ only
+    in seed share it), ``outcome`` (one of ``SEED_STATES``) and the ranking ``metric``."""
+    metrics = {c[len("metrics."):] for c in runs.columns if c.startswith("metrics.")}
+    if len(runs) and metric not in metrics and metric != "val_acc_lcb":
+        raise OutputError(f"no trial run has the metric {metric!r}", ", ".join(sorted(metrics | {"val_acc_lcb"})))
+    out = pd.DataFrame({"run_id": runs["run_id"], "study": runs["study"], "state": runs["state"]})
+    out["dataset"] = runs["dataset"].fillna(_column(runs, "params.dataset"))
+    for name in ("backbone", "weights", "freeze_depth", "neck", "head"):
+        out[name] = _column(runs, "params." + name)
+    for name in ("lr", "batch_size", "epochs", "seed"):
+        out[name] = pd.to_numeric(_column(runs, "params." + name), errors="coerce")
+    out["trial"] = pd.to_numeric(runs["trial"], errors="coerce")
+    n_stages = pd.to_numeric(_column(runs, "metrics.n_stages"), errors="coerce")
+    out["n_stages"] = n_stages.fillna(pd.to_numeric(runs["n_stages_tag"], errors="coerce"))
+    for name in dict.fromkeys((*MEAN_COLUMNS, metric)):
+        if name != "val_acc_lcb" and (name not in out.columns or name in MEAN_COLUMNS):
+            out[name] = pd.to_numeric(_column(runs, "metrics." + name), errors="coerce")
+    status = _column(runs, "status").astype(str)
+    outcome = out["state"].map(_STATE_OUTCOME).fillna("failed")
+    out["outcome"] = outcome.where(status != "FINISHED", "finished").where(status != "RUNNING", "running")
+    params = [c for c in runs.columns if c.startswith("params.") and c[len("params."):] not in RUN_ONLY_PARAMS]
+    keys = pd.concat([out[["study", *COMBINATION]], runs[params]], axis=1).astype(str)
+    # dropna=False: runs missing a param are grouped by the values they have, never dropped.
+    out["setting"] = keys.groupby(list(keys.columns), sort=False, dropna=False).ngroup() if len(keys) else []
+    return out
+
+
+def settings_table(trials: pd.DataFrame, metric: str = "val_acc", *, include_unfinished: bool = False) -> pd.DataFrame:
+    """One row per setting that finished a seed (any seed with ``include_unfinished``).
+
+    Averaged columns (``MEAN_COLUMNS`` and ``metric``) are means over distinct seeds; ``run_id``,
+    ``trial``, ``seed`` and the other columns come from the seed run with the best validation
+    accuracy. Adds ``n_seeds``, ``n_seeds_started``, ``n_seeds_pruned``, ``n_seeds_failed``,
+    ``seeds_complete``, ``test_acc_std``, ``val_acc_std`` and ``val_acc_lcb``.
+    """
+    added = ["n_seeds", "n_seeds_started", "n_seeds_pruned", "n_seeds_failed", "seeds_complete",
+             "test_acc_std", "val_acc_std", "val_acc_lcb"]
+    if trials.empty:
+        return pd.DataFrame(columns=[*trials.columns, *added]).astype({c: "float64" for c in added})
+    trials = _one_run_per_trial(trials)
+    # A run without a seed param is a seed of its own.
+    seed_id = trials["seed"].map(lambda s: f"seed={s:g}", na_action="ignore").fillna("run=" + trials["run_id"])
+    trials = trials.assign(_seed=seed_id)
+    counts = _seed_counts(trials)
+    used = trials if include_unfinished else trials[trials["outcome"] == "finished"]
+    averaged = list(dict.fromkeys(c for c in (*MEAN_COLUMNS, metric) if c in used.columns))
+    per_seed = used.groupby(["setting", "_seed"], sort=False)[averaged].mean()
+    grouped = per_seed.groupby(level="setting", sort=False)
+    means = grouped.mean()
+    order = ["val_acc", "trial", "run_id"]
+    representative = used.sort_values(order, ascending=[False, True, True], na_position="last", kind="stable")
+    representative = representative.drop_duplicates("setting").set_index("setting")
+    settings = representative.drop(columns=[*averaged, "_seed"]).join(means)
+    settings["n_seeds"] = grouped.size()
+    settings = settings.join(counts)
+    settings["seeds_complete"] = settings["n_seeds"] == settings["n_seeds_started"]
+    settings["test_acc_std"] = grouped["test_acc"].std()
+    settings["val_acc_std"] = grouped["val_acc"].std()
+    settings["val_acc_lcb"] = settings["val_acc"] - LCB_Z * pooled_seed_std(settings) / np.sqrt(settings["n_seeds"])
+    return settings.reset_index()
+
+
+def pooled_seed_std(settings: pd.DataFrame) -> pd.Series:
+    """Per row, the seed-to-seed standard deviation of validation accuracy pooled over the row's
+    dataset: sqrt(sum((n_i - 1) * s_i^2) / sum(n_i - 1)) over its settings with n_i >= 2 seeds."""
+    repeated = settings[(settings["n_seeds"] >= 2) & settings["val_acc_std"].notna()]
+    dof = repeated["n_seeds"] - 1
+    by_dataset = (dof * repeated["val_acc_std"] ** 2).groupby(repeated["dataset"], dropna=False).sum()
+    pooled = np.sqrt(by_dataset / dof.groupby(repeated["dataset"], dropna=False).sum())
+    return settings["dataset"].map(pooled).fillna(0.0)
+
+
+def _one_run_per_trial(trials: pd.DataFrame) -> pd.DataFrame:
+    # Repairs may leave a second run for one Optuna trial (marked as a duplicate): keep its best.
+    rank = trials["outcome"].map({s: i for i, s in enumerate(SEED_STATES)})
+    ordered = trials.assign(_rank=rank).sort_values(["_rank", "run_id"], kind="stable")
+    numbered = ordered[ordered["trial"].notna()].drop_duplicates(["study", "dataset", "trial"])
+    return pd.concat([numbered, ordered[ordered["trial"].isna()]]).drop(columns="_rank").sort_index()
+
+
+def _seed_counts(trials: pd.DataFrame) -> pd.DataFrame:
+    rank = trials["outcome"].map({s: i for i, s in enumerate(SEED_STATES)})
+    best = rank.groupby([trials["setting"], trials["_seed"]], sort=False).min()
+    outcome = best.map(dict(enumerate(SEED_STATES)))
+    by_setting = outcome.groupby(level="setting", sort=False)
+    return pd.DataFrame({
+        "n_seeds_started": by_setting.size(),
+        "n_seeds_pruned": by_setting.agg(lambda s: int((s == "pruned").sum())),
+        "n_seeds_failed": by_setting.agg(lambda s: int((s == "failed").sum())),
+    })
+
+
+__all__ = ["LCB_Z", "SEED_STATES", "pooled_seed_std", "settings_table", "trial_table"]
