@@ -86,7 +86,7 @@ def train_trial(
 
     # Cached features are fetched (or computed, and recorded with their entry) before the
     # measurement starts; what computing them cost is added from the record below.
-    feeder = _feeder(config, model, data, device, cache, flops["flops_fwd_per_image"])
+    feeder = feeder_for(config, model, data, device, cache, flops["flops_fwd_per_image"])
     use_cache = isinstance(feeder, FeatureFeeder)
     memory, timer = PeakMemory(device, autocast), PhaseTimer(device)
     memory.start()
@@ -173,7 +173,7 @@ def train_trial(
     )
 
 
-def _feeder(
+def feeder_for(
     config: TrialConfig,
     model: TransferModel,
     data: DatasetSplits,
@@ -235,4 +235,4 @@ def _improves(metrics: dict[str, float], history: list[dict[str, float]], best_e
     return metrics["val_loss"] < best["val_loss"]
 
 
-__all__ = ["train_trial", "resolve_device", "autocast_for", "cache_applies"]
+__all__ = ["autocast_for", "cache_applies", "feeder_for", "resolve_device", "train_trial"]
