@@ -26,6 +26,8 @@ import pytest
 HOLD_LOCK = """
 import sqlite3, sys, time
 db = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=60)
+if sys.argv[4] == "armed":
+    sys.stdin.readline()  # started ahead, the lock is taken the moment the test says so
 db.execute("BEGIN " + sys.argv[3])
 print("locked", flush=True)
 time.sleep(float(sys.argv[2]))
@@ -34,15 +36,30 @@ print("released", flush=True)
 """
 
 
-def hold_lock(path: Path, seconds: float, *, readers: bool = False) -> subprocess.Popen[str]:
+def hold_lock(path: Path, seconds: float, *, readers: bool = False, armed: bool = False) -> subprocess.Popen[str]:
     """Another process holding a write transaction on the SQLite file ``path`` for ``seconds``; returns
-    once the lock is taken. EXCLUSIVE by default (in rollback-journal mode no one else reads or writes),
-    IMMEDIATE with ``readers`` (others read, no one else writes)."""
+    once the lock is taken, or, ``armed``, once the process is ready to take it (``take_lock``).
+    EXCLUSIVE by default (in rollback-journal mode no one else reads or writes), IMMEDIATE with
+    ``readers`` (others read, no one else writes)."""
     mode = "IMMEDIATE" if readers else "EXCLUSIVE"
-    proc = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(path), str(seconds), mode], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(path), str(seconds), mode,
+                             "armed" if armed else "now"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "locked", proc.stderr.read() if proc.stderr else ""
+    if not armed:
+        _locked(proc)
     return proc
+
+
+def take_lock(proc: subprocess.Popen[str]) -> None:
+    """Let an armed holder take its lock; returns once it holds it."""
+    assert proc.stdin is not None
+    proc.stdin.write("go\n")
+    proc.stdin.flush()
+    _locked(proc)
+
+
+def _locked(proc: subprocess.Popen[str]) -> None:
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "locked", proc.stderr.read() if proc.stderr else ""
 
 
 def _run(*command: str) -> subprocess.CompletedProcess[str]:

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from fault_support import hold_lock
-from reliability_support import Processes, all_runs, tlb, wait_for, write_spec
+from fault_support import cli, hold_lock
+from reliability_support import Processes, all_runs, wait_for, write_spec
 from tl_bench.pretrain import checkpoint_metadata, checkpoint_path
 from tl_bench.spec import load_spec
 from tl_bench.tracking import Tracker
@@ -50,10 +50,10 @@ SPEC: dict[str, Any] = {
 }
 
 
-def _doctor(folder: Path, *flags: str) -> tuple[int, list[dict[str, Any]]]:
-    done = tlb(["doctor", "study.yaml", "--json", *flags], cwd=folder)
-    assert done.returncode in (0, 1), done.stderr[-2000:]
-    return done.returncode, json.loads(done.stdout)["findings"]
+def _doctor(capfd: pytest.CaptureFixture[str], *flags: str) -> tuple[int, list[dict[str, Any]]]:
+    done = cli(["doctor", "study.yaml", "--json", *flags], capfd)
+    assert done.code in (0, 1), done.err[-2000:]
+    return done.code, json.loads(done.out)["findings"]
 
 
 def _pretrain_runs(tracking_uri: str) -> list[Any]:
@@ -61,8 +61,10 @@ def _pretrain_runs(tracking_uri: str) -> list[Any]:
 
 
 def test_pretraining_killed_after_its_checkpoint_is_found_and_repaired(
-    tmp_path: Path, mlflow_db: str, processes: Processes
+    tmp_path: Path, mlflow_db: str, processes: Processes, capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.chdir(tmp_path)  # `tl-bench doctor` runs in this process, `tl-bench pretrain` in its own
     spec = load_spec(write_spec(tmp_path, SPEC))
     checkpoint = checkpoint_path(spec, "shapes", "test_resnet")
     Tracker(mlflow_db, "pk")  # the experiment exists, so the pretraining process only reads until it records
@@ -78,9 +80,9 @@ def test_pretraining_killed_after_its_checkpoint_is_found_and_repaired(
         lock.kill()
         lock.wait()
     assert _pretrain_runs(mlflow_db) == []
-    code, findings = _doctor(tmp_path)
+    code, findings = _doctor(capfd)
     assert code == 1 and [f["kind"] for f in findings] == ["checkpoint_without_run"]
-    code, findings = _doctor(tmp_path, "--repair")
+    code, findings = _doctor(capfd, "--repair")
     assert code == 0 and all(f["repaired"] for f in findings)
     (made,) = _pretrain_runs(mlflow_db)
     meta = checkpoint_metadata(checkpoint)
@@ -94,11 +96,11 @@ def test_pretraining_killed_after_its_checkpoint_is_found_and_repaired(
                            capture_output=True, text=True, timeout=300)
     assert dying.returncode == -signal.SIGKILL, dying.stderr[-2000:]
     left = next(r for r in _pretrain_runs(mlflow_db) if r.info.status == "RUNNING")
-    code, findings = _doctor(tmp_path)
+    code, findings = _doctor(capfd)
     assert code == 1 and [(f["kind"], f["run_id"]) for f in findings] == [("pretrain_run_left_running", left.info.run_id)]
-    code, findings = _doctor(tmp_path, "--repair")
+    code, findings = _doctor(capfd, "--repair")
     assert code == 0
     ended = next(r for r in _pretrain_runs(mlflow_db) if r.info.run_id == left.info.run_id)
     assert ended.info.status == "FINISHED" and ended.data.tags["tlb.repair"] == "pretrain_run_left_running"
     assert ended.data.metrics["val_acc"] == pytest.approx(float(meta["source_val_acc"]))
-    assert _doctor(tmp_path) == (0, [])
+    assert _doctor(capfd) == (0, [])

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from optuna.trial import TrialState
 
-from fault_support import cli, fill_disk, hold_lock, read_only, small_disk
+from fault_support import cli, fill_disk, hold_lock, read_only, small_disk, take_lock
 from reliability_support import (
     Processes,
     load_trials,
@@ -65,27 +65,30 @@ def test_a_lock_held_by_another_process_costs_a_wait_not_the_study(
     tmp_path: Path, mlflow_db: str, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
     processes: Processes,
 ) -> None:
-    """Locks longer than MLflow's own 20 s: at start (run and doctor), and at the end of a trial (both stores)."""
+    """Locks longer than MLflow's own 20 s: at start (run and doctor), then during a trial (both stores)."""
     monkeypatch.chdir(tmp_path)
-    epochs = 4
-    write_spec(tmp_path, spec_data(fixed={"epochs": epochs, "batch_size": 50}, pruner="none", budget={"n_trials": 2}))
+    write_spec(tmp_path, spec_data(fixed={"epochs": 6, "batch_size": 50}, pruner="none", budget={"n_trials": 2}))
     storage, runs = sqlite_url(tmp_path, "optuna.db"), tmp_path / "runs"
     taken: dict[str, float] = {}
+    # Started ahead, so that each lock is taken within milliseconds of the moment chosen.
+    mlflow_lock, optuna_lock = hold_lock(runs / "mlflow.db", 16, armed=True), hold_lock(runs / "optuna.db", 12, armed=True)
 
-    def at_the_end_of_trial_0() -> None:
-        wait_for(lambda: len(next(iter(load_trials(storage)), None).intermediate_values) == epochs  # type: ignore[union-attr]
-                 if load_trials(storage) else None, timeout=300, what="trial 0's last epoch")
-        taken["end"] = time.time()
-        hold_lock(runs / "mlflow.db", 22)  # its results wait for this one
-        hold_lock(runs / "optuna.db", 30)  # and its tell for this one
+    def in_trial_0() -> None:
+        # Its first epoch is reported: the next reports wait for the Optuna lock, its results for MLflow's.
+        wait_for(lambda: load_trials(storage) and load_trials(storage)[0].intermediate_values, timeout=300,
+                 what="trial 0's first epoch")
+        take_lock(mlflow_lock)
+        take_lock(optuna_lock)
+        taken["trial"] = time.time()
 
     start_lock = hold_lock(runs / "mlflow.db", 25)
     taken["start"] = time.time()
     doctor = processes.start(["doctor", "study.yaml"], cwd=tmp_path)  # reads wait too
-    watcher, errors = _in_thread(at_the_end_of_trial_0)
+    watcher, errors = _in_thread(in_trial_0)
     done = cli(["run", "study.yaml", "--quiet"], capfd)
     watcher.join(timeout=120)
-    start_lock.wait(timeout=30)
+    for holder in (start_lock, mlflow_lock, optuna_lock):
+        holder.wait(timeout=60)
     assert not errors, errors
     assert done.code == 0, done.err[-3000:]
     assert "locked" not in done.err and "Traceback" not in done.err
@@ -96,11 +99,12 @@ def test_a_lock_held_by_another_process_costs_a_wait_not_the_study(
     assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.COMPLETE]
     by_trial = {int(r.data.tags["tlb.trial"]): r for r in trial_runs(mlflow_db)}
     assert all(r.info.status == "FINISHED" for r in by_trial.values()) and set(by_trial) == {0, 1}
-    # The waits happened: the first write came after the start lock went, trial 0's results after the
-    # MLflow lock at its end, and its Optuna state after the longer Optuna lock.
+    # The waits happened: the first write came after the start lock went (over MLflow's own 20 s); trial 0
+    # stalled on the Optuna lock (its six epochs take a few seconds otherwise) and its results waited for
+    # the MLflow lock.
     assert min(r.info.start_time for r in by_trial.values()) / 1000 >= taken["start"] + 25 - 1
-    assert by_trial[0].info.end_time / 1000 >= taken["end"] + 22 - 1
-    assert trials[0].datetime_complete.timestamp() >= taken["end"] + 30 - 1
+    assert trials[0].datetime_complete.timestamp() - trials[0].datetime_start.timestamp() >= 12 - 1
+    assert by_trial[0].info.end_time / 1000 >= taken["trial"] + 16 - 1
     assert cli(["doctor", "study.yaml"], capfd).code == 0  # both stores agree
 
 

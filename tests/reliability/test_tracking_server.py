@@ -30,7 +30,7 @@ def test_passwords_never_shown_and_a_dead_server_is_one_line_then_repaired(
     url = server.start()
     secret_url = url.replace("http://", f"http://tlb:{SECRET}@")
     storage = sqlite_url(tmp_path, "optuna.db")
-    write_spec(tmp_path, spec_data(fixed={"epochs": 8, "batch_size": 50}, pruner="none", budget={"n_trials": 1}))
+    write_spec(tmp_path, spec_data(fixed={"epochs": 5, "batch_size": 50}, pruner="none", budget={"n_trials": 1}))
     shown: list[str] = []
     try:
         # A study, its closing hints, the UI and the leaderboard through the URL with the password.
