@@ -99,6 +99,17 @@ def test_spread_is_pooled_per_dataset(store: TrialStore) -> None:
     assert board.loc["shapes", "val_acc_lcb"] == pytest.approx(0.6 - 1.645 * statistics.stdev([0.5, 0.7]) / math.sqrt(2))
 
 
+def test_a_store_where_nothing_finished_gives_an_empty_board(store: TrialStore, tmp_path: Path) -> None:
+    from tl_bench.report import render_dashboard
+
+    store.trial(seed=0, state="FAIL", drop=("val_acc", "test_acc"))
+    store.trial(seed=1, state="PRUNED", drop=("test_acc",))
+    assert leaderboard(store.uri).empty
+    assert len(leaderboard(store.uri, include_unfinished=True)) == 1
+    page = render_dashboard(None, store.uri, out=tmp_path / "d.html").read_text()
+    assert "0 finished trial runs of 2" in page
+
+
 def test_the_csv_loads_back_with_the_new_columns(store: TrialStore, tmp_path: Path) -> None:
     from tl_bench.report import read_csv, write_csv
 

@@ -76,9 +76,10 @@ def settings_table(trials: pd.DataFrame, metric: str = "val_acc", *, include_unf
     accuracy. Adds ``n_seeds``, ``n_seeds_started``, ``n_seeds_pruned``, ``n_seeds_failed``,
     ``seeds_complete``, ``test_acc_std``, ``val_acc_std`` and ``val_acc_lcb``.
     """
-    added = ["n_seeds", "n_seeds_started", "n_seeds_pruned", "n_seeds_failed", "seeds_complete",
-             "test_acc_std", "val_acc_std", "val_acc_lcb"]
-    if trials.empty:
+    used = trials if include_unfinished else trials[trials["outcome"] == "finished"]
+    if used.empty:  # nothing finished yet (or no runs at all): no row
+        added = ["n_seeds", "n_seeds_started", "n_seeds_pruned", "n_seeds_failed", "seeds_complete",
+                 "test_acc_std", "val_acc_std", "val_acc_lcb"]
         return pd.DataFrame(columns=[*trials.columns, *added]).astype({c: "float64" for c in added})
     trials = _one_run_per_trial(trials)
     # A run without a seed param is a seed of its own.
@@ -110,7 +111,7 @@ def pooled_seed_std(settings: pd.DataFrame) -> pd.Series:
     dof = repeated["n_seeds"] - 1
     by_dataset = (dof * repeated["val_acc_std"] ** 2).groupby(repeated["dataset"], dropna=False).sum()
     pooled = np.sqrt(by_dataset / dof.groupby(repeated["dataset"], dropna=False).sum())
-    return settings["dataset"].map(pooled).fillna(0.0)
+    return settings["dataset"].map(pooled).fillna(0.0).astype("float64")
 
 
 def _one_run_per_trial(trials: pd.DataFrame) -> pd.DataFrame:
