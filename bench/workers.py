@@ -39,6 +39,8 @@ SPEC = {
     "fixed": {"epochs": 10, "batch_size": 64},
     "sampler": {"name": "random", "seed": 0},
     "pruner": {"name": "none"},
+    "budget": {"n_trials": 24},  # --trials overrides it
+    "keep_models": "none",  # throughput of trials, not of model logging
 }
 
 
