@@ -67,7 +67,11 @@ def test_a_lock_held_by_another_process_costs_a_wait_not_the_study(
 ) -> None:
     """Locks longer than MLflow's own 20 s: at start (run and doctor), then during a trial (both stores)."""
     monkeypatch.chdir(tmp_path)
-    write_spec(tmp_path, spec_data(fixed={"epochs": 6, "batch_size": 50}, pruner="none", budget={"n_trials": 2}))
+    # Fine-tuned (no feature cache) and long enough that the watcher finds trial 0 mid-way on a fast machine.
+    space = {"backbones": ["test_resnet"], "freeze_depth": [0], "neck": ["gap"], "head": ["linear"],
+             "lr": {"low": 1.0e-3, "high": 1.0e-2, "log": True}}
+    write_spec(tmp_path, spec_data(space=space, fixed={"epochs": 60, "batch_size": 50}, pruner="none",
+                                   budget={"n_trials": 2}))
     storage, runs = sqlite_url(tmp_path, "optuna.db"), tmp_path / "runs"
     taken: dict[str, float] = {}
     # Started ahead, so that each lock is taken within milliseconds of the moment chosen.
