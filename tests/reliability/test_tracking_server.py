@@ -30,7 +30,11 @@ def test_passwords_never_shown_and_a_dead_server_is_one_line_then_repaired(
     url = server.start()
     secret_url = url.replace("http://", f"http://tlb:{SECRET}@")
     storage = sqlite_url(tmp_path, "optuna.db")
-    write_spec(tmp_path, spec_data(fixed={"epochs": 5, "batch_size": 50}, pruner="none", budget={"n_trials": 1}))
+    # Fine-tuned (no feature cache) and long enough that the server dies in the middle of trial 1 on a fast machine.
+    space = {"backbones": ["test_resnet"], "freeze_depth": [0], "neck": ["gap"], "head": ["linear"],
+             "lr": {"low": 1.0e-3, "high": 1.0e-2, "log": True}}
+    write_spec(tmp_path, spec_data(space=space, fixed={"epochs": 40, "batch_size": 50}, pruner="none",
+                                   budget={"n_trials": 1}))
     shown: list[str] = []
     try:
         # A study, its closing hints, the UI and the leaderboard through the URL with the password.
