@@ -15,6 +15,7 @@ import yaml
 
 from tl_bench.spec import load_spec
 from tl_bench.study import RunOptions, run_spec
+from tl_bench.study.space import candidate_of
 from tl_bench.train import FeatureCache, train_config
 
 pytestmark = pytest.mark.slow
@@ -84,3 +85,11 @@ def test_the_summary_says_how_well_screening_predicted_the_search(tmp_path: Path
     assert parent.data.metrics["screen.n_candidates"] == 3
     for name in ("logme", "knn"):
         assert -1.0 <= parent.data.metrics[f"screen.tau_{name}"] <= 1.0
+    # Where each score ranked the candidate that did best, recomputed from what the study kept.
+    study = optuna.load_study(study_name=f"{spec.name}/digits", storage=spec.storage)
+    scores = study.user_attrs["screen_scores"]
+    best = max(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)), key=lambda t: t.values[0])
+    winner = candidate_of(best)
+    for name in ("logme", "knn"):
+        ranked = sorted(scores, key=lambda k: -scores[k][name])
+        assert parent.data.metrics[f"screen.best_rank_{name}"] == ranked.index(winner) + 1

@@ -61,7 +61,9 @@ def record_screen(study: optuna.Study, tracker: Tracker, spec: StudySpec, datase
 
 def screen_tau(study: optuna.Study) -> dict[str, float]:
     """Kendall's tau of each screening score against the best validation accuracy of each candidate
-    the search tried (``screen.tau_<score>``, ``screen.n_candidates``); empty below two candidates."""
+    the search tried (``screen.tau_<score>``, ``screen.n_candidates``), and where each score ranked
+    the candidate that did best (``screen.best_rank_<score>``, 1 = first: it is in a kept top K when
+    the rank is at most K); empty below two candidates."""
     scores = study.user_attrs.get(SCREEN_SCORES)
     if not scores:
         return {}
@@ -73,11 +75,14 @@ def screen_tau(study: optuna.Study) -> dict[str, float]:
     if len(best) < 2:
         return {}
     keys = sorted(best)
+    winner = max(keys, key=lambda k: best[k])
     out = {"screen.n_candidates": float(len(keys))}
     for name in SCORES:
         tau = kendalltau([scores[k][name] for k in keys], [best[k] for k in keys]).statistic
         if tau == tau:  # NaN when either side is constant
             out[f"screen.tau_{name}"] = float(tau)
+        # Among every screened candidate, searched or not: a dropped one can still outrank the winner.
+        out[f"screen.best_rank_{name}"] = float(1 + sum(s[name] > scores[winner][name] for s in scores.values()))
     return out
 
 
