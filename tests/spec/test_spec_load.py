@@ -227,7 +227,9 @@ def test_a_dumped_spec_validates_back_unchanged(base: dict[str, Any], write_spec
     assert again == spec and again.space_digest() == spec.space_digest()
 
 
-def test_class_token_necks_load_when_every_backbone_has_one(base: dict[str, Any], write_spec: Callable[..., Path]) -> None:
+def test_class_token_necks_load_when_every_backbone_has_one(
+    base: dict[str, Any], write_spec: Callable[..., Path]
+) -> None:
     base["space"]["backbones"] = [{"name": "test_vit", "weights": ["scratch"]}]
     base["space"]["neck"] = ["cls", "timm", "gap"]
     base["baselines"] = [{"backbone": "test_vit", "neck": "cls", "freeze_depth": "all"}]

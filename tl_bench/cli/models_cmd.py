@@ -129,7 +129,8 @@ def _neck_note(model: Any) -> str:
         params = list(neck.parameters())
         state = "no parameters" if not params else "trainable" if params[0].requires_grad else "frozen"
         taken = ", ".join(bb.pre_logits.names)
-        return f"timm's {type(bb.model).__name__}.forward_head(pre_logits=True), with {taken} from the backbone ({state})"
+        path = f"timm's {type(bb.model).__name__}.forward_head(pre_logits=True)"
+        return f"{path}, with {taken} from the backbone ({state})"
     if type(neck).needs_class_token:
         return f"the class token, first of {bb.num_prefix_tokens} prefix tokens"
     if bb.dropped_modules:

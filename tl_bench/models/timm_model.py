@@ -85,7 +85,9 @@ def _probe(memo: dict[tuple[str, int], list[str]], probe: Any, model: nn.Module,
     return list(memo[key])
 
 
-def strip_head(model: nn.Module, name: str, img_size: int, *, keep_head: bool = False) -> tuple[list[str], PreLogits | None]:
+def strip_head(
+    model: nn.Module, name: str, img_size: int, *, keep_head: bool = False
+) -> tuple[list[str], PreLogits | None]:
     """Drop the head modules ``forward_features`` never calls; a size the model cannot take fails here.
 
     ``keep_head`` first moves the head-side children (pool, pre-logits norm)
