@@ -45,7 +45,9 @@ def _timm_probe(ref: torch.nn.Module, fc: torch.nn.Linear, x: torch.Tensor) -> t
     return F.linear(ref.forward_head(ref.forward_features(x), pre_logits=True), fc.weight, fc.bias)
 
 
-@pytest.mark.parametrize("backbone", [*CNNS, "test_vit"])
+# beyond the four families: an attention-pooled ViT (its pretrained attn_pool and fc_norm move to
+# the neck) and MambaOut, whose forward_features gives NHWC maps
+@pytest.mark.parametrize("backbone", [*CNNS, "test_vit", "test_vit3", "test_mambaout"])
 def test_timm_neck_linear_probe_equals_timms_probe(backbone: str, images: torch.Tensor, tmp_path: Path) -> None:
     ref, path = _pretrained_stand_in(backbone, tmp_path)
     model = build_model(backbone, num_classes=5, img_size=IMG, weights=str(path), freeze_depth="all", neck="timm")
