@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from timm.layers import SelectAdaptivePool2d, global_pool_nlc
 
-from tl_bench.errors import ModelBuildError
 from tl_bench.config import TrialConfig
+from tl_bench.errors import ModelBuildError
 from tl_bench.models import NECKS, Backbone, build_model, load_bundle, save_bundle
 from tl_bench.models.timm_model import strip_head
 

@@ -4,7 +4,9 @@
 model's ``forward_features`` output ((N, C, H, W) or (N, L, C)); when a neck
 reads several scales, the maps of the preceding stages come first (timm's
 ``forward_intermediates``). Frozen stages keep ``requires_grad=False`` and
-stay in eval mode, re-applied on every ``.train()`` call.
+stay in eval mode, re-applied on every ``.train()`` call. Head-side modules
+(pool, pre-logits norm, classifier) are not part of it: dropped, or moved
+whole into ``Backbone.pre_logits`` for the ``timm`` neck.
 """
 
 from __future__ import annotations

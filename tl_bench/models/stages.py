@@ -5,7 +5,8 @@ through ``timm.models.group_parameters``), stem first. Freeze depth k freezes
 the first k of them. Head-side modules that ``forward_features`` never calls
 (ConvNeXt's ``head.norm``, MobileNetV3's ``conv_head``, ViT's ``fc_norm``)
 are removed first: they would otherwise count as a stage and as parameters
-that can never receive a gradient.
+that can never receive a gradient. The ``timm`` neck takes them over instead
+(``head_side_children``: what ``forward_head`` runs).
 """
 
 from __future__ import annotations
