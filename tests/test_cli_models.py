@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tl_bench.cli import app
-from tl_bench.errors import FreezeDepthError
+from tl_bench.errors import FreezeDepthError, ModelBuildError
 from tl_bench.models import HEADS, NECKS, build_model, count_params
 
 
@@ -103,3 +103,26 @@ def test_inspect_refuses_a_freeze_depth_typo_with_the_backbone_range() -> None:
     result = runner.invoke(app, ["inspect", "test_resnet", "--img-size", "32", "--freeze-depth", "half"])
     assert isinstance(result.exception, FreezeDepthError)
     assert str(result.exception) == "freeze depth 'half' is out of range for test_resnet: accepted 0..5 or 'all'"
+
+
+def test_inspect_shows_what_the_timm_neck_takes_from_the_backbone() -> None:
+    base = ["inspect", "test_convnext", "--img-size", "32", "--num-classes", "3", "--freeze-depth", "all", "--json"]
+    timm_neck = json.loads(runner.invoke(app, [*base, "--neck", "timm"]).stdout)
+    gap = json.loads(runner.invoke(app, [*base, "--neck", "gap"]).stdout)
+    assert (timm_neck["neck_takes"], timm_neck["dropped_modules"]) == (["head"], [])
+    assert (gap["neck_takes"], gap["dropped_modules"]) == ([], ["head.norm"])
+    # the pretrained head norm (64 weights, 64 biases) now counts in the neck, frozen with the backbone
+    assert timm_neck["params_neck"] == gap["params_neck"] + 128
+    assert timm_neck["params_total"] == gap["params_total"] + 128
+    assert timm_neck["params_trainable"] == gap["params_trainable"] == timm_neck["params_head"]
+    text = runner.invoke(app, [*base[:-1], "--neck", "timm"]).stdout
+    assert "neck timm: timm's ConvNeXt.forward_head(pre_logits=True), with head from the" in " ".join(text.split())
+
+
+def test_inspect_refuses_the_cls_neck_on_a_backbone_without_a_class_token() -> None:
+    result = runner.invoke(app, ["inspect", "test_resnet", "--img-size", "32", "--neck", "cls"])
+    assert isinstance(result.exception, ModelBuildError)
+    message = str(result.exception)
+    assert "\n" not in message and message.startswith("neck 'cls' reads the class token and backbone 'test_resnet'")
+    ok = runner.invoke(app, ["inspect", "test_vit", "--img-size", "32", "--neck", "cls", "--json"])
+    assert ok.exit_code == 0 and "class token" in json.loads(ok.stdout)["neck_note"]

@@ -87,6 +87,7 @@ CASES: list[tuple[str, Mutate, str, str, str]] = [
     ("missing-backbone-name", setting("space", "backbones", 0, value={"weights": ["scratch"]}), "space.backbones[0].name", "missing", "timm model name"),
     ("duplicate-backbone", setting("space", "backbones", 1, value="test_resnet"), "space.backbones", "listed twice", "each backbone once"),
     ("unknown-neck", setting("space", "neck", value=["gap", "gem_pool"]), "space.neck[1]", "gem_pool", "gap"),
+    ("cls-neck-without-class-token", setting("space", "neck", value=["gap", "cls"]), "space.neck[1]", "backbone 'test_resnet' has none", "gap, gmp, avgmax"),
     ("unknown-head", setting("space", "head", value=["softmax"]), "space.head[0]", "softmax", "linear"),
     ("duplicate-head", setting("space", "head", value=["mlp", "mlp"]), "space.head", "listed twice", "each choice once"),
     ("unknown-dataset", setting("datasets", 0, "name", value="mnist"), "datasets[0].name", "mnist", "digits, shapes"),

@@ -225,3 +225,17 @@ def test_a_dumped_spec_validates_back_unchanged(base: dict[str, Any], write_spec
     spec = load_spec(write_spec(base))
     again = parse_spec(spec.model_dump(mode="json"), source=spec.source_path)
     assert again == spec and again.space_digest() == spec.space_digest()
+
+
+def test_class_token_necks_load_when_every_backbone_has_one(
+    base: dict[str, Any], write_spec: Callable[..., Path]
+) -> None:
+    base["space"]["backbones"] = [{"name": "test_vit", "weights": ["scratch"]}]
+    base["space"]["neck"] = ["cls", "timm", "gap"]
+    base["baselines"] = [{"backbone": "test_vit", "neck": "cls", "freeze_depth": "all"}]
+    assert load_spec(write_spec(base)).space.neck == ["cls", "timm", "gap"]
+    # the timm neck reads any backbone: no class token needed
+    base["space"]["backbones"].append({"name": "test_convnext", "weights": ["scratch"]})
+    base["space"]["neck"] = ["timm"]
+    base["baselines"] = []
+    assert load_spec(write_spec(base)).space.neck == ["timm"]

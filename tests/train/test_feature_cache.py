@@ -40,6 +40,26 @@ def test_cached_equals_uncached(make_config, digits, head: str) -> None:
     assert cached.params_trainable == plain.params_trainable < plain.params_total
 
 
+@pytest.mark.parametrize(("backbone", "neck"), [("test_convnext", "timm"), ("test_vit", "cls")])
+def test_probes_with_protocol_necks_train_alike_from_the_disk_cache(
+    make_config, digits, tmp_path: Path, backbone: str, neck: str
+) -> None:
+    # the cache holds forward_features (before the neck): timm's pre-logits norm and the class
+    # token are read from it on every step, exactly as the image path reads them
+    config = make_config(backbone=backbone, neck=neck, freeze_depth="all", epochs=2, lr=1e-2)
+    first = train_config(config, cache=FeatureCache(tmp_path))
+    again_cache = FeatureCache(tmp_path)
+    again = train_config(config, cache=again_cache)
+    plain = train_config(config.replace(use_cache=False))
+    assert first.cache_used and again.cache_hit and not plain.cache_used
+    assert again_cache.stats == {"memory_hits": 0, "disk_hits": 3, "computed": 0}
+    # the same values, read back from disk instead of memory: a matrix product may round
+    # differently on differently aligned memory, nothing more
+    _same_within_noise(again, first, len(digits.val), len(digits.test))
+    _same_within_noise(first, plain, len(digits.val), len(digits.test))
+    assert first.params_trainable == plain.params_trainable == first.params_head
+
+
 def test_cache_is_skipped_when_augmenting_or_partly_frozen(make_config) -> None:
     cache = FeatureCache(None)
     assert not train_config(make_config(freeze_depth="all", augment=True, epochs=1), cache=cache).cache_used

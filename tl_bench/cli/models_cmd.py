@@ -112,12 +112,30 @@ def inspect_model(
         **measure_flops(model, size),
         "stages": [asdict(s) for s in bb.stages],
         "dropped_modules": bb.dropped_modules,
+        "neck_takes": bb.pre_logits.names if bb.pre_logits is not None else [],
+        "neck_note": _neck_note(model),
         "weights_report": bb.load_report.summary() if bb.load_report else None,
     }
     if json_out:
         print_json(info)
         return
     _print_inspect(info)
+
+
+def _neck_note(model: Any) -> str:
+    """What the neck reads, where it is more than a pooling of the backbone's output."""
+    bb, neck = model.backbone, model.neck
+    if bb.pre_logits is not None:
+        params = list(neck.parameters())
+        state = "no parameters" if not params else "trainable" if params[0].requires_grad else "frozen"
+        taken = ", ".join(bb.pre_logits.names)
+        path = f"timm's {type(bb.model).__name__}.forward_head(pre_logits=True)"
+        return f"{path}, with {taken} from the backbone ({state})"
+    if type(neck).needs_class_token:
+        return f"the class token, first of {bb.num_prefix_tokens} prefix tokens"
+    if bb.dropped_modules:
+        return f"forward_features without {', '.join(bb.dropped_modules)} (dropped: neck 'timm' keeps them)"
+    return ""
 
 
 def _print_inspect(info: dict[str, Any]) -> None:
@@ -141,6 +159,8 @@ def _print_inspect(info: dict[str, Any]) -> None:
     flops.add_row("training step (forward + backward)", f"{info['flops_train_per_image'] / 1e9:.4f}")
     flops.add_row("training step on cached features", f"{info['flops_head_train_per_image'] / 1e9:.4f}")
     console.print(flops)
+    if info["neck_note"]:
+        console.print(f"neck {info['neck']}: {info['neck_note']}")
     if info["weights_report"]:
         console.print(f"weights: {info['weights_report']}")
 

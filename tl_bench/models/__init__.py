@@ -15,9 +15,10 @@ from tl_bench.models.bundle import Bundle, InferenceNetwork, load_bundle, save_b
 from tl_bench.models.checkpoint import save_backbone_checkpoint
 from tl_bench.models.heads import HEADS, Head
 from tl_bench.models.model import TransferModel, build_model, build_model_for
-from tl_bench.models.necks import NECKS, Neck
+from tl_bench.models.necks import NECKS, Neck, check_neck_fits
 from tl_bench.models.registry import Registry
 from tl_bench.models.stages import StageInfo
+from tl_bench.models.timm_model import backbone_has_class_token
 from tl_bench.models.weights import LoadReport
 
 __all__ = [
@@ -33,8 +34,10 @@ __all__ = [
     "StageInfo",
     "TransferModel",
     "build_model",
+    "backbone_has_class_token",
     "build_model_for",
     "check_backbone",
+    "check_neck_fits",
     "count_params",
     "count_stages",
     "create_backbone",

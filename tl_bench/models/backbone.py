@@ -4,72 +4,31 @@
 model's ``forward_features`` output ((N, C, H, W) or (N, L, C)); when a neck
 reads several scales, the maps of the preceding stages come first (timm's
 ``forward_intermediates``). Frozen stages keep ``requires_grad=False`` and
-stay in eval mode, re-applied on every ``.train()`` call.
+stay in eval mode, re-applied on every ``.train()`` call. Head-side modules
+(pool, pre-logits norm, classifier) are not part of it: dropped, or moved
+whole into ``Backbone.pre_logits`` for the ``timm`` neck.
 """
 
 from __future__ import annotations
 
-import difflib
-import functools
-import textwrap
 from typing import Any
 
-import timm
-import torch
 from timm.data import resolve_model_data_config
-from timm.models import get_pretrained_cfg
 from torch import Tensor, nn
 
 from tl_bench.config import FreezeDepth
-from tl_bench.errors import FreezeDepthError, ModelBuildError, UnknownBackboneError
-from tl_bench.models.stages import StageInfo, drop_modules, frozen_roots, param_groups, stage_name, unused_head_modules
-from tl_bench.models.weights import LoadReport, check_hub_tag, create_pretrained, load_backbone_file, parse_weights
-
-
-@functools.lru_cache(maxsize=1)
-def _all_models() -> tuple[str, ...]:
-    return tuple(timm.list_models())
-
-
-def check_backbone(name: str) -> None:
-    """UnknownBackboneError naming the closest timm names when timm does not know ``name``."""
-    arch, _, tag = name.partition(".")
-    if not timm.is_model(arch):
-        close = difflib.get_close_matches(arch, _all_models(), n=5, cutoff=0.5)
-        hint = f"closest timm names: {', '.join(close)}" if close else "no close timm name"
-        raise UnknownBackboneError(
-            f"unknown backbone {name!r}", f"{hint} (see `tl-bench list backbones PATTERN`)", lead=": "
-        )
-    if tag and name not in timm.list_pretrained(f"{arch}.*"):
-        tags = ", ".join(t.partition(".")[2] for t in timm.list_pretrained(f"{arch}.*")[:8]) or "none"
-        raise UnknownBackboneError(
-            f"backbone {name!r}: timm has no tag {tag!r} for {arch}", tags, lead="; accepted tags: "
-        )
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return textwrap.shorten(text.splitlines()[0], 200, placeholder=" ...") if text else type(err).__name__
-
-
-def _create_timm(name: str, img_size: int | None, pretrained_name: str | None = None) -> nn.Module:
-    """The classifier-free timm model; ``img_size`` is passed to models that take it (ViTs, Swin)."""
-
-    def build(**kwargs: Any) -> nn.Module:
-        if pretrained_name:
-            return create_pretrained(pretrained_name, num_classes=0, **kwargs)
-        return timm.create_model(name, pretrained=False, num_classes=0, **kwargs)
-
-    if img_size is None:
-        return build()
-    try:
-        return build(img_size=img_size)
-    except TypeError as err:
-        if "img_size" not in str(err):
-            raise
-        return build()  # a CNN: any input size works without telling it
-    except (AssertionError, ValueError, RuntimeError) as err:
-        raise ModelBuildError(f"backbone {name!r} cannot be built for img_size {img_size}: {_first_line(err)}") from None
+from tl_bench.errors import FreezeDepthError, ModelBuildError
+from tl_bench.models.prelogits import PreLogits
+from tl_bench.models.stages import StageInfo, frozen_roots, param_groups, stage_name
+from tl_bench.models.timm_model import (
+    check_backbone,
+    count_stages,
+    create_timm,
+    default_img_size,
+    has_class_token,
+    strip_head,
+)
+from tl_bench.models.weights import LoadReport, check_hub_tag, load_backbone_file, parse_weights
 
 
 def frozen_stage_count(depth: FreezeDepth, n_stages: int, backbone: str) -> int:
@@ -82,47 +41,6 @@ def frozen_stage_count(depth: FreezeDepth, n_stages: int, backbone: str) -> int:
             f"freeze depth {depth!r} is out of range for {backbone}", f"0..{n_stages} or 'all'", lead=": accepted "
         )
     return depth
-
-
-# the probe's answer depends on architecture and input size only: one forward per pair and process
-_UNUSED: dict[tuple[str, int], list[str]] = {}
-
-
-def _drop_unused(model: nn.Module, name: str, img_size: int) -> list[str]:
-    """Remove head modules ``forward_features`` never calls; a size the model cannot take fails here."""
-    key = (name, img_size)
-    if key not in _UNUSED:
-        try:
-            _UNUSED[key] = unused_head_modules(model, img_size)
-        except (RuntimeError, ValueError, AssertionError) as err:
-            raise ModelBuildError(f"backbone {name!r} cannot run at img_size {img_size}: {_first_line(err)}") from None
-    drop_modules(model, _UNUSED[key])
-    return list(_UNUSED[key])
-
-
-@functools.lru_cache(maxsize=None)
-def count_stages(name: str) -> int:
-    """Number of stages of a timm model (stem first), without allocating its weights."""
-    check_backbone(name)
-    try:
-        with torch.device("meta"):
-            model = _create_timm(name, None)
-            _drop_unused(model, name, _default_size(model))
-    except Exception:  # a few models cannot initialise or run on the meta device
-        model = _create_timm(name, None)
-        _drop_unused(model, name, _default_size(model))
-    return len(param_groups(model))
-
-
-def _default_size(model: nn.Module) -> int:
-    return int(model.pretrained_cfg.get("input_size", (3, 224, 224))[-1])
-
-
-def default_img_size(name: str) -> int:
-    """The input size timm's pretrained config gives ``name`` (224 when it has none)."""
-    check_backbone(name)
-    cfg = get_pretrained_cfg(name)
-    return int(cfg.input_size[-1]) if cfg is not None and cfg.input_size else 224
 
 
 class Backbone(nn.Module):
@@ -139,6 +57,7 @@ class Backbone(nn.Module):
         weights: str = "scratch",
         dropped_modules: list[str] | None = None,
         load_report: LoadReport | None = None,
+        pre_logits: PreLogits | None = None,
     ) -> None:
         super().__init__()
         self.model = model
@@ -148,6 +67,9 @@ class Backbone(nn.Module):
         self.dropped_modules = list(dropped_modules or [])
         self.load_report = load_report
         self.num_prefix_tokens = int(getattr(model, "num_prefix_tokens", 0) or 0)
+        self.has_class_token = has_class_token(model)
+        # held, not registered: the neck that takes it owns (and counts) its parameters
+        self._pre_logits = (pre_logits,)
         self._nhwc = getattr(model, "output_fmt", "NCHW") == "NHWC"  # Swin-style models
         self.stage_params: list[list[str]] = param_groups(model)  # parameter names per stage, stem first
         self.n_stages = len(self.stage_params)
@@ -183,6 +105,16 @@ class Backbone(nn.Module):
                 params[n].requires_grad_(index >= self.freeze_depth)
         self._frozen = frozen_roots(self.model)
         self.train(self._mode)
+
+    @property
+    def pre_logits(self) -> PreLogits | None:
+        """timm's head-side path moved out of the model (``create_backbone(keep_head=True)``)."""
+        return self._pre_logits[0]
+
+    @property
+    def nhwc(self) -> bool:
+        """Whether timm's ``forward_features`` gives (N, H, W, C) maps (``forward`` turns them to NCHW)."""
+        return self._nhwc
 
     @property
     def fully_frozen(self) -> bool:
@@ -225,14 +157,19 @@ def create_backbone(
     weights_path: str | None = None,
     freeze_depth: FreezeDepth = 0,
     scales: int = 1,
+    keep_head: bool = False,
 ) -> Backbone:
-    """Create the timm model, load its weights, drop unused head modules and freeze."""
+    """Create the timm model, load its weights, drop unused head modules and freeze.
+
+    ``keep_head`` moves the head-side modules (pool, pre-logits norm) into
+    ``Backbone.pre_logits`` with their weights instead of dropping them.
+    """
     check_backbone(name)
     choice = parse_weights(weights, weights_path)
     pretrained_name = check_hub_tag(name, choice.tag) if choice.kind == "hub" else None
-    model = _create_timm(name, img_size, pretrained_name)
-    dropped = _drop_unused(model, name, img_size)
-    report = load_backbone_file(model, choice.path, dropped) if choice.kind == "file" else None
+    model = create_timm(name, img_size, pretrained_name)
+    dropped, head = strip_head(model, name, img_size, keep_head=keep_head)
+    report = load_backbone_file(model, choice.path, dropped, pre_logits=head) if choice.kind == "file" else None
     return Backbone(
         model,
         name=name,
@@ -242,6 +179,7 @@ def create_backbone(
         weights=weights,
         dropped_modules=dropped,
         load_report=report,
+        pre_logits=head,
     )
 
 
@@ -253,4 +191,5 @@ __all__ = [
     "create_backbone",
     "default_img_size",
     "frozen_stage_count",
+    "has_class_token",
 ]

@@ -8,7 +8,8 @@ from tl_bench.config import FreezeDepth, TrialConfig
 from tl_bench.errors import ModelBuildError
 from tl_bench.models.backbone import Backbone, create_backbone
 from tl_bench.models.heads import HEADS, Head
-from tl_bench.models.necks import NECKS, Neck
+from tl_bench.models.necks import NECKS, Neck, check_neck_fits
+from tl_bench.models.timm_model import backbone_has_class_token
 
 
 class TransferModel(nn.Module):
@@ -69,6 +70,8 @@ def build_model(
     neck_cls, head_cls = NECKS.check(neck), HEADS.check(head)
     if num_classes < 1 or img_size < 1:
         raise ModelBuildError(f"num_classes and img_size must be positive, got {num_classes} and {img_size}")
+    if neck_cls.needs_class_token:
+        check_neck_fits(neck, backbone, backbone_has_class_token(backbone))
     bb = create_backbone(
         backbone,
         img_size=img_size,
@@ -76,8 +79,9 @@ def build_model(
         weights_path=weights_path,
         freeze_depth=freeze_depth,
         scales=neck_cls.scales,
+        keep_head=neck_cls.keeps_head,
     )
-    nk = neck_cls(bb.feature_dims, neck_dim=neck_dim, num_prefix_tokens=bb.num_prefix_tokens)
+    nk = neck_cls.for_backbone(bb, neck_dim=neck_dim)
     hd = head_cls(nk.out_dim, num_classes, hidden=head_hidden)
     return TransferModel(bb, nk, hd, neck_name=neck, head_name=head)
 

@@ -3,6 +3,13 @@
 Every neck takes the backbone's feature list (last item: (N, C, H, W) maps,
 (N, L, C) token sequences or already pooled (N, C) vectors) and returns
 (N, out_dim). Registry keys are the strings users write in study files.
+
+Pooling necks (``gap``, ``gmp``, ``avgmax``, ``gem``) reduce over positions of
+a map, or over the patch tokens of a ViT: its prefix tokens (class and
+register tokens, ``num_prefix_tokens`` of them) are left out, as timm's own
+``avg`` pooling does. They read ``forward_features`` as it is, without the
+norm some timm models apply after it (ConvNeXt's ``head.norm``, the
+``fc_norm`` of average-pooled ViTs); ``timm`` is the neck that applies it.
 """
 
 from __future__ import annotations
@@ -12,38 +19,14 @@ from typing import ClassVar, Sequence
 import torch
 from torch import Tensor, nn
 
-from tl_bench.errors import UnknownNeckError
+from tl_bench.errors import ModelBuildError, UnknownNeckError
+from tl_bench.models.neck_base import Neck, as_tokens
+from tl_bench.models.prelogits import TimmNeck
 from tl_bench.models.registry import Registry
 
 
-def as_tokens(x: Tensor, num_prefix_tokens: int = 0) -> Tensor:
-    """(N, L, C) view of any backbone output; prefix tokens (class, registers) dropped when asked."""
-    if x.ndim == 4:
-        return x.flatten(2).transpose(1, 2)
-    if x.ndim == 3:
-        return x[:, num_prefix_tokens:] if x.shape[1] > num_prefix_tokens else x
-    if x.ndim == 2:
-        return x.unsqueeze(1)
-    raise ValueError(f"expected backbone features of 2, 3 or 4 dims, got shape {tuple(x.shape)}")
-
-
-class Neck(nn.Module):
-    """Base class: ``in_dims`` are the channel widths of the feature list, last one final."""
-
-    scales: ClassVar[int] = 1  # how many feature levels the neck reads from the backbone
-
-    def __init__(self, in_dims: Sequence[int], neck_dim: int = 256, num_prefix_tokens: int = 0) -> None:
-        super().__init__()
-        self.in_dim = int(in_dims[-1])
-        self.num_prefix_tokens = num_prefix_tokens
-        self.out_dim = self.in_dim
-
-    def tokens(self, feats: Sequence[Tensor]) -> Tensor:
-        return as_tokens(feats[-1], self.num_prefix_tokens)
-
-
 class GapNeck(Neck):
-    """Global average of the feature map or of the patch tokens."""
+    """Global average of the feature map or of the patch tokens (class and register tokens left out)."""
 
     def forward(self, feats: Sequence[Tensor]) -> Tensor:
         return self.tokens(feats).mean(1)
@@ -140,6 +123,25 @@ class MultiScaleNeck(Neck):
         return self.proj(torch.cat(pooled, dim=1))
 
 
+class ClsNeck(Neck):
+    """The class token of ViT-like backbones (DeiT/ViT/DINO-style probing)."""
+
+    needs_class_token: ClassVar[bool] = True
+
+    def forward(self, feats: Sequence[Tensor]) -> Tensor:
+        return feats[-1][:, 0]  # timm puts the class token first, before register and patch tokens
+
+
+def check_neck_fits(neck: str, backbone: str, has_class_token: bool) -> None:
+    """ModelBuildError, one line naming the backbone, when ``neck`` cannot read what ``backbone`` gives."""
+    if NECKS.check(neck).needs_class_token and not has_class_token:
+        fitting = ", ".join(n for n, cls in NECKS.items() if not cls.needs_class_token)
+        raise ModelBuildError(
+            f"neck {neck!r} reads the class token and backbone {backbone!r} has none",
+            f"{fitting} for {backbone}; {neck} for backbones with a class token (ViT, DeiT, BEiT, EVA)",
+        )
+
+
 NECKS: Registry[type[Neck]] = Registry(
     "neck",
     UnknownNeckError,
@@ -152,6 +154,8 @@ NECKS: Registry[type[Neck]] = Registry(
         "bottleneck": BottleneckNeck,
         "mlp": MlpNeck,
         "multiscale": MultiScaleNeck,
+        "cls": ClsNeck,
+        "timm": TimmNeck,
     },
 )
 
@@ -161,11 +165,14 @@ __all__ = [
     "AttnNeck",
     "AvgMaxNeck",
     "BottleneckNeck",
+    "ClsNeck",
     "GapNeck",
     "GemNeck",
     "GmpNeck",
     "MlpNeck",
     "MultiScaleNeck",
     "Neck",
+    "TimmNeck",
     "as_tokens",
+    "check_neck_fits",
 ]

@@ -5,7 +5,8 @@ through ``timm.models.group_parameters``), stem first. Freeze depth k freezes
 the first k of them. Head-side modules that ``forward_features`` never calls
 (ConvNeXt's ``head.norm``, MobileNetV3's ``conv_head``, ViT's ``fc_norm``)
 are removed first: they would otherwise count as a stage and as parameters
-that can never receive a gradient.
+that can never receive a gradient. The ``timm`` neck takes them over instead
+(``head_side_children``: what ``forward_head`` runs).
 """
 
 from __future__ import annotations
@@ -69,15 +70,15 @@ def _head_candidates(model: nn.Module) -> dict[str, nn.Module]:
     return out
 
 
-def unused_head_modules(model: nn.Module, img_size: int) -> list[str]:
-    """Names of head-side modules with parameters that ``forward_features`` does not call.
-
-    Runs one ``forward_features`` at ``img_size`` with hooks on the candidates,
-    which also proves the model accepts that input size.
-    """
-    candidates = _head_candidates(model)
+def _called(model: nn.Module, img_size: int, watched: dict[str, nn.Module]) -> set[str]:
+    """Which of ``watched`` one ``forward_features`` at ``img_size`` calls (a name is called when
+    any module under it is: a ModuleList is iterated, never called itself)."""
     called: set[str] = set()
-    hooks = [m.register_forward_pre_hook(lambda *_, n=n: called.add(n)) for n, m in candidates.items()]
+    hooks = [
+        sub.register_forward_pre_hook(lambda *_, n=n: called.add(n))
+        for n, m in watched.items()
+        for sub in m.modules()
+    ]
     device = next(model.parameters()).device
     was_training = model.training
     try:
@@ -88,9 +89,28 @@ def unused_head_modules(model: nn.Module, img_size: int) -> list[str]:
         for h in hooks:
             h.remove()
         model.train(was_training)
+    return called
+
+
+def unused_head_modules(model: nn.Module, img_size: int) -> list[str]:
+    """Names of head-side modules with parameters that ``forward_features`` does not call.
+
+    Runs one ``forward_features`` at ``img_size`` with hooks on the candidates,
+    which also proves the model accepts that input size.
+    """
+    candidates = _head_candidates(model)
+    called = _called(model, img_size, candidates)
     unused = [n for n in candidates if n not in called]
     # a parent listed with its child: keep only the outermost name
     return [n for n in unused if not any(n.startswith(f"{o}.") for o in unused)]
+
+
+def head_side_children(model: nn.Module, img_size: int) -> list[str]:
+    """Top-level children that ``forward_features`` never calls: where ``forward_head`` finds its
+    pooling, pre-logits norm and classifier (``global_pool``, ``head``, ``fc_norm``, ``attn_pool``)."""
+    children = {n: m for n, m in model.named_children()}
+    called = _called(model, img_size, children)
+    return [n for n in children if n not in called]
 
 
 def drop_modules(model: nn.Module, names: list[str]) -> None:
@@ -141,4 +161,12 @@ def frozen_roots(model: nn.Module) -> list[nn.Module]:
     return out
 
 
-__all__ = ["StageInfo", "drop_modules", "frozen_roots", "param_groups", "stage_name", "unused_head_modules"]
+__all__ = [
+    "StageInfo",
+    "drop_modules",
+    "frozen_roots",
+    "head_side_children",
+    "param_groups",
+    "stage_name",
+    "unused_head_modules",
+]

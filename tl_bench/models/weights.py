@@ -147,14 +147,20 @@ def _classifier_prefixes(model: nn.Module) -> tuple[str, ...]:
     return tuple(f"{n}." for n in (*names, *_CLASSIFIER_NAMES))
 
 
-def load_backbone_file(model: nn.Module, path: Path, dropped_modules: list[str]) -> LoadReport:
+def load_backbone_file(
+    model: nn.Module, path: Path, dropped_modules: list[str], pre_logits: nn.Module | None = None
+) -> LoadReport:
     """Load a checkpoint into a (classifier-free) timm model; report what matched.
 
     ``dropped_modules`` are head-side modules removed from ``model``; their keys
-    are expected in whole-model checkpoints and dropped quietly.
+    are expected in whole-model checkpoints and dropped quietly. ``pre_logits`` (a
+    ``PreLogits``) takes the keys of the head-side modules moved into it, when the
+    file has them (a whole timm checkpoint); a backbone-only file leaves it as built.
     """
     state = read_state_dict(path)
-    own = model.state_dict()
+    # PreLogits keeps timm's names under "model.": head.norm.weight is model.head.norm.weight there
+    head_own = {k.removeprefix("model."): v for k, v in pre_logits.state_dict().items()} if pre_logits else {}
+    own = {**model.state_dict(), **head_own}
     # the prefix under which most keys match is the one the checkpoint used
     prefix = max(_PREFIXES, key=lambda p: sum(k[len(p):] in own for k in state if k.startswith(p)))
     outside = [k for k in state if not k.startswith(prefix)]  # e.g. neck/head of a whole TransferModel
@@ -174,10 +180,14 @@ def load_backbone_file(model: nn.Module, path: Path, dropped_modules: list[str])
             f"weights file {str(path)!r} does not fit this backbone: {len(bad)} shape mismatches, "
             f"e.g. {k} {tuple(state[k].shape)} in file vs {tuple(own[k].shape)} in model"
         )
+    loaded = sum(k in own for k in state)
+    if pre_logits is not None:
+        pre_logits.load_state_dict({f"model.{k}": v for k, v in state.items() if k in head_own}, strict=False)
+        state = {k: v for k, v in state.items() if k not in head_own}
     result = model.load_state_dict(state, strict=False)
     report = LoadReport(
         path=str(path),
-        loaded=sum(k in own for k in state),
+        loaded=loaded,
         # batch-norm step counters are bookkeeping, not weights
         missing=[k for k in result.missing_keys if not k.endswith("num_batches_tracked")],
         unexpected=list(result.unexpected_keys),

@@ -82,6 +82,19 @@ def check_parts(spec: StudySpec) -> None:
         for i, name in enumerate(getattr(spec.space, field)):
             if name not in registry:
                 spec.fail(f"space.{field}[{i}]", f"unknown {field} {name!r}", ", ".join(sorted(registry)))
+    check_necks_fit(spec)
+
+
+def check_necks_fit(spec: StudySpec) -> None:
+    """Every listed neck can read every listed backbone (``cls`` needs a class token)."""
+    from tl_bench.models import NECKS, backbone_has_class_token, check_neck_fits
+
+    for i, neck in enumerate(spec.space.neck):
+        if not NECKS[neck].needs_class_token:
+            continue  # no backbone is built for necks that read any backbone
+        for backbone in spec.space.backbones:
+            _ask(spec, lambda name: check_neck_fits(neck, name, backbone_has_class_token(name)), backbone.name,
+                 f"space.neck[{i}]", "")
 
 
 def stage_counts(spec: StudySpec) -> dict[str, int]:
@@ -123,6 +136,7 @@ __all__ = [
     "check_dataset",
     "check_datasets",
     "check_freeze_depths",
+    "check_necks_fit",
     "check_parts",
     "check_weights",
     "stage_counts",
