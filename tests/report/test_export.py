@@ -52,9 +52,11 @@ def test_read_csv_keeps_numeric_looking_freeze_depths_as_text(store: TrialStore,
 def test_markdown_and_json(store: TrialStore, tmp_path: Path) -> None:
     store.trial(neck="a|b", val_acc=0.9, test_acc=0.875)
     board = leaderboard(store.uri)
-    md = format_board(board, "md").splitlines()
-    assert md[0].startswith("| rank | dataset |") and md[1].startswith("|---|")
-    assert "a\\|b" in md[2] and "| 0.875 |" in md[2]
+    md = format_board(board, "md").splitlines()  # the terminal table's columns: one dataset is not shown
+    assert md[0].startswith("| rank | backbone |") and md[1].startswith("|---|")
+    assert "a\\|b" in md[2] and "| 0.8750 |" in md[2] and "| 1,000 |" in md[2]
+    every = format_board(board, "md", all_columns=True).splitlines()
+    assert every[0] == "| " + " | ".join(board.columns) + " |" and "| 2,000 |" in every[2]
     records = json.loads((write_board(board, tmp_path / "board.json")).read_text(encoding="utf-8"))
     assert list(records[0]) == list(board.columns) and records[0]["neck"] == "a|b"
     with pytest.raises(OutputError, match="accepted: csv, md, json"):

@@ -26,7 +26,7 @@ from tl_bench.report.columns import (
     INT_COLUMNS,
     tidy_ints,
 )
-from tl_bench.report.frame import trial_runs
+from tl_bench.report.frame import check_scope, trial_runs
 from tl_bench.report.pareto import pareto_mask
 from tl_bench.report.seeds import settings_table, trial_table
 from tl_bench.tracking import locate_store
@@ -87,7 +87,10 @@ def leaderboard(
     filters = Filters.model_construct(study=study, dataset=dataset, backbone=backbone, weights=weights,
                                       freeze_depth=freeze_depth, min_epochs=min_epochs)
     # Every run, whatever its state: pruned and failed seeds are counted even when not averaged.
-    runs = trial_runs(locate_store(tracking_uri), study=study, dataset=dataset, include_unfinished=True)
+    uri = locate_store(tracking_uri)
+    runs = trial_runs(uri, study=study, dataset=dataset, include_unfinished=True)
+    if runs.empty:  # a misspelled study or dataset is named as such, not shown as an empty board
+        check_scope(uri, study=study, dataset=dataset)
     return rank_runs(runs, filters, metric=metric, ascending=ascending, include_unfinished=include_unfinished,
                      top=top)
 

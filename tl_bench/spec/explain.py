@@ -18,6 +18,8 @@ from pydantic import BaseModel, Discriminator, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
+from tl_bench.errors import did_you_mean
+
 NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
 NAME_WORDS = "a name of letters, digits, '_', '.' and '-'"
 # The error type of the schema's own checks: both halves of the message ride in its context.
@@ -35,17 +37,19 @@ def explain_validation_error(err: ValidationError, root: type[BaseModel]) -> tup
     if kind == _ISSUE:  # raised by the schema's own validators: they say both halves
         return text, str(ctx["what"]), str(ctx["accepted"])
     if kind == "extra_forbidden":
-        keys = ", ".join(_keys(parent)) if parent is not None else "none"
-        return text, f"unknown field {loc[-1]!r}", keys
+        keys = _keys(parent) if parent is not None else []
+        return text, f"unknown field {loc[-1]!r}{did_you_mean(loc[-1], keys)}", ", ".join(keys) or "none"
     if kind == "missing":
         return text, "required field is missing", accepted
     if kind == "union_tag_invalid":  # the discriminator field itself (``name``) is what is wrong
         field = str(ctx.get("discriminator", "")).strip("'")
-        return f"{text}.{field}", f"unknown value {ctx.get('tag')!r}", str(ctx.get("expected_tags"))
+        hint = did_you_mean(ctx.get("tag"), _choices(target))
+        return f"{text}.{field}", f"unknown value {ctx.get('tag')!r}{hint}", str(ctx.get("expected_tags"))
     if kind == "union_tag_not_found":
         return text, f"{ctx.get('discriminator')} is missing", accepted
     if kind == "literal_error":
-        return text, f"{_show(first['input'])} is not accepted", str(ctx.get("expected"))
+        hint = did_you_mean(first["input"], _choices(target)) if isinstance(first["input"], str) else ""
+        return text, f"{_show(first['input'])} is not accepted{hint}", str(ctx.get("expected"))
     if kind == "too_short" and not first["input"]:
         return text, "the list is empty", accepted
     if kind in ("model_type", "model_attributes_type", "dict_type"):
@@ -141,6 +145,24 @@ def _walk(root: type[BaseModel], loc: tuple[Any, ...]) -> tuple[list[Any], Any, 
             path.append(item)
             tp, meta, words = Any, [], ""
     return path, tp, meta, parent, words
+
+
+def _choices(tp: Any) -> list[Any]:
+    """The values a literal, or the tags a tagged union of sections, accepts (for "did you mean")."""
+    tp, meta = _unwrap(tp, [])
+    if get_origin(tp) is Literal:
+        return list(get_args(tp))
+    if not _is_union(tp):
+        return []
+    out: list[Any] = []
+    for member in get_args(tp):
+        inner, inner_meta = _unwrap(member, [])
+        out += [m.tag for m in inner_meta if getattr(m, "tag", None) is not None]
+        if isinstance(inner, type) and issubclass(inner, BaseModel) and "name" in inner.model_fields:
+            out += _choices(inner.model_fields["name"].annotation)
+        elif get_origin(inner) is Literal:
+            out += get_args(inner)
+    return out
 
 
 def _tagged_member(union: Any, tag: Any) -> Any:
