@@ -12,13 +12,13 @@ from tl_bench.cli.app import app, print_json
 
 @app.command("pretrain")
 def pretrain(
-    spec_path: Path = typer.Argument(..., help="Study file whose pretrain: section to train."),
+    spec_path: Path = typer.Argument(..., metavar="SPEC", help="Study file whose pretrain: section to train."),
     name: Optional[list[str]] = typer.Option(None, "--name", help="Only these pretrain entries (repeatable)."),
     backbone: Optional[list[str]] = typer.Option(None, "--backbone", help="Only these backbones (repeatable)."),
     tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow tracking URI for the pretraining runs."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object: {local:NAME: {backbone: path}}."),
 ) -> None:
-    """Pretrain each backbone that lists ``local:NAME`` weights (skipped when its checkpoint exists)."""
+    """Pretrain each backbone that lists local:NAME weights (skipped when its checkpoint exists)."""
     from tl_bench.pretrain import checkpoint_metadata, ensure_pretrained
     from tl_bench.spec import load_spec
     from tl_bench.tracking import Tracker

@@ -12,6 +12,7 @@ from typing import Any
 
 from tl_bench.config import TrialConfig
 from tl_bench.errors import did_you_mean
+from tl_bench.spec.explain import choices_of
 from tl_bench.spec.fields import (
     DATASET_FIELDS,
     FIXABLE_FIELDS,
@@ -20,6 +21,7 @@ from tl_bench.spec.fields import (
     SPACE_FIELDS,
     FieldValueError,
     check_value,
+    field_type,
     numeric_kind,
 )
 from tl_bench.spec.parts import COST_METRICS
@@ -147,7 +149,8 @@ def _value(spec: StudySpec, name: str, value: Any, path: str) -> Any:
     try:
         return check_value(name, value)
     except FieldValueError as err:
-        spec.fail(path, f"{err.value!r} is not accepted", err.accepted)
+        hint = did_you_mean(err.value, choices_of(field_type(name))) if isinstance(err.value, str) else ""
+        spec.fail(path, f"{err.value!r} is not accepted{hint}", err.accepted)
 
 
 def _where_instead(name: str, accepted: Iterable[str]) -> str:

@@ -29,7 +29,8 @@ _ISSUE_MESSAGE = "{what}; accepted: {accepted}"
 
 def explain_validation_error(err: ValidationError, root: type[BaseModel]) -> tuple[str, str, str]:
     """(field path, what is wrong, what is accepted) for the first error pydantic found."""
-    first = err.errors(include_url=False)[0]
+    errors = err.errors(include_url=False)
+    first = _misspelled_required(errors) or errors[0]
     loc, kind, ctx = first["loc"], first["type"], first.get("ctx") or {}
     path, target, meta, parent, words = _walk(root, loc)
     text = format_path(path)
@@ -43,12 +44,12 @@ def explain_validation_error(err: ValidationError, root: type[BaseModel]) -> tup
         return text, "required field is missing", accepted
     if kind == "union_tag_invalid":  # the discriminator field itself (``name``) is what is wrong
         field = str(ctx.get("discriminator", "")).strip("'")
-        hint = did_you_mean(ctx.get("tag"), _choices(target))
+        hint = did_you_mean(ctx.get("tag"), choices_of(target))
         return f"{text}.{field}", f"unknown value {ctx.get('tag')!r}{hint}", str(ctx.get("expected_tags"))
     if kind == "union_tag_not_found":
         return text, f"{ctx.get('discriminator')} is missing", accepted
     if kind == "literal_error":
-        hint = did_you_mean(first["input"], _choices(target)) if isinstance(first["input"], str) else ""
+        hint = did_you_mean(first["input"], choices_of(target)) if isinstance(first["input"], str) else ""
         return text, f"{_show(first['input'])} is not accepted{hint}", str(ctx.get("expected"))
     if kind == "too_short" and not first["input"]:
         return text, "the list is empty", accepted
@@ -58,6 +59,17 @@ def explain_validation_error(err: ValidationError, root: type[BaseModel]) -> tup
         return text, f"invalid name {_show(first['input'])}", accepted
     what = f"{first['msg'][0].lower()}{first['msg'][1:]} (got {_show(first['input'])})"
     return text, what, accepted
+
+
+def _misspelled_required(errors: list[Any]) -> Any:
+    """An unknown key that is a near miss of a required field missing beside it (``budgett`` for
+    ``budget``): the typo is the error to report, not the missing field."""
+    missing = [e["loc"] for e in errors if e["type"] == "missing" and e["loc"]]
+    for error in errors:
+        parent, key = error["loc"][:-1], error["loc"][-1] if error["loc"] else None
+        if error["type"] == "extra_forbidden" and did_you_mean(key, [m[-1] for m in missing if m[:-1] == parent]):
+            return error
+    return None
 
 
 def format_path(path: list[str | int]) -> str:
@@ -147,7 +159,7 @@ def _walk(root: type[BaseModel], loc: tuple[Any, ...]) -> tuple[list[Any], Any, 
     return path, tp, meta, parent, words
 
 
-def _choices(tp: Any) -> list[Any]:
+def choices_of(tp: Any) -> list[Any]:
     """The values a literal, or the tags a tagged union of sections, accepts (for "did you mean")."""
     tp, meta = _unwrap(tp, [])
     if get_origin(tp) is Literal:
@@ -159,7 +171,7 @@ def _choices(tp: Any) -> list[Any]:
         inner, inner_meta = _unwrap(member, [])
         out += [m.tag for m in inner_meta if getattr(m, "tag", None) is not None]
         if isinstance(inner, type) and issubclass(inner, BaseModel) and "name" in inner.model_fields:
-            out += _choices(inner.model_fields["name"].annotation)
+            out += choices_of(inner.model_fields["name"].annotation)
         elif get_origin(inner) is Literal:
             out += get_args(inner)
     return out
@@ -249,6 +261,7 @@ def spec_issue_discriminator(tag_of: Callable[[Any], str | None], what: str, acc
 __all__ = [
     "NAME_PATTERN",
     "NAME_WORDS",
+    "choices_of",
     "describe",
     "explain_validation_error",
     "format_path",
