@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 from tests.report.test_trial_store import TrialStore
 from tl_bench.errors import OutputError
 from tl_bench.report import CSV_COLUMNS, format_board, leaderboard, read_csv, write_board, write_csv
+from tl_bench.report.readable import format_number
 
 AWKWARD = 'pets, "v2" — café 日本'
 
@@ -104,3 +105,29 @@ def test_more_than_a_thousand_runs(tmp_path: Path) -> None:
     assert len(board) == n, f"read {len(board)} of {n} runs (fill took {fill_s:.0f} s)"
     assert board["rank"].min() == 1 and list(board.columns[: len(CSV_COLUMNS)]) == list(CSV_COLUMNS)
     assert board["val_acc"].is_monotonic_decreasing  # ranked by validation (one seed each: the bound is the mean)
+
+
+@pytest.mark.parametrize(
+    ("value", "column", "text"),
+    [
+        (2561, "params_trainable", "2,561"),
+        (94331.0, "params_trainable", "94,331"),
+        (94331.0, "mean_params_trainable", "94,331"),
+        (8198020.0, "flops_fwd_per_image", "8,198,020"),
+        (3, "n_seeds", "3"),
+        (1.5, "mean_rank", "1.50"),
+        (0.91, "test_acc", "0.9100"),
+        (0.875, "val_acc_lcb[digits]", "0.8750"),
+        (3.0, "train_time_s", "3.00"),
+        (1234.5678, "mean_train_time_s", "1,234.57"),
+        (12345, "trial", "12345"),
+        (0.001, "lr", "0.001"),
+        (3e-05, "lr", "3e-05"),
+        (123.456, "peak_mem_mb", "123.5"),
+        (54321.2, "train_throughput_ips", "54,321"),
+        (float("nan"), "test_acc", "-"),
+        ("gap", "neck", "gap"),
+    ],
+)
+def test_one_number_format_per_kind_of_column(value: object, column: str, text: str) -> None:
+    assert format_number(value, column) == text
