@@ -12,7 +12,6 @@ from typing import Any
 
 from tl_bench.config import TrialConfig
 from tl_bench.errors import did_you_mean
-from tl_bench.spec.explain import choices_of
 from tl_bench.spec.fields import (
     DATASET_FIELDS,
     FIXABLE_FIELDS,
@@ -27,6 +26,7 @@ from tl_bench.spec.fields import (
 from tl_bench.spec.parts import COST_METRICS
 from tl_bench.spec.paths import absolute_weights_path
 from tl_bench.spec.ranges import CategoricalRange, FloatRange, IntRange
+from tl_bench.spec.schema_words import choices_of
 from tl_bench.spec.study import StudySpec
 
 _SPACE_LISTS = "backbones, freeze_depth, neck, head"

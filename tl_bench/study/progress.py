@@ -35,6 +35,7 @@ class StudyProgress:
         )
         self._tasks: dict[str, tuple[Any, optuna.Study | None]] = {}
         self._saved_handlers: list[tuple[logging.Logger, list[logging.Handler]]] = []
+        self._handler: logging.Handler | None = None
         self._current: str | None = None
 
     def __enter__(self) -> "StudyProgress":
@@ -52,15 +53,16 @@ class StudyProgress:
     def _route_library_logs(self) -> None:
         """While the display is live, library log lines go through its console: each prints on its
         own line above the bars instead of being glued to them."""
-        handler = RichHandler(console=self.console, show_time=False, show_path=False, markup=False)
+        self._handler = RichHandler(console=self.console, show_time=False, show_path=False, markup=False)
         for name in LIBRARY_LOGGERS:
             logger = logging.getLogger(name)
             self._saved_handlers.append((logger, logger.handlers[:]))
-            logger.handlers = [handler]
+            logger.handlers = [self._handler]
 
     def _restore_library_logs(self) -> None:
         for logger, handlers in self._saved_handlers:
-            logger.handlers = handlers
+            if logger.handlers == [self._handler]:  # unless the library configured itself again meanwhile
+                logger.handlers = handlers
         self._saved_handlers = []
 
     def start(self, dataset: str, study: optuna.Study | None, total: int | None) -> None:
