@@ -92,8 +92,10 @@ def test_markdown_is_the_readable_table(store: TrialStore, tmp_path: Path) -> No
         (["--study", "cli", "--dataset", "shape"], "error: no dataset 'shape' in study 'cli' (did you mean 'shapes'?); accepted: digits, shapes"),
         (["--study", "clii"], "error: no study 'clii' in the store (did you mean 'cli'?); accepted: cli"),
         (["--metric", "val_acuracy"], "error: no trial run has the metric 'val_acuracy' (did you mean 'val_acc'?); accepted: "),
+        (["--weights", "scrach"], "error: no trial run has weights 'scrach' (did you mean 'scratch'?); accepted: scratch"),
+        (["--backbone", "test_resnt*"], "error: no trial run's backbone matches 'test_resnt*' (did you mean 'test_resnet'?); accepted: test_resnet, test_vit"),
     ],
-    ids=["dataset", "dataset-of-study", "study", "metric"],
+    ids=["dataset", "dataset-of-study", "study", "metric", "weights", "backbone"],
 )
 def test_a_misspelled_name_is_one_line_naming_what_exists(
     store: TrialStore, args: list[str], line: str, capsys: pytest.CaptureFixture[str]
