@@ -87,7 +87,7 @@ def leaderboard_command(
         what = "across datasets" if across else "per dataset"
         print_leaderboard(frame, title=f"Leaderboard {what}, ranked by {metric} ({order})", all_columns=all_columns)
     for path in written:  # beside a board printed on stdout, the note goes to stderr
-        typer.echo(f"wrote {len(frame)} rows to {path}", err=printed)
+        typer.echo(f"wrote {len(frame)} row{'' if len(frame) == 1 else 's'} to {path}", err=printed)
 
 
 @app.command("ui")
