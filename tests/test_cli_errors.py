@@ -82,3 +82,26 @@ def test_loopback_names_are_loopback() -> None:
 def test_ui_checks_the_store_before_it_warns_or_binds(tmp_path: Path, host: str, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = _run(["ui", "--tracking-uri", f"sqlite:///{tmp_path / 'none.db'}", "--host", host], capsys)
     assert code == 2 and err.startswith("error: no MLflow store at") and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["--name", "shape"], "--name 'shape' is not a pretrain entry of {spec} (did you mean 'shapes'?); accepted: shapes"),
+        (["--backbone", "test_resnt"], "--backbone 'test_resnt' is not a backbone of {spec} (did you mean 'test_resnet'?); accepted: test_resnet"),
+    ],
+    ids=["name", "backbone"],
+)
+def test_pretrain_names_a_misspelled_entry_before_training(
+    tmp_path: Path, args: list[str], line: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "study.yaml"
+    spec.write_text(
+        "name: small\ndatasets: [digits]\n"
+        "space: {backbones: [{name: test_resnet, weights: [scratch, 'local:shapes']}], freeze_depth: [all], "
+        "neck: [gap], head: [linear]}\nbudget: {n_trials: 1}\n"
+        "pretrain: {shapes: {dataset: shapes, epochs: 1}}\n"
+    )
+    code, out, err = _run(["pretrain", str(spec), *args], capsys)
+    assert (code, out, err) == (2, "", "error: " + line.format(spec=spec) + "\n")
+    assert not (tmp_path / "runs").exists()  # nothing was trained or recorded

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from tl_bench.cli.app import app, print_json
+from tl_bench.errors import TLBenchError, did_you_mean
 
 
 @app.command("pretrain")
@@ -24,6 +25,12 @@ def pretrain(
     from tl_bench.tracking import Tracker
 
     spec = load_spec(spec_path).with_overrides(tracking_uri=tracking_uri)
+    for option, given, known, noun in (("--name", name, list(spec.pretrain), "pretrain entry"),
+                                       ("--backbone", backbone, [b.name for b in spec.space.backbones], "backbone")):
+        for value in given or []:
+            if value not in known:
+                what = f"{option} {value!r} is not a {noun} of {spec_path}{did_you_mean(value, known)}"
+                raise TLBenchError(what, ", ".join(known) or "none")
     tracker = Tracker(spec.tracking_uri, spec.name, artifact_location=spec.artifact_location)
     done: dict[str, dict[str, str]] = {}
     for entry in spec.space.backbones:
