@@ -113,3 +113,12 @@ def test_a_dataset_without_finished_trials_is_an_empty_board(tmp_path: Path, cap
         main(["leaderboard", "--tracking-uri", store.uri, "--dataset", "digits"])
     out, err = capsys.readouterr()
     assert stop.value.code == 0 and "no finished trials match" in out and err == ""
+
+
+def test_export_of_a_misspelled_dataset_names_the_ones_there(store: TrialStore, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(["export", "--tracking-uri", store.uri, "--dataset", "digit", "--out", str(tmp_path / "model")])
+    _, err = capsys.readouterr()
+    assert stop.value.code == 2
+    assert err == "error: no dataset 'digit' in the store (did you mean 'digits'?); accepted: digits, shapes\n"
