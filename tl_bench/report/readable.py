@@ -4,7 +4,8 @@ JSON keep every column and the raw values.
 
 Numbers follow one rule per kind of column, whatever the table:
 
-- counts (parameters, FLOPs, seeds, wins): whole numbers with thousands separators, ``94,331``;
+- counts (parameters, FLOPs, seeds, wins): thousands separators, ``94,331`` (a mean that is not
+  whole keeps one decimal, ``1,780.5``);
 - accuracies: four decimals, ``0.9123``;
 - times in seconds: two decimals with separators, ``1,234.57``;
 - identifiers (rank, trial, seed): as they are, ``12``;
@@ -91,7 +92,7 @@ def format_number(value: Any, column: str) -> str:
     if kind == "identifier":
         return f"{number:.0f}" if whole else f"{number:.4g}"
     if kind == "count":
-        return f"{number:,.0f}" if whole else f"{number:,.2f}"
+        return f"{number:,.0f}" if whole else f"{number:,.1f}"
     if kind == "accuracy":
         return f"{number:.4f}"
     if kind == "time":
