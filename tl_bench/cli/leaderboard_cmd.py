@@ -117,8 +117,8 @@ def mlflow_ui(
 
 @app.command("dashboard")
 def dashboard_command(
-    definition: Optional[Path] = typer.Argument(None, metavar="DEFINITION", help="Dashboard YAML (default: the built-in overview, "
-                                                           "dashboards/overview.yaml)."),
+    definition: Optional[Path] = typer.Argument(None, metavar="DEFINITION", help="Dashboard YAML (default: the "
+                                                "built-in overview, dashboards/overview.yaml)."),
     out: Path = typer.Option(..., "--out", help="HTML file to write (self-contained, works offline)."),
     spec: Optional[Path] = _SPEC,
     tracking_uri: Optional[str] = _URI,

@@ -21,7 +21,8 @@ def _describe(cls: type) -> str:
 
 @list_app.command("backbones")
 def list_backbones(
-    pattern: str = typer.Argument("*", metavar="PATTERN", help="Wildcard filter, e.g. 'resnet*'; a plain word matches anywhere."),
+    pattern: str = typer.Argument("*", metavar="PATTERN",
+                                  help="Wildcard filter, e.g. 'resnet*'; a plain word matches anywhere."),
     pretrained: bool = typer.Option(False, "--pretrained", help="List timm's pretrained tags (arch.tag) instead."),
     json_out: bool = _JSON,
 ) -> None:

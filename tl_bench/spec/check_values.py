@@ -60,7 +60,8 @@ def check_fixed(spec: StudySpec) -> None:
         if name in spec.space.hyper:
             spec.fail(path, f"{name} is also searched under space.{name}", "each field either searched or fixed")
         if name not in FIXABLE_FIELDS:
-            spec.fail(path, f"{name!r} cannot be fixed{_where_instead(name, FIXABLE_FIELDS)}", ", ".join(FIXABLE_FIELDS))
+            hint = _where_instead(name, FIXABLE_FIELDS)
+            spec.fail(path, f"{name!r} cannot be fixed{hint}", ", ".join(FIXABLE_FIELDS))
         spec.fixed[name] = _value(spec, name, value, path)
 
 
@@ -84,7 +85,8 @@ def _baseline_value(
     if name == "backbone":
         if backbone is None:
             names = [b.name for b in space.backbones]
-            spec.fail(path, f"backbone {value!r} is not in space.backbones{did_you_mean(value, names)}", ", ".join(names))
+            hint = did_you_mean(value, names)
+            spec.fail(path, f"backbone {value!r} is not in space.backbones{hint}", ", ".join(names))
         return value
     if name == "weights":
         value = absolute_weights_path(value, spec.source_path.parent) if isinstance(value, str) else value
