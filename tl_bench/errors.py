@@ -5,6 +5,9 @@ The CLI prints ``str(error)`` and exits with ``error.exit_code``; no traceback.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 
 class TLBenchError(Exception):
     """Base class of every user-facing error; its message is one line.
@@ -104,7 +107,21 @@ class NonFiniteLossError(TLBenchError):
         )
 
 
+def did_you_mean(value: object, choices: Iterable[object]) -> str:
+    """`` (did you mean 'x'?)`` naming the closest of ``choices`` to a misspelled ``value``, or ``""``.
+
+    The one place every "did you mean" hint is worded: study fields, registry names, metrics,
+    datasets, studies and option values.
+    """
+    names = [str(c) for c in choices]
+    close = difflib.get_close_matches(str(value), names, n=1, cutoff=0.6)
+    if not close:  # a different case only (``CIFAR10`` for ``cifar10``) is still a near miss
+        close = [n for n in names if n.lower() == str(value).lower()][:1]
+    return f" (did you mean {close[0]!r}?)" if close and close[0] != str(value) else ""
+
+
 __all__ = [
+    "did_you_mean",
     "TLBenchError",
     "UnknownBackboneError",
     "UnknownNeckError",

@@ -148,7 +148,7 @@ MORE_CASES: dict[str, Case] = {
     "yaml_too_large": Case(yaml_too_large, r"study\.yaml: top level: the file is [\d,]+ bytes",
                            r"accepted: a study file of at most 1,000,000 bytes"),
     "option_out_of_range": Case(option_out_of_range, r"Invalid value for '--n-trials'", r"greater than or equal to 1 \(see tl-bench run --help\)"),
-    "option_unknown": Case(option_unknown, r"No such option: --n-trial", r"Possible options: --n-trials"),
+    "option_unknown": Case(option_unknown, r"No such option: --n-trial", r"did you mean '--n-trials'\?"),
     "tracking_scheme_unknown": Case(tracking_scheme_unknown, r"MLflow tracking URI 'ftp://127\.0\.0\.1/runs' has an unknown scheme 'ftp'",
                                     r"accepted: sqlite:///PATH"),
     "tracking_uri_folder": Case(tracking_uri_folder, r"tracking URI 'file://.*/mlruns' is a folder or plain path.*maintenance mode",

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 from tests.report.test_trial_store import TrialStore
 from tl_bench.errors import OutputError
 from tl_bench.report import CSV_COLUMNS, format_board, leaderboard, read_csv, write_board, write_csv
+from tl_bench.report.readable import format_number
 
 AWKWARD = 'pets, "v2" — café 日本'
 
@@ -52,9 +53,11 @@ def test_read_csv_keeps_numeric_looking_freeze_depths_as_text(store: TrialStore,
 def test_markdown_and_json(store: TrialStore, tmp_path: Path) -> None:
     store.trial(neck="a|b", val_acc=0.9, test_acc=0.875)
     board = leaderboard(store.uri)
-    md = format_board(board, "md").splitlines()
-    assert md[0].startswith("| rank | dataset |") and md[1].startswith("|---|")
-    assert "a\\|b" in md[2] and "| 0.875 |" in md[2]
+    md = format_board(board, "md").splitlines()  # the terminal table's columns: one dataset is not shown
+    assert md[0].startswith("| rank | backbone |") and md[1].startswith("|---|")
+    assert "a\\|b" in md[2] and "| 0.8750 |" in md[2] and "| 1,000 |" in md[2]
+    every = format_board(board, "md", all_columns=True).splitlines()
+    assert every[0] == "| " + " | ".join(board.columns) + " |" and "| 2,000 |" in every[2]
     records = json.loads((write_board(board, tmp_path / "board.json")).read_text(encoding="utf-8"))
     assert list(records[0]) == list(board.columns) and records[0]["neck"] == "a|b"
     with pytest.raises(OutputError, match="accepted: csv, md, json"):
@@ -102,3 +105,30 @@ def test_more_than_a_thousand_runs(tmp_path: Path) -> None:
     assert len(board) == n, f"read {len(board)} of {n} runs (fill took {fill_s:.0f} s)"
     assert board["rank"].min() == 1 and list(board.columns[: len(CSV_COLUMNS)]) == list(CSV_COLUMNS)
     assert board["val_acc"].is_monotonic_decreasing  # ranked by validation (one seed each: the bound is the mean)
+
+
+@pytest.mark.parametrize(
+    ("value", "column", "text"),
+    [
+        (2561, "params_trainable", "2,561"),
+        (94331.0, "params_trainable", "94,331"),
+        (94331.0, "mean_params_trainable", "94,331"),
+        (8198020.0, "flops_fwd_per_image", "8,198,020"),
+        (3, "n_seeds", "3"),
+        (1.5, "mean_rank", "1.5"),
+        (1780.5, "mean_params_trainable", "1,780.5"),
+        (0.91, "test_acc", "0.9100"),
+        (0.875, "val_acc_lcb[digits]", "0.8750"),
+        (3.0, "train_time_s", "3.00"),
+        (1234.5678, "mean_train_time_s", "1,234.57"),
+        (12345, "trial", "12345"),
+        (0.001, "lr", "0.001"),
+        (3e-05, "lr", "3e-05"),
+        (123.456, "peak_mem_mb", "123.5"),
+        (54321.2, "train_throughput_ips", "54,321"),
+        (float("nan"), "test_acc", "-"),
+        ("gap", "neck", "gap"),
+    ],
+)
+def test_one_number_format_per_kind_of_column(value: object, column: str, text: str) -> None:
+    assert format_number(value, column) == text

@@ -120,7 +120,8 @@ def test_filters(store: TrialStore) -> None:
     assert leaderboard(store.uri, freeze_depth=1)["backbone"].tolist() == ["test_vit"]
     assert len(leaderboard(store.uri, min_epochs=5)) == 2
     assert set(leaderboard(store.uri, dataset="shapes")["dataset"]) == {"shapes"}
-    assert leaderboard(store.uri, study="no-such-study").empty
+    with pytest.raises(OutputError, match=r"^no study 'no-such-study' in the store; accepted: demo$"):
+        leaderboard(store.uri, study="no-such-study")
     assert len(leaderboard(store.uri, top=1)) == 2  # one per dataset
 
 

@@ -37,6 +37,18 @@ def removing(*path: Any) -> Mutate:
     return mutate
 
 
+def renaming(*path: Any) -> Mutate:
+    """Move the value at ``path[:-1]`` to the key ``path[-1]`` beside it (a misspelled key)."""
+
+    def mutate(data: dict[str, Any], folder: Path) -> None:
+        node = data
+        for key in path[:-2]:
+            node = node[key]
+        node[path[-1]] = node.pop(path[-2])
+
+    return mutate
+
+
 def both(*mutations: Mutate) -> Mutate:
     def mutate(data: dict[str, Any], folder: Path) -> None:
         for m in mutations:
@@ -139,6 +151,19 @@ CASES: list[tuple[str, Mutate, str, str, str]] = [
     # a registry's advice stays in its sentence; the field's own accepted values follow
     ("dataset-option-out-of-range", setting("pretrain", "shapes", "dataset", "options", value={"num_classes": 1}), "pretrain.shapes.dataset.options", "is not accepted; use an integer from 2 to 10", "num_classes, n_per_class"),
     ("dataset-name-with-extra", setting("datasets", 0, "name", value="digits:extra"), "datasets[0].name", "takes no ':' part; write digits", "digits, shapes"),
+    # a misspelled field or value names the closest accepted one
+    ("misspelled-top-field", renaming("budget", "budgett"), "budgett", "unknown field 'budgett' (did you mean 'budget'?)", "budget"),
+    ("misspelled-space-field", renaming("space", "freeze_depth", "freez_depth"), "space.freez_depth", "'freez_depth' cannot be searched (did you mean 'freeze_depth'?)", "freeze_depth"),
+    ("misspelled-dataset-field", setting("datasets", 0, "img_sizes", value=32), "datasets[0].img_sizes", "(did you mean 'img_size'?)", "img_size"),
+    ("misspelled-fixed-field", setting("fixed", "batchsize", value=8), "fixed.batchsize", "(did you mean 'batch_size'?)", "batch_size"),
+    ("misspelled-baseline-field", renaming("baselines", 0, "freeze_depth", "freez_depth"), "baselines[0].freez_depth", "(did you mean 'freeze_depth'?)", "freeze_depth"),
+    ("misspelled-fixed-literal", setting("fixed", "optimizer", value="adamm"), "fixed.optimizer", "'adamm' is not accepted (did you mean 'adamw'?)", "'adamw', 'sgd'"),
+    ("misspelled-sampler", setting("sampler", value={"name": "tpee"}), "sampler.name", "unknown value 'tpee' (did you mean 'tpe'?)", "'tpe'"),
+    ("misspelled-cost", setting("objective", value={"cost": "train_time"}), "objective.cost", "(did you mean 'train_time_s'?)", "'train_time_s'"),
+    ("misspelled-neck", setting("space", "neck", value=["gap", "gemm"]), "space.neck[1]", "unknown neck 'gemm' (did you mean 'gem'?)", "gap"),
+    ("misspelled-weights", setting("space", "backbones", 0, "weights", value=["scrach"]), "space.backbones[0].weights[0]", "(did you mean 'scratch'?)", "scratch"),
+    ("misspelled-local", setting("space", "backbones", 0, "weights", value=["local:shape"]), "space.backbones[0].weights[0]", "(did you mean 'local:shapes'?)", "local:shapes"),
+    ("misspelled-dataset", setting("datasets", 0, "name", value="digit"), "datasets[0].name", "unknown dataset 'digit' (did you mean 'digits'?)", "digits, shapes"),
 ]
 
 
@@ -204,3 +229,9 @@ def test_errors_name_the_path_as_given(base: dict[str, Any], write_spec: Callabl
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SpecError, match=r"^studies/study\.yaml: space\.neck\[0\]: "):
         load_spec("studies/study.yaml")
+
+
+def test_a_misspelled_dataset_to_run_names_the_closest_key(base: dict[str, Any], write_spec: Callable[..., Path]) -> None:
+    spec = load_spec(write_spec(base))
+    with pytest.raises(SpecError, match=r": datasets: no dataset 'digit' \(did you mean 'digits'\?\); accepted: digits$"):
+        spec.with_overrides(datasets=["digit"])

@@ -12,7 +12,7 @@ from typing import Any, NoReturn
 
 import typer
 
-from tl_bench.errors import TLBenchError
+from tl_bench.errors import TLBenchError, did_you_mean
 from tl_bench.redact import redact
 
 app = typer.Typer(
@@ -21,8 +21,10 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,  # help is plain text: no markup to leak, no type column (``<bool>``) beside flags
 )
-list_app = typer.Typer(help="List the registries: backbones, necks, heads, datasets.", no_args_is_help=True)
+list_app = typer.Typer(help="List the registries: backbones, necks, heads, datasets.", no_args_is_help=True,
+                       rich_markup_mode=None)
 app.add_typer(list_app, name="list")
 
 
@@ -54,6 +56,10 @@ def main(argv: list[str] | None = None) -> None:
 def _usage_line(err: typer.TyperException) -> str:
     ctx = getattr(err, "ctx", None)
     text = " ".join(err.format_message().split())  # click wraps some messages over lines
+    if ctx is not None and type(err).__name__ == "NoSuchOption":  # "did you mean" worded as everywhere else
+        names = [o for p in ctx.command.get_params(ctx) for o in (*p.opts, *p.secondary_opts) if o.startswith("-")]
+        option = err.option_name  # type: ignore[attr-defined]
+        text = f"No such option: {option}{did_you_mean(option, names)}"
     return f"{text} (see {ctx.command_path} --help)" if ctx is not None else text
 
 

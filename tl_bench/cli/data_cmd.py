@@ -45,7 +45,7 @@ def list_datasets(json_out: bool = typer.Option(False, "--json", help="One JSON 
 
 @app.command("inspect-data")
 def inspect_data(
-    dataset: str = typer.Argument(..., help="digits, shapes, imagefolder:PATH or torchvision:NAME."),
+    dataset: str = typer.Argument(..., metavar="DATASET", help="digits, shapes, imagefolder:PATH or torchvision:NAME."),
     img_size: int = typer.Option(32, "--img-size", help="Square size the images are resized to."),
     train_size: Optional[int] = typer.Option(None, "--train-size", help="Stratified limit on the training split."),
     val_size: Optional[int] = typer.Option(None, "--val-size", help="Validation items (default: the dataset's share)."),

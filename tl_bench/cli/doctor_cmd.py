@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 @app.command("doctor")
 def doctor(
-    spec_path: Path = typer.Argument(..., help="Study file (YAML) whose stores are checked."),
+    spec_path: Path = typer.Argument(..., metavar="SPEC", help="Study file (YAML) whose stores are checked."),
     storage: Optional[str] = typer.Option(None, "--storage", help="Optuna storage URL (default: the spec's)."),
     tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow tracking URI (default: the spec's)."),
     dataset: Optional[list[str]] = typer.Option(None, "--dataset", help="Check only these datasets (repeatable)."),

@@ -27,6 +27,9 @@ def choose_model(tracking_uri: str, *, dataset: str, study: str | None, trial: i
     models = find_models(tracking_uri, dataset=dataset, study=study)
     place = f"dataset {dataset!r}" + (f" of study {study!r}" if study else "")
     if not models:
+        from tl_bench.report.frame import check_scope
+
+        check_scope(tracking_uri, study=study, dataset=dataset)  # a misspelled name: the ones that exist
         raise ModelNotFoundError(f"no kept model of {place}",
                                  "a dataset of a study run with keep_models best or top_k (see `tl-bench leaderboard`)")
     studies = sorted({m.study for m in models})

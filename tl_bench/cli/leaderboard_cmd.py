@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from tl_bench.cli.app import app
-from tl_bench.errors import OutputError
+from tl_bench.errors import OutputError, did_you_mean
 
 _SPEC = typer.Option(None, "--spec", help="Study file: read its MLflow store (and, for the leaderboard, its study).")
 _URI = typer.Option(None, "--tracking-uri", help="MLflow tracking URI (sqlite:///..., a folder, http://...).")
@@ -49,6 +49,8 @@ def leaderboard_command(
     fmt: Optional[str] = typer.Option(None, "--format", help="csv, md or json: print that instead of the table "
                                                                "(or write it with --out)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the leaderboard here (format: --format or suffix)."),
+    all_columns: bool = typer.Option(False, "--all-columns", help="Every column in the table and in Markdown "
+                                                                  "(CSV and JSON always have them all)."),
 ) -> None:
     """Rank combinations (backbone, weights, freeze depth, neck, head) by validation; test accuracy is reported."""
 
@@ -64,7 +66,7 @@ def leaderboard_command(
 
     metric = metric or DEFAULT_METRIC
     if fmt is not None and fmt not in FORMATS:
-        raise OutputError(f"unknown --format {fmt!r}", ", ".join(FORMATS))
+        raise OutputError(f"unknown --format {fmt!r}{did_you_mean(fmt, FORMATS)}", ", ".join(FORMATS))
     uri, spec_study, _ = _store(tracking_uri, spec)
     filters = dict(study=study or spec_study, dataset=dataset, backbone=backbone, weights=weights,
                    freeze_depth=freeze_depth, min_epochs=min_epochs, include_unfinished=include_unfinished)
@@ -76,15 +78,16 @@ def leaderboard_command(
     if csv is not None:
         written.append(write_board(frame, csv, "csv"))
     if out is not None:
-        written.append(write_board(frame, out, fmt))
-    if fmt is not None and out is None:
-        sys.stdout.write(format_board(frame, fmt))
-    else:
+        written.append(write_board(frame, out, fmt, all_columns=all_columns))
+    printed = fmt is not None and out is None
+    if printed:
+        sys.stdout.write(format_board(frame, fmt, all_columns=all_columns))  # type: ignore[arg-type]
+    elif not written:  # a file asked for is the answer: one line says where, not the table again
         order = "ascending" if ascending else "descending"
         what = "across datasets" if across else "per dataset"
-        print_leaderboard(frame, title=f"Leaderboard {what}, ranked by {metric} ({order})")
-    for path in written:
-        typer.echo(f"wrote {len(frame)} rows to {path}", err=True)
+        print_leaderboard(frame, title=f"Leaderboard {what}, ranked by {metric} ({order})", all_columns=all_columns)
+    for path in written:  # beside a board printed on stdout, the note goes to stderr
+        typer.echo(f"wrote {len(frame)} row{'' if len(frame) == 1 else 's'} to {path}", err=printed)
 
 
 @app.command("ui")
@@ -114,8 +117,8 @@ def mlflow_ui(
 
 @app.command("dashboard")
 def dashboard_command(
-    definition: Optional[Path] = typer.Argument(None, help="Dashboard YAML (default: the built-in overview, "
-                                                           "dashboards/overview.yaml)."),
+    definition: Optional[Path] = typer.Argument(None, metavar="DEFINITION", help="Dashboard YAML (default: the "
+                                                "built-in overview, dashboards/overview.yaml)."),
     out: Path = typer.Option(..., "--out", help="HTML file to write (self-contained, works offline)."),
     spec: Optional[Path] = _SPEC,
     tracking_uri: Optional[str] = _URI,

@@ -21,7 +21,8 @@ def _describe(cls: type) -> str:
 
 @list_app.command("backbones")
 def list_backbones(
-    pattern: str = typer.Argument("*", help="Wildcard filter, e.g. 'resnet*'; a plain word matches anywhere."),
+    pattern: str = typer.Argument("*", metavar="PATTERN",
+                                  help="Wildcard filter, e.g. 'resnet*'; a plain word matches anywhere."),
     pretrained: bool = typer.Option(False, "--pretrained", help="List timm's pretrained tags (arch.tag) instead."),
     json_out: bool = _JSON,
 ) -> None:
@@ -67,9 +68,9 @@ def list_heads(json_out: bool = _JSON) -> None:
 
 @app.command("inspect")
 def inspect_model(
-    backbone: str = typer.Argument(..., help="Any timm model name, e.g. resnet50 or test_vit."),
-    neck: str = typer.Option("gap", "--neck", help="Neck registry name (see `tl-bench list necks`)."),
-    head: str = typer.Option("linear", "--head", help="Head registry name (see `tl-bench list heads`)."),
+    backbone: str = typer.Argument(..., metavar="BACKBONE", help="Any timm model name, e.g. resnet50 or test_vit."),
+    neck: str = typer.Option("gap", "--neck", help="Neck registry name (see: tl-bench list necks)."),
+    head: str = typer.Option("linear", "--head", help="Head registry name (see: tl-bench list heads)."),
     freeze_depth: str = typer.Option("0", "--freeze-depth", help="Leading stages to freeze: 0..n_stages or 'all'."),
     num_classes: int = typer.Option(1000, "--num-classes", help="Output classes of the head."),
     img_size: Optional[int] = typer.Option(None, "--img-size", help="Square input size (default: timm's)."),

@@ -78,9 +78,10 @@ def classify(model: Any, files: list[Path], *, top_k: int, shown: dict[Path, str
 
 @app.command("predict")
 def predict_command(
-    model: str = typer.Argument(..., help="models:/NAME@champion, models:/NAME/VERSION, runs:/RUN_ID/model, "
-                                          "or a folder written by `tl-bench export`."),
-    images: Path = typer.Argument(..., help="An image file, or a folder of them (searched recursively)."),
+    model: str = typer.Argument(..., metavar="MODEL", help="models:/NAME@champion, models:/NAME/VERSION, "
+                                                         "runs:/RUN_ID/model, or a folder written by tl-bench export."),
+    images: Path = typer.Argument(..., metavar="IMAGES",
+                                  help="An image file, or a folder of them (searched recursively)."),
     spec: Optional[Path] = _SPEC,
     tracking_uri: Optional[str] = _URI,
     top_k: int = typer.Option(3, "--top-k", min=1, help="Classes shown per image, most probable first."),

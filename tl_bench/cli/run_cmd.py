@@ -35,7 +35,7 @@ def _positive(value: Optional[float]) -> Optional[float]:
 
 @app.command("run")
 def run(
-    spec_path: Path = typer.Argument(..., help="Study file (YAML), e.g. studies/quickstart.yaml."),
+    spec_path: Path = typer.Argument(..., metavar="SPEC", help="Study file (YAML), e.g. studies/quickstart.yaml."),
     dataset: Optional[list[str]] = typer.Option(None, "--dataset", help="Run only these datasets (repeatable)."),
     n_trials: Optional[int] = typer.Option(None, "--n-trials", min=1, help="Budget of finished trials per dataset study."),
     timeout: Optional[float] = typer.Option(None, "--timeout", callback=_positive, help="Seconds (> 0) per dataset study in this invocation."),

@@ -13,7 +13,7 @@ from tl_bench.cli.app import app, print_json
 
 @app.command("screen")
 def screen(
-    spec_path: Path = typer.Argument(..., help="Study file whose candidates to screen."),
+    spec_path: Path = typer.Argument(..., metavar="SPEC", help="Study file whose candidates to screen."),
     dataset: Optional[list[str]] = typer.Option(None, "--dataset", help="Only these datasets (repeatable)."),
     tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow tracking URI for the screening runs."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object: {dataset: [candidates, best first]}."),

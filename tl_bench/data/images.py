@@ -19,7 +19,7 @@ from PIL import Image, UnidentifiedImageError
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
-from tl_bench.errors import DatasetError
+from tl_bench.errors import DatasetError, did_you_mean
 
 INTERPOLATIONS: tuple[str, ...] = ("nearest", "bilinear", "bicubic")
 
@@ -29,7 +29,8 @@ _RESIZE_CHUNK = 2048
 
 def check_interpolation(interpolation: str) -> None:
     if interpolation not in INTERPOLATIONS:
-        raise DatasetError(f"unknown interpolation {interpolation!r}", ", ".join(INTERPOLATIONS))
+        hint = did_you_mean(interpolation, INTERPOLATIONS)
+        raise DatasetError(f"unknown interpolation {interpolation!r}{hint}", ", ".join(INTERPOLATIONS))
 
 
 def load_interpolation(timm_interpolation: object) -> str:

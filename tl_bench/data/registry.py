@@ -8,7 +8,6 @@ without loading anything.
 
 from __future__ import annotations
 
-import difflib
 from functools import partial
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from tl_bench.data.torchvision_sets import (
     find_torchvision_set,
     load_torchvision_source,
 )
-from tl_bench.errors import DatasetError
+from tl_bench.errors import DatasetError, did_you_mean
 
 # Split shares: test carved from datasets without a test split, validation from the training pool.
 TEST_FRACTION = {"test_fraction": 0.3}
@@ -102,8 +101,7 @@ def resolve_name(name: str) -> tuple[DatasetInfo, str | None]:
         return DATASETS[f"torchvision:{spec.name}"], spec.name
     info = DATASETS.get(kind)
     if info is None:
-        close = difflib.get_close_matches(kind, ["digits", "shapes", "imagefolder", "torchvision"], n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        hint = did_you_mean(kind, ["digits", "shapes", "imagefolder", "torchvision"])
         raise DatasetError(f"unknown dataset {name!r}{hint}", _accepted_forms())
     if info.needs_target and not target.strip():
         raise DatasetError(f"dataset {kind!r} needs a folder", f"{kind}:PATH", lead=": write ")

@@ -27,7 +27,7 @@ from torchvision import datasets as tvd
 
 from tl_bench.data.images import ArrayItems, FileItems, LazyImages, parallel_map, read_image, resize_uint8
 from tl_bench.data.source import Part, Source, digest_arrays, keep_in_memory
-from tl_bench.errors import DatasetError
+from tl_bench.errors import DatasetError, did_you_mean
 
 
 class _CIFAR10(tvd.CIFAR10):
@@ -173,7 +173,8 @@ def find_torchvision_set(name: str) -> TorchvisionSet:
     for key, spec in TORCHVISION_SETS.items():
         if key.lower() == name.lower():
             return spec
-    raise DatasetError(f"unknown torchvision dataset {name!r}", ", ".join(TORCHVISION_SETS), lead="; known: ")
+    hint = did_you_mean(name, TORCHVISION_SETS)
+    raise DatasetError(f"unknown torchvision dataset {name!r}{hint}", ", ".join(TORCHVISION_SETS), lead="; known: ")
 
 
 def check_torchvision_options(name: str, options: dict[str, Any]) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TypeVar
 
-from tl_bench.errors import TLBenchError
+from tl_bench.errors import TLBenchError, did_you_mean
 
 T = TypeVar("T")
 
@@ -24,7 +24,7 @@ class Registry(dict[str, T]):
     def check(self, name: str) -> T:
         """The class registered as ``name``; ``error`` naming every registered one otherwise."""
         if name not in self:
-            raise self.error(f"unknown {self.kind} {name!r}", ", ".join(self))
+            raise self.error(f"unknown {self.kind} {name!r}{did_you_mean(name, self)}", ", ".join(self))
         return self[name]
 
 

@@ -21,7 +21,7 @@ from timm.models import get_pretrained_cfg, load_state_dict
 from torch import nn
 
 from tl_bench.config import CHECKPOINT_SUFFIXES, weights_kind
-from tl_bench.errors import WeightsError
+from tl_bench.errors import WeightsError, did_you_mean
 
 _log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def parse_weights(weights: str, weights_path: str | Path | None = None) -> Weigh
         raise WeightsError(f"weights {weights!r} name a local checkpoint but no weights_path was resolved for it")
     if kind == "file":
         return WeightsChoice("file", path=Path(weights))
-    raise WeightsError(f"unknown weights {weights!r}", _ACCEPTED)
+    raise WeightsError(f"unknown weights {weights!r}{did_you_mean(weights, ('scratch', 'pretrained'))}", _ACCEPTED)
 
 
 def check_hub_tag(name: str, tag: str) -> str:

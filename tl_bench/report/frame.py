@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from tl_bench.errors import OutputError, did_you_mean
 from tl_bench.tracking import IMPORTANCE_PREFIX, KIND_STUDY, KIND_TRIAL, read_runs
 
 
@@ -21,6 +22,32 @@ def trial_runs(
     if dataset is not None:
         frame = frame[frame["dataset"] == dataset]
     return frame.reset_index(drop=True)
+
+
+def check_scope(tracking_uri: str, *, study: str | None = None, dataset: str | None = None) -> None:
+    """OutputError naming what the store holds when ``study`` (or ``dataset``, within ``study`` when
+    given) is not a study (dataset) it has run.
+
+    The names come from the parent runs, one per dataset study: a study that exists but has no
+    finished trial yet passes, and an empty board says so instead.
+    """
+    if study is None and dataset is None:
+        return
+    parents = read_runs(tracking_uri, kind=KIND_STUDY, finished_only=False)
+    studies = sorted(set(parents["study"].dropna()))
+    if study is not None and study not in studies:
+        raise OutputError(f"no study {study!r} in the store{did_you_mean(study, studies)}", _names(studies))
+    if dataset is None:
+        return
+    scoped = parents[parents["study"] == study] if study is not None else parents
+    datasets = sorted(set(scoped["dataset"].dropna()))
+    if dataset not in datasets:
+        where = f"study {study!r}" if study is not None else "the store"
+        raise OutputError(f"no dataset {dataset!r} in {where}{did_you_mean(dataset, datasets)}", _names(datasets))
+
+
+def _names(names: list[str]) -> str:
+    return ", ".join(names) if names else "none yet (no study has run on this store)"
 
 
 def importance_frame(tracking_uri: str, *, study: str | None = None, dataset: str | None = None) -> pd.DataFrame:
@@ -47,4 +74,4 @@ def importance_frame(tracking_uri: str, *, study: str | None = None, dataset: st
     return frame.sort_values(["study", "dataset", "importance"], ascending=[True, True, False], ignore_index=True)
 
 
-__all__ = ["importance_frame", "trial_runs"]
+__all__ = ["check_scope", "importance_frame", "trial_runs"]

@@ -17,7 +17,7 @@ from fnmatch import fnmatchcase
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from tl_bench.errors import OutputError
+from tl_bench.errors import OutputError, did_you_mean
 from tl_bench.report.columns import (
     COMBINATION,
     CSV_COLUMNS,
@@ -26,7 +26,7 @@ from tl_bench.report.columns import (
     INT_COLUMNS,
     tidy_ints,
 )
-from tl_bench.report.frame import trial_runs
+from tl_bench.report.frame import check_scope, trial_runs
 from tl_bench.report.pareto import pareto_mask
 from tl_bench.report.seeds import settings_table, trial_table
 from tl_bench.tracking import locate_store
@@ -87,9 +87,31 @@ def leaderboard(
     filters = Filters.model_construct(study=study, dataset=dataset, backbone=backbone, weights=weights,
                                       freeze_depth=freeze_depth, min_epochs=min_epochs)
     # Every run, whatever its state: pruned and failed seeds are counted even when not averaged.
-    runs = trial_runs(locate_store(tracking_uri), study=study, dataset=dataset, include_unfinished=True)
+    uri = locate_store(tracking_uri)
+    runs = trial_runs(uri, study=study, dataset=dataset, include_unfinished=True)
+    if runs.empty:  # a misspelled study or dataset is named as such, not shown as an empty board
+        check_scope(uri, study=study, dataset=dataset)
+    _check_values(runs, filters)
     return rank_runs(runs, filters, metric=metric, ascending=ascending, include_unfinished=include_unfinished,
                      top=top)
+
+
+def _check_values(runs: pd.DataFrame, filters: Filters) -> None:
+    """OutputError naming the values the runs hold when a backbone, weights or freeze depth filter
+    matches no run at all (a typo rather than a combination without finished trials)."""
+    if runs.empty:
+        return
+    for name, wanted in (("backbone", filters.backbone), ("weights", filters.weights),
+                         ("freeze_depth", filters.freeze_depth)):
+        column = f"params.{name}"
+        if wanted is None or column not in runs.columns:
+            continue
+        present = sorted(set(runs[column].dropna().astype(str)))
+        matches = fnmatchcase if name == "backbone" else str.__eq__
+        if not any(matches(value, str(wanted)) for value in present):
+            has = "'s backbone matches" if name == "backbone" else f" has {name}"
+            what = f"no trial run{has} {str(wanted)!r}{did_you_mean(wanted, present)}"
+            raise OutputError(what, ", ".join(present))
 
 
 def rank_runs(

@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tl_bench.errors import OutputError
+from tl_bench.errors import OutputError, did_you_mean
 from tl_bench.report.columns import COMBINATION, MEAN_COLUMNS, RUN_ONLY_PARAMS
 
 LCB_Z = 1.645  # standard normal quantile of a one-sided 95 % bound
@@ -45,7 +45,8 @@ def trial_table(runs: pd.DataFrame, metric: str = "val_acc") -> pd.DataFrame:
     in seed share it), ``outcome`` (one of ``SEED_STATES``) and the ranking ``metric``."""
     metrics = {c[len("metrics."):] for c in runs.columns if c.startswith("metrics.")}
     if len(runs) and metric not in metrics and metric != "val_acc_lcb":
-        raise OutputError(f"no trial run has the metric {metric!r}", ", ".join(sorted(metrics | {"val_acc_lcb"})))
+        known = sorted(metrics | {"val_acc_lcb"})
+        raise OutputError(f"no trial run has the metric {metric!r}{did_you_mean(metric, known)}", ", ".join(known))
     out = pd.DataFrame({"run_id": runs["run_id"], "study": runs["study"], "state": runs["state"]})
     out["dataset"] = runs["dataset"].fillna(_column(runs, "params.dataset"))
     for name in ("backbone", "weights", "freeze_depth", "neck", "head"):

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tl_bench.config import weights_kind
-from tl_bench.errors import TLBenchError
+from tl_bench.errors import TLBenchError, did_you_mean
 from tl_bench.spec.parts import DatasetSpec
 from tl_bench.spec.paths import WEIGHTS_ACCEPTED
 from tl_bench.spec.study import StudySpec
@@ -65,14 +65,16 @@ def check_weights(spec: StudySpec, backbone: str, weights: str, path: str) -> No
     if kind == "local":
         name = weights[len("local:"):]
         if name not in spec.pretrain:
-            declared = ", ".join(f"local:{n}" for n in spec.pretrain) or "none is declared: add it under pretrain"
-            spec.fail(path, f"{weights!r} is not declared under pretrain", declared)
+            names = [f"local:{n}" for n in spec.pretrain]
+            declared = ", ".join(names) or "none is declared: add it under pretrain"
+            spec.fail(path, f"{weights!r} is not declared under pretrain{did_you_mean(weights, names)}", declared)
     elif kind in ("pretrained", "timm"):
         _ask(spec, lambda tag: check_hub_tag(backbone, tag), weights.partition(":")[2], path, WEIGHTS_ACCEPTED)
     elif kind == "file":
         _ask(spec, read_state_dict, Path(weights), path, WEIGHTS_ACCEPTED)
     else:
-        spec.fail(path, f"unknown weights {weights!r}", WEIGHTS_ACCEPTED)
+        hint = did_you_mean(weights, ["scratch", "pretrained", *(f"local:{n}" for n in spec.pretrain)])
+        spec.fail(path, f"unknown weights {weights!r}{hint}", WEIGHTS_ACCEPTED)
 
 
 def check_parts(spec: StudySpec) -> None:
@@ -81,7 +83,8 @@ def check_parts(spec: StudySpec) -> None:
     for field, registry in (("neck", NECKS), ("head", HEADS)):
         for i, name in enumerate(getattr(spec.space, field)):
             if name not in registry:
-                spec.fail(f"space.{field}[{i}]", f"unknown {field} {name!r}", ", ".join(sorted(registry)))
+                hint = did_you_mean(name, registry)
+                spec.fail(f"space.{field}[{i}]", f"unknown {field} {name!r}{hint}", ", ".join(sorted(registry)))
     check_necks_fit(spec)
 
 

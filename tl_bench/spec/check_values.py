@@ -7,10 +7,11 @@ so the runner receives exactly what a TrialConfig holds.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from tl_bench.config import TrialConfig
+from tl_bench.errors import did_you_mean
 from tl_bench.spec.fields import (
     DATASET_FIELDS,
     FIXABLE_FIELDS,
@@ -19,11 +20,13 @@ from tl_bench.spec.fields import (
     SPACE_FIELDS,
     FieldValueError,
     check_value,
+    field_type,
     numeric_kind,
 )
 from tl_bench.spec.parts import COST_METRICS
 from tl_bench.spec.paths import absolute_weights_path
 from tl_bench.spec.ranges import CategoricalRange, FloatRange, IntRange
+from tl_bench.spec.schema_words import choices_of
 from tl_bench.spec.study import StudySpec
 
 _SPACE_LISTS = "backbones, freeze_depth, neck, head"
@@ -34,7 +37,7 @@ def check_hyper(spec: StudySpec) -> None:
     for name, rng in list(spec.space.hyper.items()):
         path = f"space.{name}"
         if name not in SEARCHABLE_FIELDS:
-            spec.fail(path, f"{name!r} cannot be searched{_where_instead(name)}", searchable)
+            spec.fail(path, f"{name!r} cannot be searched{_where_instead(name, searchable.split(', '))}", searchable)
         if isinstance(rng, CategoricalRange):
             choices = [_value(spec, name, c, f"{path}[{j}]") for j, c in enumerate(rng.choices)]
             spec.space.hyper[name] = CategoricalRange(choices=choices)  # revalidated: 1 and 1.0 collide now
@@ -57,7 +60,8 @@ def check_fixed(spec: StudySpec) -> None:
         if name in spec.space.hyper:
             spec.fail(path, f"{name} is also searched under space.{name}", "each field either searched or fixed")
         if name not in FIXABLE_FIELDS:
-            spec.fail(path, f"{name!r} cannot be fixed{_where_instead(name)}", ", ".join(FIXABLE_FIELDS))
+            hint = _where_instead(name, FIXABLE_FIELDS)
+            spec.fail(path, f"{name!r} cannot be fixed{hint}", ", ".join(FIXABLE_FIELDS))
         spec.fixed[name] = _value(spec, name, value, path)
 
 
@@ -68,7 +72,8 @@ def check_baselines(spec: StudySpec, counts: Mapping[str, int]) -> None:
             path = f"baselines[{i}].{name}"
             if name not in spec.space.searched_names:
                 searched = ", ".join(spec.space.searched_names)
-                spec.fail(path, f"{name!r} is not searched, so it cannot be enqueued", searched)
+                hint = did_you_mean(name, spec.space.searched_names)
+                spec.fail(path, f"{name!r} is not searched, so it cannot be enqueued{hint}", searched)
             baseline[name] = _baseline_value(spec, baseline, name, value, counts, path)
 
 
@@ -79,7 +84,9 @@ def _baseline_value(
     backbone = space.backbone(baseline.get("backbone", ""))
     if name == "backbone":
         if backbone is None:
-            spec.fail(path, f"backbone {value!r} is not in space.backbones", ", ".join(b.name for b in space.backbones))
+            names = [b.name for b in space.backbones]
+            hint = did_you_mean(value, names)
+            spec.fail(path, f"backbone {value!r} is not in space.backbones{hint}", ", ".join(names))
         return value
     if name == "weights":
         value = absolute_weights_path(value, spec.source_path.parent) if isinstance(value, str) else value
@@ -98,7 +105,8 @@ def _baseline_value(
         return value
     if name in ("neck", "head"):
         if value not in getattr(space, name):
-            spec.fail(path, f"{name} {value!r} is not in space.{name}", ", ".join(getattr(space, name)))
+            hint = did_you_mean(value, getattr(space, name))
+            spec.fail(path, f"{name} {value!r} is not in space.{name}{hint}", ", ".join(getattr(space, name)))
         return value
     rng = space.hyper[name]
     value = _value(spec, name, value, path)
@@ -143,17 +151,18 @@ def _value(spec: StudySpec, name: str, value: Any, path: str) -> Any:
     try:
         return check_value(name, value)
     except FieldValueError as err:
-        spec.fail(path, f"{err.value!r} is not accepted", err.accepted)
+        hint = did_you_mean(err.value, choices_of(field_type(name))) if isinstance(err.value, str) else ""
+        spec.fail(path, f"{err.value!r} is not accepted{hint}", err.accepted)
 
 
-def _where_instead(name: str) -> str:
+def _where_instead(name: str, accepted: Iterable[str]) -> str:
     if name in SPACE_FIELDS:
         return f" here: it has its own list ({_SPACE_LISTS})"
     if name in DATASET_FIELDS:
         return ": it is set per dataset under datasets"
     if name in RUNTIME_FIELDS:
         return ": it is a run setting, set it under fixed"
-    return ""
+    return did_you_mean(name, accepted)
 
 
 __all__ = ["check_baselines", "check_fixed", "check_hyper", "check_tuning", "max_epochs"]

@@ -8,18 +8,16 @@ message stays true when a field changes.
 from __future__ import annotations
 
 import reprlib
-import types
-import typing
 from collections.abc import Callable
-from typing import Annotated, Any, Literal, get_args, get_origin
+from typing import Any, get_args, get_origin
 
-import annotated_types
 from pydantic import BaseModel, Discriminator, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
-NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
-NAME_WORDS = "a name of letters, digits, '_', '.' and '-'"
+from tl_bench.errors import did_you_mean
+from tl_bench.spec.schema_words import choices_of, describe, field_of, is_union, keys_of, unwrap
+
 # The error type of the schema's own checks: both halves of the message ride in its context.
 _ISSUE = "spec"
 _ISSUE_MESSAGE = "{what}; accepted: {accepted}"
@@ -27,7 +25,8 @@ _ISSUE_MESSAGE = "{what}; accepted: {accepted}"
 
 def explain_validation_error(err: ValidationError, root: type[BaseModel]) -> tuple[str, str, str]:
     """(field path, what is wrong, what is accepted) for the first error pydantic found."""
-    first = err.errors(include_url=False)[0]
+    errors = err.errors(include_url=False)
+    first = _misspelled_required(errors) or errors[0]
     loc, kind, ctx = first["loc"], first["type"], first.get("ctx") or {}
     path, target, meta, parent, words = _walk(root, loc)
     text = format_path(path)
@@ -35,17 +34,19 @@ def explain_validation_error(err: ValidationError, root: type[BaseModel]) -> tup
     if kind == _ISSUE:  # raised by the schema's own validators: they say both halves
         return text, str(ctx["what"]), str(ctx["accepted"])
     if kind == "extra_forbidden":
-        keys = ", ".join(_keys(parent)) if parent is not None else "none"
-        return text, f"unknown field {loc[-1]!r}", keys
+        keys = keys_of(parent) if parent is not None else []
+        return text, f"unknown field {loc[-1]!r}{did_you_mean(loc[-1], keys)}", ", ".join(keys) or "none"
     if kind == "missing":
         return text, "required field is missing", accepted
     if kind == "union_tag_invalid":  # the discriminator field itself (``name``) is what is wrong
         field = str(ctx.get("discriminator", "")).strip("'")
-        return f"{text}.{field}", f"unknown value {ctx.get('tag')!r}", str(ctx.get("expected_tags"))
+        hint = did_you_mean(ctx.get("tag"), choices_of(target))
+        return f"{text}.{field}", f"unknown value {ctx.get('tag')!r}{hint}", str(ctx.get("expected_tags"))
     if kind == "union_tag_not_found":
         return text, f"{ctx.get('discriminator')} is missing", accepted
     if kind == "literal_error":
-        return text, f"{_show(first['input'])} is not accepted", str(ctx.get("expected"))
+        hint = did_you_mean(first["input"], choices_of(target)) if isinstance(first["input"], str) else ""
+        return text, f"{_show(first['input'])} is not accepted{hint}", str(ctx.get("expected"))
     if kind == "too_short" and not first["input"]:
         return text, "the list is empty", accepted
     if kind in ("model_type", "model_attributes_type", "dict_type"):
@@ -56,47 +57,23 @@ def explain_validation_error(err: ValidationError, root: type[BaseModel]) -> tup
     return text, what, accepted
 
 
+def _misspelled_required(errors: list[Any]) -> Any:
+    """An unknown key that is a near miss of a required field missing beside it (``budgett`` for
+    ``budget``): the typo is the error to report, not the missing field."""
+    missing = [e["loc"] for e in errors if e["type"] == "missing" and e["loc"]]
+    for error in errors:
+        parent, key = error["loc"][:-1], error["loc"][-1] if error["loc"] else None
+        if error["type"] == "extra_forbidden" and did_you_mean(key, [m[-1] for m in missing if m[:-1] == parent]):
+            return error
+    return None
+
+
 def format_path(path: list[str | int]) -> str:
     """``['space', 'backbones', 1, 'weights']`` -> ``space.backbones[1].weights``."""
     out = ""
     for item in path:
         out += f"[{item}]" if isinstance(item, int) else (f".{item}" if out else str(item))
     return out or "top level"
-
-
-def describe(tp: Any, meta: list[Any] | tuple[Any, ...] = ()) -> str:
-    """Plain words for the values an annotation accepts."""
-    tp, meta = _unwrap(tp, list(meta))
-    if isinstance(tp, type) and issubclass(tp, BaseModel):
-        return getattr(tp, "accepted_text", "") or "a mapping with keys " + ", ".join(_keys(tp))
-    if tp is Any:
-        return "any value"
-    if tp is None or tp is type(None):
-        return "null"
-    if _is_union(tp):
-        members = get_args(tp)
-        words = " or ".join(describe(m) for m in members if m is not type(None))
-        return words + (" or null" if type(None) in members else "")
-    origin = get_origin(tp)
-    if origin is Literal:
-        return ", ".join(repr(v) for v in get_args(tp))
-    if tp is bool:
-        return "true or false"
-    if tp is int:
-        return "an integer" + _bounds(meta)
-    if tp is float:
-        return "a number" + _bounds(meta)
-    if tp is str:
-        patterns = [getattr(m, "pattern", None) for m in meta]
-        return NAME_WORDS if NAME_PATTERN in patterns else "a string"
-    if origin in (list, tuple, set):
-        args = get_args(tp)
-        item = describe(args[0]) if args else "any value"
-        some = any(isinstance(m, annotated_types.MinLen) and m.min_length > 0 for m in meta)
-        return ("a non-empty list" if some else "a list") + f", each {item}"
-    if origin is dict or tp is dict:
-        return "a mapping"
-    return getattr(tp, "__name__", str(tp))
 
 
 def _walk(root: type[BaseModel], loc: tuple[Any, ...]) -> tuple[list[Any], Any, list[Any], Any, str]:
@@ -111,10 +88,10 @@ def _walk(root: type[BaseModel], loc: tuple[Any, ...]) -> tuple[list[Any], Any, 
     for index, item in enumerate(items):
         if item == "[key]":
             continue  # consumed with the dict key before it
-        tp, meta = _unwrap(tp, meta)
+        tp, meta = unwrap(tp, meta)
         if isinstance(tp, type) and issubclass(tp, BaseModel):
             parent = tp
-            field: FieldInfo | None = _field(tp, item) if isinstance(item, str) else None
+            field: FieldInfo | None = field_of(tp, item) if isinstance(item, str) else None
             if field is None:  # a key the model does not have
                 path.append(item)
                 tp, meta, words = Any, [], ""
@@ -132,7 +109,7 @@ def _walk(root: type[BaseModel], loc: tuple[Any, ...]) -> tuple[list[Any], Any, 
             key_type, value_type = get_args(tp)
             is_key = index + 1 < len(items) and items[index + 1] == "[key]"
             tp, meta, words = (key_type if is_key else value_type), [], ""
-        elif _is_union(tp):
+        elif is_union(tp):
             member = _tagged_member(tp, item)
             if member is not None:
                 tp, meta, words = member, [], ""
@@ -145,57 +122,13 @@ def _walk(root: type[BaseModel], loc: tuple[Any, ...]) -> tuple[list[Any], Any, 
 
 def _tagged_member(union: Any, tag: Any) -> Any:
     for member in get_args(union):
-        inner, inner_meta = _unwrap(member, [])
+        inner, inner_meta = unwrap(member, [])
         if any(getattr(m, "tag", None) == tag for m in inner_meta):
             return inner
         if isinstance(inner, type) and issubclass(inner, BaseModel) and "name" in inner.model_fields:
             if tag in get_args(inner.model_fields["name"].annotation):
                 return inner
     return None
-
-
-def _unwrap(tp: Any, meta: list[Any]) -> tuple[Any, list[Any]]:
-    while get_origin(tp) is Annotated or _optional_of(tp) is not None:
-        if get_origin(tp) is Annotated:
-            base, *extra = get_args(tp)
-            tp, meta = base, [*meta, *extra]
-        else:  # ``Section | None``: an optional section is checked as the section
-            tp = _optional_of(tp)
-    # ``Annotated[int, Field(ge=0)]`` keeps its constraints inside the FieldInfo
-    expanded = [m for item in meta for m in ([item, *item.metadata] if isinstance(item, FieldInfo) else [item])]
-    return tp, expanded
-
-
-def _keys(model: type[BaseModel]) -> list[str]:
-    """The keys a section takes, as written in a study file (a field's alias where it has one)."""
-    return [field.alias or name for name, field in model.model_fields.items()]
-
-
-def _field(model: type[BaseModel], key: str) -> FieldInfo | None:
-    """The field a study file's key names (by its alias where it has one)."""
-    return next((f for name, f in model.model_fields.items() if (f.alias or name) == key), None)
-
-
-def _optional_of(tp: Any) -> Any:
-    """The model of an optional model field (``Model | None``), else None."""
-    if not _is_union(tp):
-        return None
-    members = [m for m in get_args(tp) if m is not type(None)]
-    single = len(members) == 1 and len(get_args(tp)) == 2
-    return members[0] if single and isinstance(members[0], type) and issubclass(members[0], BaseModel) else None
-
-
-def _is_union(tp: Any) -> bool:
-    return get_origin(tp) in (typing.Union, types.UnionType)
-
-
-def _bounds(meta: list[Any]) -> str:
-    words = []
-    for m in meta:
-        for attr, sign in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
-            if getattr(m, attr, None) is not None:
-                words.append(f"{sign} {getattr(m, attr)}")
-    return (" " + " and ".join(words)) if words else ""
 
 
 _SHORT = reprlib.Repr()
@@ -225,9 +158,6 @@ def spec_issue_discriminator(tag_of: Callable[[Any], str | None], what: str, acc
 
 
 __all__ = [
-    "NAME_PATTERN",
-    "NAME_WORDS",
-    "describe",
     "explain_validation_error",
     "format_path",
     "spec_issue",

@@ -95,7 +95,7 @@ def check_value(name: str, value: Any) -> Any:
 
 def describe_field(name: str) -> str:
     """Plain words for the values a TrialConfig field accepts."""
-    from tl_bench.spec.explain import describe
+    from tl_bench.spec.schema_words import describe
 
     words = describe(field_type(name))
     if name in _LOWER_BOUNDS:

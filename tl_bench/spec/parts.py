@@ -23,9 +23,10 @@ from pydantic import (
 )
 
 from tl_bench.config import DataSettings
-from tl_bench.spec.explain import NAME_PATTERN, spec_issue
+from tl_bench.spec.explain import spec_issue
 from tl_bench.spec.paths import absolute_weights_path, dataset_key, resolve_dataset_name, resolve_path
 from tl_bench.spec.ranges import HyperRange
+from tl_bench.spec.schema_words import NAME_PATTERN
 
 SafeName = Annotated[str, Field(pattern=NAME_PATTERN)]
 # FreezeDepth (tl_bench.config) as a study file may write it: no bool, no "3" for 3, no negative depth

@@ -11,7 +11,7 @@ from typing import Any, NoReturn, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
-from tl_bench.errors import SpecError
+from tl_bench.errors import SpecError, did_you_mean
 from tl_bench.spec.explain import spec_issue
 from tl_bench.spec.keep import KeepModelsSpec
 from tl_bench.config import weights_kind
@@ -129,7 +129,8 @@ class StudySpec(BaseModel):
         for ds in self.datasets:
             if key in (ds.key, ds.name):
                 return ds
-        self.fail("datasets", f"no dataset {key!r}", ", ".join(ds.key for ds in self.datasets))
+        keys = [ds.key for ds in self.datasets]
+        self.fail("datasets", f"no dataset {key!r}{did_you_mean(key, keys)}", ", ".join(keys))
 
     def study_name(self, dataset: DatasetSpec | str) -> str:
         """Optuna study name of one dataset: ``<spec name>/<dataset key>``."""

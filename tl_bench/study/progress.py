@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 from rich.console import Console
+from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+# Libraries whose log lines (Optuna's "A new study created ...", MLflow's warnings) would otherwise be
+# written straight to the stream their handler captured, in the middle of the live display.
+LIBRARY_LOGGERS = ("optuna", "mlflow")
 
 
 class StudyProgress:
@@ -28,14 +34,36 @@ class StudyProgress:
             transient=False,
         )
         self._tasks: dict[str, tuple[Any, optuna.Study | None]] = {}
+        self._saved_handlers: list[tuple[logging.Logger, list[logging.Handler]]] = []
+        self._handler: logging.Handler | None = None
         self._current: str | None = None
 
     def __enter__(self) -> "StudyProgress":
         self.progress.__enter__()
+        if not self.quiet:
+            self._route_library_logs()
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self.progress.__exit__(*exc)
+        try:
+            self.progress.__exit__(*exc)
+        finally:
+            self._restore_library_logs()
+
+    def _route_library_logs(self) -> None:
+        """While the display is live, library log lines go through its console: each prints on its
+        own line above the bars instead of being glued to them."""
+        self._handler = RichHandler(console=self.console, show_time=False, show_path=False, markup=False)
+        for name in LIBRARY_LOGGERS:
+            logger = logging.getLogger(name)
+            self._saved_handlers.append((logger, logger.handlers[:]))
+            logger.handlers = [self._handler]
+
+    def _restore_library_logs(self) -> None:
+        for logger, handlers in self._saved_handlers:
+            if logger.handlers == [self._handler]:  # unless the library configured itself again meanwhile
+                logger.handlers = handlers
+        self._saved_handlers = []
 
     def start(self, dataset: str, study: optuna.Study | None, total: int | None) -> None:
         """Show a dataset study; ``study`` may come later through ``attach``."""

@@ -1,0 +1,136 @@
+"""The readable view of a leaderboard: which columns a person sees, under which headers, and how
+each number is written. The terminal table and the Markdown board both show this view; CSV and
+JSON keep every column and the raw values.
+
+Numbers follow one rule per kind of column, whatever the table:
+
+- counts (parameters, FLOPs, seeds, wins): thousands separators, ``94,331`` (a mean that is not
+  whole keeps one decimal, ``1,780.5``);
+- accuracies: four decimals, ``0.9123``;
+- times in seconds: two decimals with separators, ``1,234.57``;
+- identifiers (rank, trial, seed): as they are, ``12``;
+- anything else (learning rate, memory, throughput): four significant digits, separators from
+  a thousand up (``0.001``, ``123.5``, ``5,432``).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import re
+from typing import Any
+
+import pandas as pd
+
+from tl_bench.report.columns import INT_COLUMNS
+
+# Columns shown, in order, when present and not constant noise.
+SHOWN = (
+    "rank", "dataset", "backbone", "weights", "freeze_depth", "neck", "head", "val_acc_lcb", "val_acc", "test_acc",
+    "mean_val_acc_lcb", "mean_val_acc", "mean_test_acc", "mean_rank", "wins", "n_datasets", "params_trainable",
+    "mean_params_trainable", "train_time_s", "mean_train_time_s", "epochs", "lr", "n_seeds", "trial", "state",
+)
+# Short headers keep the table inside a terminal; the files keep the full names.
+HEADERS = {"freeze_depth": "freeze", "params_trainable": "trainable", "train_time_s": "time_s",
+           "mean_params_trainable": "mean_trainable", "mean_train_time_s": "mean_time_s", "n_seeds": "seeds",
+           "val_acc_lcb": "val_lcb", "mean_val_acc_lcb": "mean_val_lcb"}
+MISSING = "-"
+_IDENTIFIERS = frozenset({"rank", "trial", "seed"})
+_PER_DATASET = re.compile(r"\[.*\]$")  # ``val_acc_lcb[digits]`` of across_datasets
+
+
+def shown_columns(frame: pd.DataFrame, *, all_columns: bool = False) -> list[str]:
+    """The columns of the readable view (every column with ``all_columns``); ``is_pareto`` is
+    drawn as its own mark column, not listed here, unless ``all_columns``."""
+    if all_columns:
+        return list(frame.columns)
+    columns = [c for c in SHOWN if c in frame.columns and not _constant_noise(frame, c)]
+    return columns + [c for c in frame.columns if _PER_DATASET.search(c)]
+
+
+def view(frame: pd.DataFrame, *, all_columns: bool = False) -> tuple[list[str], list[list[str]], list[bool]]:
+    """The readable view as text: headers, rows of cells, and which columns hold numbers (set
+    right). A ``pareto`` mark column (``*`` on the front) closes it unless ``all_columns``."""
+    columns = shown_columns(frame, all_columns=all_columns)
+    pareto = not all_columns and "is_pareto" in frame.columns
+    headers = [header(c, all_columns=all_columns) for c in columns] + (["pareto"] if pareto else [])
+    numeric = [pd.api.types.is_numeric_dtype(frame[c]) and frame[c].dtype != bool for c in columns] + [False] * pareto
+    rows = []
+    for _, row in frame.iterrows():
+        rows.append([cell(row[c], c, row) for c in columns] + (["*" if row["is_pareto"] else ""] if pareto else []))
+    return headers, rows, numeric
+
+
+def header(column: str, *, all_columns: bool = False) -> str:
+    return column if all_columns else HEADERS.get(column, column)
+
+
+def cell(value: Any, column: str, row: pd.Series) -> str:
+    """One cell of the readable view: the spread over seeds beside a mean accuracy, finished
+    over started seeds, and every number written by ``format_number``."""
+    if _missing(value):
+        return MISSING
+    n_seeds = row.get("n_seeds", 1)
+    if column in ("test_acc", "val_acc") and not _missing(n_seeds) and n_seeds > 1:
+        spread = row.get(f"{column}_std")
+        return format_number(value, column) + ("" if _missing(spread) else f"±{spread:.3f}")
+    started = row.get("n_seeds_started", value)
+    if column == "n_seeds" and not _missing(started) and started > value:
+        return f"{format_number(value, column)}/{format_number(started, column)}"  # some pruned, failed or running
+    return format_number(value, column)
+
+
+def format_number(value: Any, column: str) -> str:
+    """``value`` as the readable view writes numbers of ``column`` (see the module's rules)."""
+    if _missing(value):
+        return MISSING
+    if isinstance(value, (bool, str)) or not isinstance(value, numbers.Real):
+        return str(value)
+    kind = column_kind(column)
+    number = float(value)
+    whole = number == round(number)
+    if kind == "identifier":
+        return f"{number:.0f}" if whole else f"{number:.4g}"
+    if kind == "count":
+        return f"{number:,.0f}" if whole else f"{number:,.1f}"
+    if kind == "accuracy":
+        return f"{number:.4f}"
+    if kind == "time":
+        return f"{number:,.2f}"
+    return f"{number:,.0f}" if abs(number) >= 1000 else f"{number:.4g}"
+
+
+def column_kind(column: str) -> str:
+    """``identifier``, ``count``, ``accuracy``, ``time`` or ``other``: how a column's numbers are written."""
+    base = _PER_DATASET.sub("", column)
+    base = base.removeprefix("mean_") if base != "mean_rank" else "mean_rank"
+    if base in _IDENTIFIERS:
+        return "identifier"
+    if base in INT_COLUMNS or base.startswith(("params_", "flops_", "n_")) or base in ("wins", "mean_rank"):
+        return "count"
+    if "acc" in base:
+        return "accuracy"
+    if base.endswith("_s"):
+        return "time"
+    return "other"
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
+
+
+def _constant_noise(frame: pd.DataFrame, column: str) -> bool:
+    """A column that says nothing in this table: one dataset, every row a single complete seed,
+    or a lower bound equal to the mean everywhere (no repeated seeds)."""
+    if column == "dataset":
+        return frame[column].nunique(dropna=False) == 1
+    if column == "n_seeds":
+        started = frame["n_seeds_started"] if "n_seeds_started" in frame.columns else frame[column]
+        return bool((frame[column].fillna(1) <= 1).all() and (started.fillna(1) <= 1).all())
+    if column in ("val_acc_lcb", "mean_val_acc_lcb"):
+        mean = frame[column.replace("_lcb", "")] if column.replace("_lcb", "") in frame.columns else None
+        return mean is not None and bool(((frame[column] - mean).abs().fillna(0) < 5e-5).all())
+    return False
+
+
+__all__ = ["HEADERS", "MISSING", "SHOWN", "cell", "column_kind", "format_number", "header", "shown_columns", "view"]
