@@ -102,7 +102,8 @@ def run_study(folder: Path, trials: int) -> dict:
 def topup_startup(folder: Path, trials: int) -> float:
     """Start-up of ``tl-bench run`` on stores that exist: the same study topped up by one trial."""
     launched = dt.datetime.now()
-    cmd = [sys.executable, "-m", "tl_bench", "run", str(folder / "bench.yaml"), "--quiet", "--n-trials", str(trials + 1)]
+    cmd = [sys.executable, "-m", "tl_bench", "run", str(folder / "bench.yaml"), "--quiet",
+           "--n-trials", str(trials + 1)]
     subprocess.run(cmd, cwd=folder, check=True)
     return (_trials(folder)[-1]["start"] - launched).total_seconds()
 

@@ -8,7 +8,8 @@ This module is the one place that touches Optuna's private API (the heartbeat
 write, ``Study._storage``, ``FrozenTrial._trial_id``, the stale-trial lookup, the
 RDB storage's writes without commit): an ask/tell loop has no public way to run
 a heartbeat, to fail a trial with a reason, or to write several attributes of a
-trial in one transaction (each public setter is a commit of its own). ``tests/study/test_storage.py`` pins the behaviour relied on.
+trial in one transaction (each public setter is a commit of its own).
+``tests/study/test_storage.py`` pins the behaviour relied on.
 """
 
 from __future__ import annotations
