@@ -70,3 +70,24 @@ def test_measuring_leaves_the_model_untouched() -> None:
     assert not model.backbone.model.conv1.training  # the frozen stem stays in eval mode
     assert all(p.grad is None for p in model.parameters())
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in state.items())
+
+
+def test_flops_are_measured_once_per_architecture_and_trainable_set() -> None:
+    from tl_bench.models import accounting
+
+    torch.manual_seed(0)
+    first = build_model("test_convnext", num_classes=7, img_size=IMG, freeze_depth="all")
+    before = len(accounting._measured)
+    flops = measure_flops(first, IMG)
+    assert len(accounting._measured) == before + 1
+    torch.manual_seed(1)  # other weights, same architecture: the measured figures are reused
+    again = measure_flops(build_model("test_convnext", num_classes=7, img_size=IMG, freeze_depth="all"), IMG)
+    assert again == flops and len(accounting._measured) == before + 1
+    # whatever changes what is counted is measured anew: the trainable set, the head, the input size
+    tuned = measure_flops(build_model("test_convnext", num_classes=7, img_size=IMG, freeze_depth=2), IMG)
+    wider = measure_flops(build_model("test_convnext", num_classes=9, img_size=IMG, freeze_depth="all"), IMG)
+    larger = measure_flops(first, 2 * IMG)
+    assert tuned["flops_train_per_image"] > flops["flops_train_per_image"]
+    assert wider["flops_fwd_per_image"] > flops["flops_fwd_per_image"]
+    assert larger["flops_fwd_per_image"] > flops["flops_fwd_per_image"]
+    assert len(accounting._measured) == before + 4

@@ -93,6 +93,26 @@ def test_a_bad_trial_is_pruned_and_marked_killed(make_spec) -> None:  # type: ig
     assert "epoch_val_acc" in pruned.data.metrics  # its curve up to the pruning epoch is kept
 
 
+def test_without_a_pruner_a_trial_records_every_epoch_with_its_end(make_spec) -> None:  # type: ignore[no-untyped-def]
+    # With no pruner to read them, intermediate values are written once, with the trial's results.
+    spec = load_spec(make_spec(
+        space={"backbones": ["test_resnet"], "freeze_depth": ["all"], "neck": ["gap"], "head": ["linear"],
+               "lr": {"low": 1.0e-3, "high": 1.0e-2, "log": True}},
+        fixed={"epochs": 3, "batch_size": 64},
+        pruner={"name": "none"},
+    ))
+    run_spec(spec, RunOptions(n_trials=2), quiet=True)
+    study = optuna.load_study(study_name="small/digits", storage=spec.storage_url)
+    client = mlflow.MlflowClient(spec.tracking_uri)
+    for trial in study.trials:
+        assert trial.state == TrialState.COMPLETE
+        curve = {m.step: m.value for m in client.get_metric_history(trial.user_attrs["mlflow_run_id"], "epoch_val_acc")}
+        assert trial.intermediate_values == pytest.approx(curve) and sorted(curve) == [1, 2, 3]
+        # the parts with one choice, the worker and the results: each attribute as before
+        assert trial.user_attrs["neck"] == "gap" and trial.user_attrs["freeze_depth@test_resnet"] == "all"
+        assert {"host", "pid", "threads", "test_acc", "train_time_s", "n_stages"} <= set(trial.user_attrs)
+
+
 def test_multi_objective_study_gives_a_pareto_front(make_spec) -> None:  # type: ignore[no-untyped-def]
     spec = load_spec(make_spec(objective={"metric": "val_acc", "cost": "params_trainable"}, sampler={"name": "nsga2", "seed": 0}))
     run_spec(spec, RunOptions(n_trials=3), quiet=True)

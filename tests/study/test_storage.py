@@ -7,9 +7,19 @@ import warnings
 from pathlib import Path
 
 import optuna
+import pytest
 from optuna.trial import TrialState
 
-from tl_bench.study.storage import ERROR_ATTR, ask, fail_trial, heartbeat, make_storage, open_study, stale_trials
+from tl_bench.study.storage import (
+    ERROR_ATTR,
+    ask,
+    fail_trial,
+    heartbeat,
+    make_storage,
+    open_study,
+    set_trial_attrs,
+    stale_trials,
+)
 
 
 def _study(tmp_path: Path, *, grace: int = 2) -> optuna.Study:
@@ -62,3 +72,23 @@ def test_open_study_names_the_metrics_and_only_one_caller_creates(tmp_path: Path
     again, created_again = open_study(storage, "s/digits", **kwargs)
     assert (created, created_again) == (True, False)
     assert optuna.load_study(study_name="s/digits", storage=storage).metric_names == ["val_acc", "train_time_s"]
+
+
+def test_set_trial_attrs_stores_what_the_setters_would_in_one_write(tmp_path: Path) -> None:
+    study = _study(tmp_path)
+    trial = ask(study)
+    set_trial_attrs(trial, {"host": "h", "pid": 12, "threads": 2})
+    set_trial_attrs(trial, {"test_acc": 0.5}, {1: 0.25, 2: 0.5})
+    assert trial.user_attrs == {"host": "h", "pid": 12, "threads": 2, "test_acc": 0.5}  # the trial object agrees
+    study.tell(trial, 0.5)
+    stored = optuna.load_study(study_name="pin", storage=f"sqlite:///{tmp_path / 'optuna.db'}").trials[0]
+    assert stored.user_attrs == {"host": "h", "pid": 12, "threads": 2, "test_acc": 0.5}
+    assert stored.intermediate_values == {1: 0.25, 2: 0.5} and stored.state == TrialState.COMPLETE
+    with pytest.raises(RuntimeError):  # an ended trial is not written to, as with Optuna's own setters
+        set_trial_attrs(trial, {"late": 1})
+
+
+def test_set_trial_attrs_on_a_fixed_trial_uses_its_setters() -> None:
+    trial = optuna.trial.FixedTrial({"lr": 0.1})
+    set_trial_attrs(trial, {"neck": "gap"})
+    assert trial.user_attrs == {"neck": "gap"}

@@ -7,10 +7,15 @@ the model's ``requires_grad`` flags (weight gradients of trainable layers,
 input gradients down to the first trainable layer; nothing below a frozen
 prefix). Matmuls, convolutions and attention are counted; elementwise ops
 and norms are not, as in timm's published figures.
+
+FLOPs depend on the architecture, the ``requires_grad`` flags and the input, never on
+the weights' values, so each such combination is measured once per process: a study's
+trials on one backbone pay for one measurement, not one each.
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Callable
 
 import torch
@@ -69,6 +74,27 @@ def _train_step(params: list[nn.Parameter], run: Callable[[], torch.Tensor]) -> 
         torch.autograd.grad(out.float().sum(), params, allow_unused=True)
 
 
+_measured: dict[str, dict[str, float]] = {}
+
+
+def _structure_key(model: TransferModel, size: int, batch_size: int, param: torch.Tensor) -> str:
+    """What the counted FLOPs depend on: every module with its shapes (``repr``), the points the
+    backbone returns features from, which parameters train, and the input."""
+    parts = (
+        model.backbone.name,
+        model.backbone.feature_indices,
+        repr(model.backbone.model),
+        repr(model.neck),
+        repr(model.head),
+        "".join("1" if p.requires_grad else "0" for p in model.parameters()),
+        size,
+        batch_size,
+        str(param.device),
+        str(param.dtype),
+    )
+    return hashlib.sha256(repr(parts).encode()).hexdigest()
+
+
 def measure_flops(model: TransferModel, img_size: int | None = None, batch_size: int = 1) -> dict[str, float]:
     """Measured FLOPs per image: ``flops_fwd_per_image``, ``flops_train_per_image``, ``flops_head_train_per_image``.
 
@@ -77,10 +103,18 @@ def measure_flops(model: TransferModel, img_size: int | None = None, batch_size:
     head alone on precomputed features, the cost of a step when a feature cache
     replaces the backbone. The model runs in eval mode (the counted ops are the
     same as in train mode) so BatchNorm statistics are not touched; its mode and
-    gradients are left as they were.
+    gradients are left as they were. Measured once per architecture, trainable set and input
+    in a process (see the module docstring).
     """
     size = img_size or model.backbone.img_size
     param = next(model.parameters())
+    key = _structure_key(model, size, batch_size, param)
+    if key not in _measured:
+        _measured[key] = _measure(model, size, batch_size, param)
+    return dict(_measured[key])
+
+
+def _measure(model: TransferModel, size: int, batch_size: int, param: torch.Tensor) -> dict[str, float]:
     x = torch.zeros(batch_size, 3, size, size, device=param.device, dtype=param.dtype)
     trainable = [p for p in model.parameters() if p.requires_grad]
     head_trainable = [p for m in (model.neck, model.head) for p in m.parameters() if p.requires_grad]

@@ -48,13 +48,14 @@ def dead_trials(study: optuna.Study) -> list[FrozenTrial]:
     return out
 
 
-def abandoned_trials(study: optuna.Study) -> list[tuple[FrozenTrial, str]]:
-    """RUNNING trials nobody works on any more, each with the reason it is known."""
+def abandoned_trials(study: optuna.Study, *, stale: bool = True) -> list[tuple[FrozenTrial, str]]:
+    """RUNNING trials nobody works on any more, each with the reason it is known (``stale=False``:
+    only those of dead processes on this host, without asking the storage for stale heartbeats)."""
     found: dict[int, tuple[FrozenTrial, str]] = {}
     for trial in dead_trials(study):
         pid, host = trial.user_attrs.get(PID_ATTR), trial.user_attrs.get(HOST_ATTR)
         found[trial.number] = (trial, f"worker process {pid} on {host} stopped during the trial")
-    for trial in stale_trials(study):
+    for trial in stale_trials(study) if stale else []:
         if trial.number not in found:
             pid, host = trial.user_attrs.get(PID_ATTR, "?"), trial.user_attrs.get(HOST_ATTR, "?")
             found[trial.number] = (trial, f"worker process {pid} on {host} sent no heartbeat for over {GRACE_S} s")
@@ -86,15 +87,19 @@ def trial_number(run: Any) -> int | None:
         return None
 
 
-def reconcile(study: optuna.Study, tracker: Tracker, *, repair: bool = True, all_runs: bool = True) -> Repairs:
+def reconcile(
+    study: optuna.Study, tracker: Tracker, *, repair: bool = True, all_runs: bool = True, stale: bool = True
+) -> Repairs:
     """Find (and with ``repair``, fix) trials and runs left behind by dead workers.
 
     Cheap enough for every start-up: two queries for RUNNING trials, one for
     RUNNING runs of this study. With ``all_runs=False`` (before each trial)
-    MLflow is only asked when a trial was just found abandoned.
+    MLflow is only asked when a trial was just found abandoned; ``stale=False``
+    skips the heartbeat query (a heartbeat goes stale in tens of seconds, so
+    between trials it is asked at most once per heartbeat interval).
     """
     found = Repairs()
-    for trial, reason in abandoned_trials(study):
+    for trial, reason in abandoned_trials(study, stale=stale):
         found.failed_trials.append(trial.number)
         if repair:
             fail_trial(study, trial, reason)

@@ -29,7 +29,7 @@ from tl_bench.study.samplers import grid_exhausted, make_pruner, make_sampler
 from tl_bench.study.screen import record_screen, screen
 from tl_bench.study.setup import check_stores, checkpoint_resolver, dataset_fingerprint, parent_run
 from tl_bench.study.space import SearchSpace
-from tl_bench.study.storage import claim_summary, make_storage, open_study, storage_faults
+from tl_bench.study.storage import HEARTBEAT_S, claim_summary, make_storage, open_study, storage_faults
 from tl_bench.study.summary import count_states, write_summary
 from tl_bench.study.trial import TrialContext, run_trial
 from tl_bench.study.warm_start import warm_start
@@ -223,11 +223,14 @@ def run_dataset(
         keeper=keeper_for(spec, study, tracker, dataset.key),
     )
     start = time.monotonic()
+    stale_checked = start  # the reconcile above asked for stale heartbeats just now
     failures = 0
     max_failures = max(3, n_trials or 10)  # a study whose every trial fails must still end
     while True:
         # A worker that died elsewhere holds a RUNNING trial that counts against the budget: free it.
-        reconcile(study, tracker, all_runs=False)
+        stale = time.monotonic() - stale_checked >= HEARTBEAT_S
+        stale_checked = time.monotonic() if stale else stale_checked
+        reconcile(study, tracker, all_runs=False, stale=stale)
         if _budget_left(study, n_trials) <= 0 or failures >= max_failures or grid_exhausted(study):
             break
         if timeout is not None and time.monotonic() - start >= timeout:

@@ -10,7 +10,6 @@ import time
 
 import optuna
 from optuna.trial import TrialState
-from scipy.stats import kendalltau
 
 from tl_bench.screen import SCORES, Candidate, kept, record_screening, screen_dataset
 from tl_bench.spec import DatasetSpec, StudySpec
@@ -74,6 +73,7 @@ def screen_tau(study: optuna.Study) -> dict[str, float]:
             best[key] = max(best.get(key, float("-inf")), trial.values[0])
     if len(best) < 2:
         return {}
+    from scipy.stats import kendalltau  # slow import: only for a screened study's summary
     keys = sorted(best)
     winner = max(keys, key=lambda k: best[k])
     out = {"screen.n_candidates": float(len(keys))}

@@ -20,6 +20,7 @@ from optuna.trial import FrozenTrial
 from tl_bench.config import FreezeDepth, TrialConfig, parse_freeze_depth
 from tl_bench.errors import SpecError
 from tl_bench.spec import StudySpec
+from tl_bench.study.storage import set_trial_attrs
 
 COMBO = "combo"
 _SEP = "|"
@@ -87,21 +88,26 @@ class SearchSpace:
             values: dict[str, Any] = {"backbone": bb, "weights": w, "freeze_depth": parse_freeze_depth(d), "neck": neck, "head": head}
         else:
             bb = trial.suggest_categorical("backbone", self.backbones)
+            single: dict[str, str] = {}  # parts with one choice: user attributes, written together below
             values = {
                 "backbone": bb,
-                "weights": self._choose(trial, f"weights@{bb}", self.weights[bb]),
-                "freeze_depth": parse_freeze_depth(self._choose(trial, f"freeze_depth@{bb}", [_depth_key(d) for d in self.depths[bb]])),
-                "neck": self._choose(trial, "neck", self.necks),
-                "head": self._choose(trial, "head", self.heads),
+                "weights": self._choose(trial, f"weights@{bb}", self.weights[bb], single),
+                "freeze_depth": parse_freeze_depth(
+                    self._choose(trial, f"freeze_depth@{bb}", [_depth_key(d) for d in self.depths[bb]], single)
+                ),
+                "neck": self._choose(trial, "neck", self.necks, single),
+                "head": self._choose(trial, "head", self.heads, single),
             }
+            if single:
+                set_trial_attrs(trial, single)
         for name, rng in self.hyper.items():
             values[name] = _suggest_range(trial, name, rng)
         return values
 
     @staticmethod
-    def _choose(trial: optuna.Trial, name: str, choices: list[str]) -> str:
+    def _choose(trial: optuna.Trial, name: str, choices: list[str], single: dict[str, str]) -> str:
         if len(choices) == 1:
-            trial.set_user_attr(name, choices[0])
+            single[name] = choices[0]
             return choices[0]
         return str(trial.suggest_categorical(name, choices))
 

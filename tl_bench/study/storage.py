@@ -5,9 +5,11 @@ with a heartbeat, so a worker that dies without a word is noticed by the
 others; plain ``optuna.load_study(storage=URL)`` opens the same studies.
 
 This module is the one place that touches Optuna's private API (the heartbeat
-write, ``Study._storage``, ``FrozenTrial._trial_id``, the stale-trial lookup):
-an ask/tell loop has no public way to run a heartbeat or to fail a trial with
-a reason. ``tests/study/test_storage.py`` pins the behaviour relied on.
+write, ``Study._storage``, ``FrozenTrial._trial_id``, the stale-trial lookup, the
+RDB storage's writes without commit): an ask/tell loop has no public way to run
+a heartbeat, to fail a trial with a reason, or to write several attributes of a
+trial in one transaction (each public setter is a commit of its own).
+``tests/study/test_storage.py`` pins the behaviour relied on.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from importlib.util import find_spec
 from pathlib import Path
@@ -24,6 +26,8 @@ from typing import Any
 
 import optuna
 from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
+from optuna.storages._rdb import models as rdb_models
+from optuna.storages._rdb.storage import _create_scoped_session
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.engine import URL, make_url
 
@@ -187,6 +191,31 @@ def ask(study: optuna.Study) -> optuna.Trial:
         return study.ask()
 
 
+def set_trial_attrs(
+    trial: optuna.Trial | optuna.trial.FixedTrial, attrs: Mapping[str, Any], steps: Mapping[int, float] | None = None
+) -> None:
+    """``trial.set_user_attr`` for each of ``attrs`` and ``trial.report`` for each of ``steps``
+    (epoch -> intermediate value), in one transaction of an RDB storage instead of one commit each."""
+    steps = steps or {}
+    storage = trial.study._storage if isinstance(trial, optuna.Trial) else None
+    backend = getattr(storage, "_backend", storage)
+    if not isinstance(backend, optuna.storages.RDBStorage):
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+        for step, value in steps.items():
+            trial.report(value, step)
+        return
+    with _create_scoped_session(backend.scoped_session, True) as session:
+        for key, value in attrs.items():
+            backend._set_trial_attr_without_commit(session, rdb_models.TrialUserAttributeModel, trial._trial_id,
+                                                   key, value)
+        for step, value in steps.items():
+            backend._set_trial_intermediate_value_without_commit(session, trial._trial_id, step, float(value))
+    # What the trial object reads back, as its own setters leave it.
+    trial._cached_frozen_trial.user_attrs.update(attrs)
+    trial._cached_frozen_trial.intermediate_values.update({k: float(v) for k, v in steps.items()})
+
+
 @contextmanager
 def heartbeat(study: optuna.Study, trial: optuna.Trial) -> Iterator[None]:
     """Beat for ``trial`` while the block runs, as ``study.optimize`` does for its own trials.
@@ -280,6 +309,7 @@ __all__ = [
     "heartbeat",
     "make_storage",
     "open_study",
+    "set_trial_attrs",
     "stale_trials",
     "storage_faults",
 ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +35,7 @@ from tl_bench.study.storage import (
     THREADS_ATTR,
     ask,
     heartbeat,
+    set_trial_attrs,
 )
 from tl_bench.study.workers import pid_namespace
 from tl_bench.tracking import CUDA_VISIBLE_DEVICES, OPTUNA_STUDY, THREADS, Tracker
@@ -71,13 +72,23 @@ class TrialContext:
     keeper: ModelKeeper | None = None  # keeps the models of the study's top trials (None: keep none)
 
 
-def _tell(study: optuna.Study, trial: optuna.Trial, *args: Any, **kwargs: Any) -> None:
-    """``study.tell`` for an ask/tell loop.
+def _tell(
+    study: optuna.Study,
+    trial: optuna.Trial,
+    *args: Any,
+    attrs: Mapping[str, Any] | None = None,
+    steps: Mapping[int, float] | None = None,
+    **kwargs: Any,
+) -> None:
+    """``study.tell`` for an ask/tell loop, after the trial's last ``attrs`` and ``steps``
+    (intermediate values not reported as they came) are written in one transaction.
 
     Optuna's GridSampler calls ``study.stop()`` after the last grid point, which raises
     outside ``study.optimize``; the trial is already stored by then (Optuna writes it in a
     ``finally``), so that one error is dropped and the runner ends on ``grid_exhausted``.
     """
+    if attrs or steps:
+        set_trial_attrs(trial, attrs or {}, steps)
     try:
         study.tell(trial, *args, **kwargs)
     except RuntimeError as err:
@@ -94,14 +105,15 @@ def run_trial(ctx: TrialContext) -> TrialState | None:
     """
     trial = ask(ctx.study)
     if ctx.n_trials is not None and _taken_before(ctx.study, trial.number) >= ctx.n_trials:
-        trial.set_user_attr(ERROR_ATTR, SURPLUS)
-        _tell(ctx.study, trial, state=TrialState.FAIL)
+        _tell(ctx.study, trial, state=TrialState.FAIL, attrs={ERROR_ATTR: SURPLUS})
         return None
-    trial.set_user_attr(HOST_ATTR, socket.gethostname())
-    trial.set_user_attr(PID_ATTR, os.getpid())
-    trial.set_user_attr(PIDNS_ATTR, pid_namespace())
-    trial.set_user_attr(DEVICES_ATTR, os.environ.get("CUDA_VISIBLE_DEVICES", ""))
-    trial.set_user_attr(THREADS_ATTR, torch.get_num_threads())
+    set_trial_attrs(trial, {
+        HOST_ATTR: socket.gethostname(),
+        PID_ATTR: os.getpid(),
+        PIDNS_ATTR: pid_namespace(),
+        DEVICES_ATTR: os.environ.get("CUDA_VISIBLE_DEVICES", ""),
+        THREADS_ATTR: torch.get_num_threads(),
+    })
     with heartbeat(ctx.study, trial):
         return _train_and_tell(ctx, trial)
 
@@ -133,7 +145,11 @@ def _train_and_tell(ctx: TrialContext, trial: optuna.Trial) -> TrialState:
     run_id = ""
     values: dict[str, Any] = {}
     config: TrialConfig | None = None
+    # Optuna prunes single-objective studies only. Without a pruner the intermediate values wait for the
+    # trial's end and go with its last write: one commit instead of a report (and a read back) per epoch.
     multi = len(ctx.study.directions) > 1
+    report_now = not multi and not isinstance(ctx.study.pruner, optuna.pruners.NopPruner)
+    steps: dict[int, float] = {}
     try:
         values = ctx.space.suggest(trial)
         config = build_config(values, base=ctx.base, checkpoint_for=ctx.checkpoint_for)
@@ -143,10 +159,12 @@ def _train_and_tell(ctx: TrialContext, trial: optuna.Trial) -> TrialState:
         def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
             history.append({"epoch": float(epoch), **metrics})
             ctx.on_progress({"trial": trial.number, "config": config, "epoch": epoch, **metrics})
-            if not multi:  # Optuna prunes single-objective studies only
+            if report_now:
                 trial.report(metrics["val_acc"], epoch)
                 if trial.should_prune():
                     raise optuna.TrialPruned(f"pruned at epoch {epoch} (val_acc {metrics['val_acc']:.4f})")
+            elif not multi:
+                steps[epoch] = metrics["val_acc"]
 
         keep = {"on_trained": lambda model, _: trained.append(model)} if ctx.keeper is not None else {}
         result = ctx.train_fn(config, on_epoch=on_epoch, cache=ctx.cache, **keep)
@@ -159,31 +177,28 @@ def _train_and_tell(ctx: TrialContext, trial: optuna.Trial) -> TrialState:
         reason = "interrupted by " + (
             "SIGTERM" if isinstance(err, Terminated) else "signal" if isinstance(err, SystemExit) else "Ctrl-C"
         )
-        trial.set_user_attr(ERROR_ATTR, reason)
-        _tell(ctx.study, trial, state=TrialState.FAIL)
+        _tell(ctx.study, trial, state=TrialState.FAIL, attrs={ERROR_ATTR: reason}, steps=steps)
         ctx.tracker.finish_trial(run_id, "INTERRUPTED", history=history, error=reason, config=config)
         raise
     except StorageError as err:  # the tracking store failed: say why in Optuna, then stop the study
-        _fail_for_store(ctx, trial, err)
+        _fail_for_store(ctx, trial, err, steps)
         raise
     except Exception as err:  # a failing trial is recorded as failed; the study goes on
         message = one_line(err)
-        trial.set_user_attr(ERROR_ATTR, message)
         if config is None:  # failed before its config (and so its run) existed: a run from what was sampled
             with contextlib.suppress(Exception):  # the store itself may be what failed; Optuna has the error
                 run_id = _start_run(ctx, trial, {**ctx.base, **values})
-        _tell(ctx.study, trial, state=TrialState.FAIL)
+        _tell(ctx.study, trial, state=TrialState.FAIL, attrs={ERROR_ATTR: message}, steps=steps)
         ctx.tracker.finish_trial(run_id, "FAIL", history=history, error=message, config=config)
         return TrialState.FAIL
     values = [float(getattr(result, name)) for name in ctx.metrics]
-    for key in ("test_acc", "train_time_s", "params_trainable", "n_stages"):
-        trial.set_user_attr(key, getattr(result, key))
+    attrs = {key: getattr(result, key) for key in ("test_acc", "train_time_s", "params_trainable", "n_stages")}
     try:
         ctx.tracker.finish_trial(run_id, "COMPLETE", result=result, history=history, config=config)
     except StorageError as err:
-        _fail_for_store(ctx, trial, err)
+        _fail_for_store(ctx, trial, err, steps, attrs)
         raise
-    _tell(ctx.study, trial, values)
+    _tell(ctx.study, trial, values, attrs=attrs, steps=steps)
     if ctx.keeper is not None and trained:  # complete in both stores first: only complete trials keep a model
         try:
             ctx.keeper.keep(trial.number, run_id, config, result, trained.pop())
@@ -192,11 +207,17 @@ def _train_and_tell(ctx: TrialContext, trial: optuna.Trial) -> TrialState:
     return TrialState.COMPLETE
 
 
-def _fail_for_store(ctx: TrialContext, trial: optuna.Trial, err: StorageError) -> None:
+def _fail_for_store(
+    ctx: TrialContext,
+    trial: optuna.Trial,
+    err: StorageError,
+    steps: Mapping[int, float],
+    attrs: Mapping[str, Any] | None = None,
+) -> None:
     """A trial whose results could not be recorded in MLflow is FAIL in Optuna, with the reason; its run
     (left RUNNING in a store that cannot be written now) is ended by the next start-up's reconcile."""
-    trial.set_user_attr(ERROR_ATTR, f"not recorded: {err}"[:1000])
-    _tell(ctx.study, trial, state=TrialState.FAIL)
+    reason = {ERROR_ATTR: f"not recorded: {err}"[:1000]}
+    _tell(ctx.study, trial, state=TrialState.FAIL, attrs={**(attrs or {}), **reason}, steps=steps)
 
 
 __all__ = ["TrialContext", "Terminated", "one_line", "run_trial"]

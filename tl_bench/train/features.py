@@ -91,10 +91,8 @@ class FeatureFeeder:
         }
 
     def _n_scales(self) -> int:
-        # One image tells how many scales the neck asks the backbone for.
-        first = self.images.normalise(self.images.splits["train"].images[:1])
-        with torch.no_grad(), self.autocast():
-            return len(self.model.extract_feat(first))
+        # How many scales the neck asks the backbone for: one per feature point it returns.
+        return len(self.model.backbone.feature_dims)
 
     def __len__(self) -> int:
         return len(self.images)
