@@ -14,6 +14,7 @@ from rich.text import Text
 
 from tl_bench.errors import OutputError
 from tl_bench.report.columns import TEXT_COLUMNS
+from tl_bench.report.seeds import outcome_text
 
 FORMATS = ("csv", "md", "json")
 # Terminal columns, in order, when present; the file keeps every column.
@@ -98,6 +99,8 @@ def read_csv(path: str | Path) -> pd.DataFrame:
 
 def _show(value: Any, column: str, row: pd.Series) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
+        if column in ("test_acc", "val_acc") and row.get("state") in ("PRUNED", "FAIL", "RUNNING"):
+            return outcome_text(row.get("state"), row.get("pruned_epoch"))  # why there is no accuracy
         return "-"
     if column in ("test_acc", "val_acc") and row.get("n_seeds", 1) and row.get("n_seeds", 1) > 1:
         spread = row.get(f"{column}_std")

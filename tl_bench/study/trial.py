@@ -37,7 +37,7 @@ from tl_bench.study.storage import (
     heartbeat,
 )
 from tl_bench.study.workers import pid_namespace
-from tl_bench.tracking import CUDA_VISIBLE_DEVICES, OPTUNA_STUDY, THREADS, Tracker
+from tl_bench.tracking import CUDA_VISIBLE_DEVICES, OPTUNA_STUDY, THREADS, Tracker, pruned_tags
 from tl_bench.train import FeatureCache, TrainedModel
 
 
@@ -146,13 +146,15 @@ def _train_and_tell(ctx: TrialContext, trial: optuna.Trial) -> TrialState:
             if not multi:  # Optuna prunes single-objective studies only
                 trial.report(metrics["val_acc"], epoch)
                 if trial.should_prune():
-                    raise optuna.TrialPruned(f"pruned at epoch {epoch} (val_acc {metrics['val_acc']:.4f})")
+                    raise optuna.TrialPruned(f"{type(ctx.study.pruner).__name__}: val_acc {metrics['val_acc']:.4f} "
+                                             f"at epoch {epoch}")
 
         keep = {"on_trained": lambda model, _: trained.append(model)} if ctx.keeper is not None else {}
         result = ctx.train_fn(config, on_epoch=on_epoch, cache=ctx.cache, **keep)
-    except optuna.TrialPruned:
+    except optuna.TrialPruned as err:
         _tell(ctx.study, trial, state=TrialState.PRUNED)
-        ctx.tracker.finish_trial(run_id, "PRUNED", history=history, config=config)
+        epoch = int(history[-1]["epoch"]) if history else 0
+        ctx.tracker.finish_trial(run_id, "PRUNED", history=history, config=config, tags=pruned_tags(epoch, str(err)))
         return TrialState.PRUNED
     except (KeyboardInterrupt, SystemExit) as err:
         # Ctrl-C or SIGTERM: record the trial as failed-by-interrupt in both stores, then stop.
