@@ -38,6 +38,7 @@ from tl_bench.study.storage import (
 )
 from tl_bench.study.workers import pid_namespace
 from tl_bench.tracking import CUDA_VISIBLE_DEVICES, OPTUNA_STUDY, THREADS, Tracker, pruned_tags
+from tl_bench.tracking.system import system_metrics
 from tl_bench.train import FeatureCache, TrainedModel
 
 
@@ -150,7 +151,8 @@ def _train_and_tell(ctx: TrialContext, trial: optuna.Trial) -> TrialState:
                                              f"at epoch {epoch}")
 
         keep = {"on_trained": lambda model, _: trained.append(model)} if ctx.keeper is not None else {}
-        result = ctx.train_fn(config, on_epoch=on_epoch, cache=ctx.cache, **keep)
+        with system_metrics(ctx.tracker.tracking_uri if ctx.tracker.enabled else None, run_id):
+            result = ctx.train_fn(config, on_epoch=on_epoch, cache=ctx.cache, **keep)
     except optuna.TrialPruned as err:
         _tell(ctx.study, trial, state=TrialState.PRUNED)
         epoch = int(history[-1]["epoch"]) if history else 0

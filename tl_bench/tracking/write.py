@@ -13,16 +13,12 @@ store and what to do (``tl_bench.faults``).
 
 from __future__ import annotations
 
-import functools
 import json
 import math
-import os
-import socket
 import tempfile
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Run, RunStatus
 from mlflow.exceptions import MlflowException
@@ -31,22 +27,15 @@ from mlflow.tracking import MlflowClient
 
 import tl_bench
 from tl_bench.config import TrialConfig, TrialResult
-from tl_bench.errors import TLBenchError
 from tl_bench.faults import store_error
 from tl_bench.tracking.names import (
     CURVES,
     DATASET,
     ERROR,
-    HOST,
     KIND,
-    KIND_PRETRAINING,
     KIND_STUDY,
-    MAX_TAG,
     N_STAGES,
     OPTUNA_STUDY,
-    PARENT_RUN_ID,
-    PID,
-    PRETRAINING_RUN,
     RUN_NOTE,
     RUN_STATUS,
     STATE,
@@ -54,41 +43,21 @@ from tl_bench.tracking.names import (
     STUDY_FILE_DIR,
     VERSION,
     config_params,
-    pretrain_run_name,
-    pretrain_tags,
     trial_run_name,
     trial_tags,
 )
 from tl_bench.tracking.assets import plotly_loader, shared_plotly_run
 from tl_bench.tracking.batch import log_batches
+from tl_bench.tracking.guard import _guarded, _now_ms
+from tl_bench.tracking.pretrain_record import PretrainRecords
 from tl_bench.tracking.read import search_runs
 from tl_bench.tracking.store import check_tracking_uri, is_server, store_label
 from tl_bench.tracking.view import experiment_tags
 
-F = TypeVar("F", bound=Callable[..., Any])
 DATASET_ATTEMPTS = 3  # concurrent writers of one new dataset: each retry finds it stored by another
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def _guarded(method: F) -> F:
-    """The method's store errors as one ``StorageError`` line naming the store."""
-
-    @functools.wraps(method)
-    def call(self: Tracker, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return method(self, *args, **kwargs)
-        except TLBenchError:
-            raise
-        except Exception as err:  # MLflow, SQLAlchemy, requests and OS errors alike
-            raise store_error(err, store_label(self.tracking_uri), self.tracking_uri or "") from err
-
-    return call  # type: ignore[return-value]
-
-
-class Tracker:
+class Tracker(PretrainRecords):
     """Writes the study record; ``enabled=False`` makes every call a no-op (for benchmarks)."""
 
     def __init__(
@@ -321,69 +290,6 @@ class Tracker:
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
         if self.enabled and run_id:
             self._log(run_id, tags=tags)
-
-    @_guarded
-    def record_run(
-        self,
-        *,
-        run_name: str,
-        tags: Mapping[str, str],
-        params: Mapping[str, str],
-        metrics: Sequence[tuple[str, float, int]],
-        state: str,
-        start_ms: int,
-        end_ms: int,
-    ) -> str:
-        """Write a whole run that has already ended (``metrics`` as name, value, step); returns its id."""
-        assert self._client is not None
-        run_id = self._client.create_run(self.experiment_id, start_time=start_ms, run_name=run_name,
-                                        tags={k: v[:MAX_TAG] for k, v in tags.items()}).info.run_id
-        self._log(run_id, params=params, metrics=[Metric(k, float(v), end_ms, step) for k, v, step in metrics])
-        self._client.set_terminated(run_id, status=RUN_STATUS[state], end_time=end_ms)
-        return run_id
-
-    @_guarded
-    def record_pretrain(
-        self, config: TrialConfig, result: TrialResult, *, source: str, checkpoint: str, pretrain_time_s: float,
-        start_ms: int | None = None, end_ms: int | None = None,
-    ) -> str:
-        """A run of its own kind (``tlb.kind=pretrain``) nested under the experiment's pretraining run,
-        so leaderboards and the trials view never include it; its times are the pretraining's own."""
-        if not self.enabled:
-            return ""
-        assert self._client is not None
-        end_ms = end_ms if end_ms is not None else _now_ms()
-        start_ms = start_ms if start_ms is not None else end_ms - int(pretrain_time_s * 1000)
-        tags = pretrain_tags(source=source, checkpoint=checkpoint, source_dataset=config.dataset)
-        tags |= {HOST: socket.gethostname(), PID: str(os.getpid()), PARENT_RUN_ID: self.pretraining_parent(start_ms)}
-        run = self._client.create_run(self.experiment_id, start_time=start_ms,
-                                      run_name=pretrain_run_name(source, config.backbone), tags=tags)
-        self._artifact_uris[run.info.run_id] = run.info.artifact_uri
-        timing = Metric("pretrain_time_s", float(pretrain_time_s), end_ms, 0)
-        self._log(run.info.run_id, params=config_params(config), metrics=[timing])
-        # Curves, results and the resolved config are written as for a trial, in one batch.
-        self.finish_trial(run.info.run_id, "COMPLETE", result=result, history=result.history, config=config,
-                          end_ms=end_ms)
-        self.end_pretraining_parent(tags[PARENT_RUN_ID], end_ms)
-        return run.info.run_id
-
-    def pretraining_parent(self, start_ms: int) -> str:
-        """The experiment's pretraining run (``tlb.kind=pretraining``), made by the first pretraining."""
-        assert self._client is not None
-        found = list(self.runs(f"tags.`{KIND}` = '{KIND_PRETRAINING}'"))
-        if found:
-            return min(found, key=lambda r: (r.info.start_time or 0, r.info.run_id)).info.run_id
-        tags = {KIND: KIND_PRETRAINING, VERSION: tl_bench.__version__,
-                RUN_NOTE: "Local pretraining of `local:NAME` weights: one nested run per checkpoint."}
-        return self._client.create_run(self.experiment_id, start_time=start_ms, run_name=PRETRAINING_RUN,
-                                       tags=tags).info.run_id
-
-    def end_pretraining_parent(self, run_id: str, end_ms: int) -> None:
-        """The pretraining run ends with its last pretraining (a later one extends it)."""
-        assert self._client is not None
-        if run_id:
-            ended = self._client.get_run(run_id).info.end_time or 0
-            self._client.set_terminated(run_id, status="FINISHED", end_time=max(ended, end_ms))
 
     def _log(
         self,
