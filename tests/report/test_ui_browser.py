@@ -33,6 +33,7 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary (.ci/run installs Debian's chromium)"),
 ]
+REPO = Path(__file__).resolve().parents[2]
 RECIPE = ["backbone", "weights", "freeze_depth", "neck", "head", "val_acc", "test_acc", "train_time_s"]
 
 
@@ -73,6 +74,7 @@ def test_ui_lands_on_the_trials_with_recipe_columns_and_plots_render_offline(tmp
     outcome = run_spec(spec, RunOptions(n_trials=3), quiet=True)[0]
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"} | {"PYTHONUNBUFFERED": "1"}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])  # this tl_bench
     ui = subprocess.Popen([sys.executable, "-m", "tl_bench", "ui", "--spec", str(path), "--port", str(port)],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path,
                           start_new_session=True)
