@@ -1,4 +1,4 @@
-"""MLflow's system metrics (CPU, memory, disk, network; GPU with ``nvidia-ml-py``) for a trial run.
+"""MLflow's system metrics (CPU, memory, disk, network with ``psutil``; GPU with ``nvidia-ml-py``) for a trial run.
 
 Off by default on a CPU machine, where sampling competes with training for the
 same cores; on by default when CUDA is available. MLflow's own switch decides
@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 SWITCH = "MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING"
+_log = logging.getLogger(__name__)
 
 
 def system_metrics_wanted() -> bool:
@@ -33,10 +34,17 @@ def system_metrics(tracking_uri: str | None, run_id: str, *, enabled: bool | Non
     if not run_id or not (system_metrics_wanted() if enabled is None else enabled):
         yield
         return
-    from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+    try:  # psutil is what MLflow samples with: the extra ``tl-bench[system-metrics]``
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 
-    logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)  # no start/stop lines per trial
-    monitor = SystemMetricsMonitor(run_id, tracking_uri=tracking_uri)
+        logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)  # no start/stop lines per trial
+        monitor = SystemMetricsMonitor(run_id, tracking_uri=tracking_uri)
+    except ImportError as err:
+        _log.warning("no system metrics: %s (pip install 'tl-bench[system-metrics]')", err)
+        monitor = None
+    if monitor is None:
+        yield
+        return
     monitor.start()
     try:
         yield
