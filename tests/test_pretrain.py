@@ -138,6 +138,32 @@ def test_concurrent_callers_train_once(tmp_path: Path, mlflow_db: str) -> None:
     meta = checkpoint_metadata(paths[0])
     assert run.data.metrics["test_acc"] == pytest.approx(float(meta["source_test_acc"]), abs=1e-6)
     assert "pretrain_time_s" in run.data.metrics and "epoch_train_loss" in run.data.metrics
+    # Its true times: the run lasts as long as the pretraining did (not the moment its record took).
+    took_ms = run.info.end_time - run.info.start_time
+    assert abs(took_ms - 1000 * float(meta["pretrain_time_s"])) < 50
+    # Nested under the experiment's pretraining run, away from the study's trials.
+    parent = mlflow.MlflowClient(mlflow_db).get_run(run.data.tags["mlflow.parentRunId"])
+    assert parent.data.tags["tlb.kind"] == "pretraining" and parent.info.run_name == "pretraining"
+    assert parent.info.status == "FINISHED" and parent.info.end_time >= run.info.end_time
+
+
+def test_pretraining_shows_a_bar_of_its_epochs() -> None:
+    import io
+
+    from rich.console import Console
+
+    from tl_bench.study.progress import pretrain_progress
+
+    console = Console(file=io.StringIO(), width=120, force_terminal=False)
+    with pretrain_progress(console, "local:shapes test_resnet", 3) as on_epoch:
+        for epoch in (1, 2, 3):
+            on_epoch(epoch, {"val_acc": 0.25 * epoch, "train_loss": 1.0})
+    shown = console.file.getvalue()
+    assert "local:shapes test_resnet" in shown and "3/3" in shown and "val_acc 0.750" in shown
+    quiet = Console(file=io.StringIO(), quiet=True)
+    with pretrain_progress(quiet, "x", 1) as on_epoch:
+        on_epoch(1, {"val_acc": 1.0})
+    assert quiet.file.getvalue() == ""
 
 
 @pytest.mark.slow

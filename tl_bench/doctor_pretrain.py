@@ -32,6 +32,7 @@ from tl_bench.tracking import (
     HOST,
     KIND,
     KIND_PRETRAIN,
+    PARENT_RUN_ID,
     PID,
     REPAIRED,
     Run,
@@ -104,12 +105,15 @@ def _without_run(spec: StudySpec, tracker: Tracker, source: str, backbone: str, 
         config = pretrain_config(spec, source, backbone)
         metrics = _metrics_of(path)
         end = int(path.stat().st_mtime * 1000)
+        start = end - int(metrics.get("pretrain_time_s", 0.0) * 1000)
+        parent = tracker.pretraining_parent(start)
         tags = pretrain_tags(source=source, checkpoint=str(path), source_dataset=config.dataset)
         found.run_id = tracker.record_run(
-            run_name=pretrain_run_name(source, backbone), tags=tags | {REPAIRED: found.kind},
+            run_name=pretrain_run_name(source, backbone), tags=tags | {REPAIRED: found.kind, PARENT_RUN_ID: parent},
             params=config_params(config), metrics=[(k, v, 0) for k, v in metrics.items()], state="COMPLETE",
-            start_ms=end - int(metrics.get("pretrain_time_s", 0.0) * 1000), end_ms=end,
+            start_ms=start, end_ms=end,
         )
+        tracker.end_pretraining_parent(parent, end)
         found.repaired = True
     return found
 

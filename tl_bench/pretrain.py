@@ -99,19 +99,22 @@ def _train_and_save(
 
     from tl_bench.data import load_dataset_for
     from tl_bench.models import build_model, save_backbone_checkpoint
+    from tl_bench.study.progress import pretrain_progress
     from tl_bench.train import train_trial
 
     config = pretrain_config(spec, name, backbone)
     console = Console(stderr=True, quiet=quiet, soft_wrap=True)  # paths stay on one line
     console.print(f"pretraining {backbone} on {config.dataset} ({config.epochs} epochs) for weights local:{name} ...")
+    start_ms = int(time.time() * 1000)
     start = time.perf_counter()
     data = load_dataset_for(config)
     torch.manual_seed(config.seed)  # the same settings give the same checkpoint
     model = build_model(backbone, num_classes=data.num_classes, img_size=config.img_size, neck="gap", head="linear")
-    try:
-        result = train_trial(config, model, data)
-    except TLBenchError as err:  # say which checkpoint failed, not only how
-        raise TLBenchError(f"pretraining {backbone} for weights local:{name} failed: {err}") from None
+    with pretrain_progress(console, f"local:{name} {backbone}", config.epochs) as on_epoch:
+        try:
+            result = train_trial(config, model, data, on_epoch=on_epoch)
+        except TLBenchError as err:  # say which checkpoint failed, not only how
+            raise TLBenchError(f"pretraining {backbone} for weights local:{name} failed: {err}") from None
     elapsed = time.perf_counter() - start
     metadata = {
         "tl_bench_version": tl_bench.__version__,
@@ -140,7 +143,8 @@ def _train_and_save(
     )
     if tracker is not None:
         tracker.record_pretrain(config, result, source=name, checkpoint=str(path),
-                                pretrain_time_s=float(metadata["pretrain_time_s"]))
+                                pretrain_time_s=float(metadata["pretrain_time_s"]), start_ms=start_ms,
+                                end_ms=start_ms + int(elapsed * 1000))
 
 
 __all__ = ["checkpoint_metadata", "checkpoint_path", "ensure_pretrained", "pretrain_config"]

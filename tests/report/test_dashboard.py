@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import subprocess
@@ -110,3 +111,36 @@ def test_dashboard_command(store: TrialStore, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert f"wrote {out}" in done.stdout
     assert list(_panel_sections(out.read_text(encoding="utf-8"))) == TITLES
+
+
+def test_pruned_trials_say_at_which_epoch_and_why(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from tl_bench.report import leaderboard, print_leaderboard
+    from tl_bench.report.dashboard import dashboard_html
+    from tl_bench.tracking import pruned_tags
+
+    store = TrialStore(tmp_path, study="pr")
+    store.trial("digits", val_acc=0.8, test_acc=0.7)
+    store.trial("digits", backbone="test_vit", state="PRUNED", drop=("val_acc", "test_acc"),
+                tags=pruned_tags(2, "MedianPruner: val_acc 0.1000 at epoch 2"))
+    page = dashboard_html(tracking_uri=store.uri, study="pr")
+    assert "pruned at epoch 2 (MedianPruner: val_acc 0.1000 at epoch 2)" in page
+    board = leaderboard(store.uri, study="pr", include_unfinished=True)
+    row = board[board["backbone"] == "test_vit"].iloc[0]
+    assert row["state"] == "PRUNED" and row["pruned_epoch"] == 2
+    console = Console(file=io.StringIO(), width=250)
+    print_leaderboard(board, console=console)
+    assert "pruned at epoch 2" in console.file.getvalue()  # not a dash
+
+
+def test_a_dashboard_artifact_loads_plotly_instead_of_embedding_it(store: TrialStore) -> None:
+    from plotly.offline import get_plotlyjs
+
+    from tl_bench.report.dashboard import dashboard_html
+
+    embedded = dashboard_html(tracking_uri=store.uri, study="dash")
+    shared = dashboard_html(tracking_uri=store.uri, study="dash", plotly_head="<script src='shared.mjs'></script>")
+    assert get_plotlyjs()[:2000] in embedded and get_plotlyjs()[:2000] not in shared
+    assert "<script src='shared.mjs'></script></head>" in shared
+    assert len(embedded) - len(shared) > 4_000_000

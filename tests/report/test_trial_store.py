@@ -66,7 +66,8 @@ class TrialStore:
         return self.parents[(study, dataset)]
 
     def trial(self, dataset: str = "digits", *, state: str = "COMPLETE", drop: tuple[str, ...] = (),
-              n_stages: int = 4, study: str | None = None, **values: Any) -> str:
+              n_stages: int = 4, study: str | None = None, tags: dict[str, str] | None = None,
+              **values: Any) -> str:
         """One trial run (of ``study``, default the store's); ``values`` are TrialConfig fields and
         TrialResult fields, ``drop`` names metrics left out (as a failed trial leaves them)."""
         study = study or self.study
@@ -78,7 +79,8 @@ class TrialStore:
         metrics = {k: v for k, v in TrialResult(**result_values).metrics().items() if k not in drop}
         number = next(self._numbers)
         tags = {"tlb.kind": "trial", "tlb.study": study, "tlb.dataset": dataset, "tlb.trial": str(number),
-                "tlb.state": state, "tlb.n_stages": str(n_stages), MLFLOW_PARENT_RUN_ID: self.parent(dataset, study)}
+                "tlb.state": state, "tlb.n_stages": str(n_stages), MLFLOW_PARENT_RUN_ID: self.parent(dataset, study),
+                **(tags or {})}
         run = self.client.create_run(self.experiment(study), run_name=trial_run_name(config, number), tags=tags)
         now = int(time.time() * 1000)
         self.client.log_batch(

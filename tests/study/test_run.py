@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
+
 import mlflow
 import optuna
 import pytest
@@ -9,6 +13,8 @@ from optuna.trial import TrialState
 
 from tl_bench.spec import load_spec
 from tl_bench.study import RunOptions, run_spec
+from tl_bench.tracking import RUN_NOTE
+from tl_bench.tracking.assets import plotly_asset_name
 
 pytestmark = pytest.mark.slow
 
@@ -25,7 +31,7 @@ def _split(runs):  # type: ignore[no-untyped-def]
 
 
 def test_study_records_one_parent_and_a_child_per_trial_and_resumes(make_spec) -> None:  # type: ignore[no-untyped-def]
-    spec = load_spec(make_spec())
+    spec = load_spec(make_spec(description="A small study.", pruner={"name": "median"}))
     outcome = run_spec(spec, RunOptions(n_trials=3), quiet=True)[0]
     study = optuna.load_study(study_name="small/digits", storage=spec.storage_url)  # plain Optuna opens it
     finished = study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
@@ -52,6 +58,8 @@ def test_study_records_one_parent_and_a_child_per_trial_and_resumes(make_spec) -
                 assert metric in run.data.metrics
             assert run.inputs.dataset_inputs and run.inputs.dataset_inputs[0].dataset.name == "digits"
 
+    _check_study_record(spec, parents[0], by_id)
+
     # Same command with a larger budget tops the study up; finished trials are not repeated.
     run_spec(spec, RunOptions(n_trials=5), quiet=True)
     study = optuna.load_study(study_name="small/digits", storage=spec.storage_url)
@@ -60,6 +68,35 @@ def test_study_records_one_parent_and_a_child_per_trial_and_resumes(make_spec) -
     parents, children = _split(_runs(spec))
     assert len(parents) == 1 and len(children) == len(study.trials) == 5
     assert len({r.data.tags["tlb.trial"] for r in children}) == 5
+    client = mlflow.MlflowClient(spec.tracking_uri)
+    (assets,) = client.search_runs([client.get_experiment_by_name("tl-bench-assets").experiment_id])
+    assert [a.path for a in client.list_artifacts(assets.info.run_id)] == [plotly_asset_name()]  # one copy per store
+
+
+def _check_study_record(spec, parent, trials) -> None:  # type: ignore[no-untyped-def]
+    """The parent run holds how the study searched, its study file, plots sharing the store's plotly.js,
+    and a link to its best trial; the experiment opens on the trials in MLflow's model-training view."""
+    client = mlflow.MlflowClient(spec.tracking_uri)
+    params = parent.data.params
+    assert (params["sampler.name"], params["budget.n_trials"], params["objective.metric"]) == ("random", "3", "val_acc")
+    assert params["space.freeze_depth"] == "0, all" and params["space.hyper.lr.log"] == "True"
+    assert params["fixed.epochs"] == "2" and params["pruner.name"] == "median"
+    (study_file,) = client.list_artifacts(parent.info.run_id, "study")
+    assert study_file.path == "study/small.yaml"
+    assert Path(client.download_artifacts(parent.info.run_id, study_file.path)).read_text() == spec.source_path.read_text()
+    best = client.get_run(parent.info.run_id).data.tags
+    assert best["tlb.best_run_link"] == f"#/experiments/{parent.info.experiment_id}/runs/{best['tlb.best_run_id']}" \
+        "?workflowType=machine_learning"
+    assert best["tlb.best_run_id"] in trials and f"[trial {best['tlb.best_trial']}](#/experiments/" in best[RUN_NOTE]
+    assert best[RUN_NOTE].startswith("A small study.\n\nBest trial: ")
+    plots = Path(client.download_artifacts(parent.info.run_id, "optuna_plots.html")).read_text()
+    assert len(plots) < 500_000 and f"get-artifact?path={plotly_asset_name()}" in plots
+    experiment = client.get_experiment(parent.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert experiment.tags["mlflow.note.content"] == "A small study."
+    view = json.loads(experiment.tags["mlflow.sharedViewState.tl-bench-trials"])
+    assert view["selectedColumns"][:2] == ["params.`backbone`", "params.`weights`"]
+    assert "metrics.`val_acc`" in view["selectedColumns"] and view["searchFilter"] == "tags.`tlb.kind` = 'trial'"
 
 
 def test_failing_trials_are_recorded_and_the_study_ends(make_spec) -> None:  # type: ignore[no-untyped-def]
@@ -91,6 +128,10 @@ def test_a_bad_trial_is_pruned_and_marked_killed(make_spec) -> None:  # type: ig
     pruned = [r for r in children if r.data.tags["tlb.trial"] == "1"][0]
     assert pruned.info.status == "KILLED" and pruned.data.tags["tlb.state"] == "PRUNED"
     assert "epoch_val_acc" in pruned.data.metrics  # its curve up to the pruning epoch is kept
+    curve = mlflow.MlflowClient(spec.tracking_uri).get_metric_history(pruned.info.run_id, "epoch_val_acc")
+    assert pruned.data.tags["tlb.pruned_epoch"] == str(max(m.step for m in curve))
+    assert re.fullmatch(r"MedianPruner: val_acc \d\.\d{4} at epoch \d", pruned.data.tags["tlb.pruned_reason"])
+    assert pruned.data.tags[RUN_NOTE].startswith(f"Pruned at epoch {pruned.data.tags['tlb.pruned_epoch']} (")
 
 
 def test_without_a_pruner_a_trial_records_every_epoch_with_its_end(make_spec) -> None:  # type: ignore[no-untyped-def]

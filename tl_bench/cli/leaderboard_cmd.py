@@ -102,14 +102,14 @@ def mlflow_ui(
     from tl_bench.report import check_port, free_port, is_loopback, serve_ui
     from tl_bench.tracking import is_server, require_store
 
-    uri, _, artifact_root = _store(tracking_uri, spec)
+    uri, spec_study, artifact_root = _store(tracking_uri, spec)
     require_store(uri)  # a server must answer, a local store must exist
     if not is_server(uri):  # a server has its own UI: nothing is bound here
         port = port or free_port(host)
         check_port(host, port)  # a bad host or a taken port is the one line, before any warning
         if not is_loopback(host):
             typer.echo(f"warning: binding {host} exposes the UI beyond this machine", err=True)
-    code = serve_ui(uri, host=host, port=port, workers=workers, artifact_root=artifact_root,
+    code = serve_ui(uri, host=host, port=port, workers=workers, artifact_root=artifact_root, study=spec_study,
                     announce=lambda line: typer.echo(line))
     if code:
         raise typer.Exit(code)

@@ -25,6 +25,7 @@ from tl_bench.report.dashboard_spec import (
 from tl_bench.report.export import write_output
 from tl_bench.report.frame import importance_frame, trial_runs
 from tl_bench.report.leaderboard import rank_runs
+from tl_bench.report.seeds import trial_table
 from tl_bench.report.panels import (
     freeze_depth_panel,
     heatmap_panel,
@@ -32,6 +33,7 @@ from tl_bench.report.panels import (
     leaderboard_panel,
     note,
     pareto_panel,
+    pruned_list,
 )
 from tl_bench.tracking import locate_store
 
@@ -50,19 +52,21 @@ def render_dashboard(
     study: str | None = None,
     dataset: str | None = None,
     out: Path,
+    plotly_head: str | None = None,
 ) -> Path:
     """Render ``definition`` (None: the built-in overview) on the store's runs into ``out``.
 
     ``study`` and ``dataset`` override the definition's filters; ``tracking_uri`` None resolves
-    like the leaderboard's. Returns ``out``.
+    like the leaderboard's; ``plotly_head`` loads plotly.js instead of embedding it (an artifact
+    sharing the store's copy). Returns ``out``.
     """
     dash = load_dashboard(definition)
-    html_text = dashboard_html(dash, tracking_uri, study=study, dataset=dataset)
+    html_text = dashboard_html(dash, tracking_uri, study=study, dataset=dataset, plotly_head=plotly_head)
     return write_output(out, html_text, "the dashboard")
 
 
 def dashboard_html(dash: Dashboard = DEFAULT_DASHBOARD, tracking_uri: str | None = None, *, study: str | None = None,
-                   dataset: str | None = None) -> str:
+                   dataset: str | None = None, plotly_head: str | None = None) -> str:
     """The dashboard page as one HTML string."""
     tracking_uri = locate_store(tracking_uri or None)
     filters = dash.filters.model_copy(update={k: v for k, v in {"study": study, "dataset": dataset}.items() if v})
@@ -84,7 +88,7 @@ def dashboard_html(dash: Dashboard = DEFAULT_DASHBOARD, tracking_uri: str | None
                 body = importance_panel(importance_frame(tracking_uri, study=filters.study, dataset=filters.dataset),
                                         panel)
             elif isinstance(panel, LeaderboardPanel):
-                body = leaderboard_panel(board(metric), panel, metric)
+                body = leaderboard_panel(board(metric), panel, metric) + pruned_list(trial_table(runs))
             else:
                 render = {"pareto": pareto_panel, "heatmap": heatmap_panel, "freeze_depth": freeze_depth_panel}
                 body = render[panel.kind](board(metric), panel, metric)  # type: ignore[operator]
@@ -96,7 +100,7 @@ def dashboard_html(dash: Dashboard = DEFAULT_DASHBOARD, tracking_uri: str | None
     return (
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
         f"<title>{html.escape(dash.title)}</title><style>{_STYLE}</style>"
-        f"<script type=\"text/javascript\">{plotly.offline.get_plotlyjs()}</script></head><body>"
+        + (plotly_head or f"<script type=\"text/javascript\">{plotly.offline.get_plotlyjs()}</script>") + "</head><body>"
         f"<h1>{html.escape(dash.title)}</h1><p class=\"meta\">{finished} finished trial runs of {len(runs)}; "
         f"{html.escape(scope)}; metric {html.escape(dash.metric)}; {html.escape(_no_password(tracking_uri))}; "
         f"{stamp}</p>\n"

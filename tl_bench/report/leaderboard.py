@@ -146,7 +146,7 @@ def rank_runs(
         board = board.groupby("dataset", sort=False, dropna=False).head(top).reset_index(drop=True)
     columns = [*CSV_COLUMNS, *EXTRA_COLUMNS]
     columns += [metric] if metric not in columns else []
-    columns += ["state"] if include_unfinished else []
+    columns += ["state", "pruned_epoch"] if include_unfinished else []
     return tidy_ints(board.reindex(columns=columns), INT_COLUMNS)
 
 

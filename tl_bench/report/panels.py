@@ -21,6 +21,7 @@ from tl_bench.report.dashboard_spec import (
     ParetoPanel,
 )
 from tl_bench.report.pareto import pareto_mask
+from tl_bench.report.seeds import outcome_text
 
 TABLE_COLUMNS = ("rank", "dataset", "backbone", "weights", "freeze_depth", "neck", "head", "test_acc", "val_acc",
                  "n_seeds", "test_acc_std", "params_trainable", "train_time_s", "epochs", "lr", "trial", "is_pareto")
@@ -66,6 +67,22 @@ def leaderboard_panel(board: pd.DataFrame, panel: LeaderboardPanel, metric: str)
     columns = [c for c in TABLE_COLUMNS if c in rows.columns] + ([metric] if metric not in TABLE_COLUMNS else [])
     return rows[columns].to_html(index=False, escape=True, na_rep="", float_format=lambda v: f"{v:.4g}",
                                  classes="board", border=0)
+
+
+def pruned_list(trials: pd.DataFrame, top: int = 20) -> str:
+    """The pruned trials of a trial table (``seeds.trial_table``): which, at which epoch and why."""
+    pruned = trials[trials["state"] == "PRUNED"].sort_values(["dataset", "trial"], kind="stable")
+    if pruned.empty:
+        return ""
+    items = []
+    for _, row in pruned.head(top).iterrows():
+        trial = f"trial {int(row['trial'])}" if pd.notna(row["trial"]) else str(row["run_id"])
+        combo = " ".join(str(row[c]) for c in COMBO_HOVER)
+        reason = f" ({row['pruned_reason']})" if isinstance(row.get("pruned_reason"), str) else ""
+        items.append(f"<li>{html.escape(str(row['dataset']))} {html.escape(trial)}: {html.escape(combo)}, "
+                     f"{html.escape(outcome_text(row['state'], row['pruned_epoch']) + reason)}</li>")
+    more = f"<li>and {len(pruned) - top} more</li>" if len(pruned) > top else ""
+    return f'<p class="note">Pruned trials (stopped early by the pruner, not ranked):</p><ul class="pruned">{"".join(items)}{more}</ul>'
 
 
 def pareto_panel(board: pd.DataFrame, panel: ParetoPanel, metric: str) -> str:
@@ -141,4 +158,5 @@ __all__ = [
     "leaderboard_panel",
     "note",
     "pareto_panel",
+    "pruned_list",
 ]

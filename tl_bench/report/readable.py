@@ -23,6 +23,7 @@ from typing import Any
 import pandas as pd
 
 from tl_bench.report.columns import INT_COLUMNS
+from tl_bench.report.seeds import outcome_text
 
 # Columns shown, in order, when present and not constant noise.
 SHOWN = (
@@ -67,8 +68,10 @@ def header(column: str, *, all_columns: bool = False) -> str:
 
 def cell(value: Any, column: str, row: pd.Series) -> str:
     """One cell of the readable view: the spread over seeds beside a mean accuracy, finished
-    over started seeds, and every number written by ``format_number``."""
+    over started seeds, why a trial has no accuracy, and every number written by ``format_number``."""
     if _missing(value):
+        if column in ("test_acc", "val_acc") and row.get("state") in ("PRUNED", "FAIL", "RUNNING"):
+            return outcome_text(row.get("state"), row.get("pruned_epoch"))  # why there is no accuracy
         return MISSING
     n_seeds = row.get("n_seeds", 1)
     if column in ("test_acc", "val_acc") and not _missing(n_seeds) and n_seeds > 1:

@@ -54,6 +54,8 @@ def trial_table(runs: pd.DataFrame, metric: str = "val_acc") -> pd.DataFrame:
     for name in ("lr", "batch_size", "epochs", "seed"):
         out[name] = pd.to_numeric(_column(runs, "params." + name), errors="coerce")
     out["trial"] = pd.to_numeric(runs["trial"], errors="coerce")
+    out["pruned_epoch"] = pd.to_numeric(_column(runs, "pruned_epoch"), errors="coerce")
+    out["pruned_reason"] = _column(runs, "pruned_reason")
     n_stages = pd.to_numeric(_column(runs, "metrics.n_stages"), errors="coerce")
     out["n_stages"] = n_stages.fillna(pd.to_numeric(runs["n_stages_tag"], errors="coerce"))
     for name in dict.fromkeys((*MEAN_COLUMNS, metric)):
@@ -67,6 +69,13 @@ def trial_table(runs: pd.DataFrame, metric: str = "val_acc") -> pd.DataFrame:
     # dropna=False: runs missing a param are grouped by the values they have, never dropped.
     out["setting"] = keys.groupby(list(keys.columns), sort=False, dropna=False).ngroup() if len(keys) else []
     return out
+
+
+def outcome_text(state: object, pruned_epoch: object = None) -> str:
+    """How a trial that has no result ended, in words: ``pruned at epoch 2``, ``failed``, ``running``."""
+    if state == "PRUNED":
+        return f"pruned at epoch {int(pruned_epoch)}" if pd.notna(pruned_epoch) else "pruned"
+    return "running" if state == "RUNNING" else "failed"
 
 
 def settings_table(trials: pd.DataFrame, metric: str = "val_acc", *, include_unfinished: bool = False) -> pd.DataFrame:
@@ -135,4 +144,4 @@ def _seed_counts(trials: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-__all__ = ["LCB_Z", "SEED_STATES", "pooled_seed_std", "settings_table", "trial_table"]
+__all__ = ["LCB_Z", "SEED_STATES", "outcome_text", "pooled_seed_std", "settings_table", "trial_table"]

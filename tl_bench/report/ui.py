@@ -23,6 +23,7 @@ from typing import Callable
 from tl_bench.errors import TLBenchError
 from tl_bench.redact import redact
 from tl_bench.tracking import is_server, local_store_path, require_store
+from tl_bench.tracking.view import trial_views
 
 LOOPBACK = "127.0.0.1"
 
@@ -122,22 +123,32 @@ def serve_ui(
     port: int = 5000,
     workers: int = 1,
     artifact_root: str | None = None,
+    study: str | None = None,
     announce: Callable[[str], None] = print,
 ) -> int:
     """Run the MLflow UI in the foreground until it exits or this process is interrupted.
 
     Returns the server's exit code (0 after Ctrl-C or SIGTERM). For an ``http(s)``
     tracking URI it only announces that URL, since that server already has the UI.
+    Each study experiment (only ``study``'s when given) is announced by the URL of its
+    trials in the model-training view, ranked by validation accuracy, with the recipe columns.
     """
     require_store(tracking_uri)  # a server must answer, a local store must exist
+    try:
+        views = trial_views(tracking_uri, study)
+    except Exception:  # the UI still serves the store; only the direct links are left out
+        views = []
     if is_server(tracking_uri):  # it already serves its own UI: there is nothing to start
-        announce(f"MLflow UI: {redact(tracking_uri.rstrip('/'))} (served by the tracking server)")
+        base = redact(tracking_uri.rstrip("/"))
+        announce(f"MLflow UI: {base} (served by the tracking server)")
+        _announce_views(base, views, announce)
         return 0
     check_port(host, port)
     command = ui_command(tracking_uri, host=host, port=port, workers=workers, artifact_root=artifact_root)
     # Own process group: stopping the UI stops mlflow's uvicorn workers with it.
     server = subprocess.Popen(command, start_new_session=True)
     announce(f"MLflow UI: {ui_url(host, port)}  (store {redact(tracking_uri)}; Ctrl-C stops it)")
+    _announce_views(ui_url(host, port), views, announce)
 
     def _stop(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
@@ -151,6 +162,14 @@ def serve_ui(
         signal.signal(signal.SIGTERM, previous)
         if server.poll() is None:
             _shutdown(server)
+
+
+def _announce_views(base: str, views: list[tuple[str, str]], announce: Callable[[str], None]) -> None:
+    for name, path in views:
+        announce(f"  trials of {name}: {base}/#{path}")
+    if views:
+        announce("  (MLflow's model-training view, best val_acc first, recipe columns; the sidebar's "
+                 "'Model training' switch keeps that view for this browser)")
 
 
 def _shutdown(server: subprocess.Popen[bytes], grace_s: float = 10.0) -> int:

@@ -103,6 +103,8 @@ def _run_spec(
     fingerprints = {ds.key: dataset_fingerprint(ds, quiet=quiet) for ds in spec.datasets}
     check_stores(spec, tracking=options.track)
     tracker = Tracker(spec.tracking_uri, spec.name, artifact_location=spec.artifact_location, enabled=options.track)
+    if options.worker_index == 0:
+        tracker.describe_experiment(spec.description)
     checkpoint_for = checkpoint_resolver(spec, tracker if options.track else None)
     if options.worker_index == 0:  # pretrain once, before any worker needs the checkpoints
         for backbone in spec.space.backbones:
@@ -261,10 +263,11 @@ def end_study(spec: StudySpec, tracker: Tracker, outcome: DatasetOutcome) -> Non
     if any(t.state == TrialState.RUNNING for t in trials):
         return  # another worker is still at it: the last one ends the study
     if claim_summary(study, sum(t.state in ENDED for t in trials)):
-        write_summary(study, tracker, outcome.parent_run_id)
+        write_summary(study, tracker, outcome.parent_run_id, spec.description)
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "dashboard.html"
-            render_dashboard(None, tracker.tracking_uri, study=spec.name, dataset=outcome.dataset, out=out)
+            render_dashboard(None, tracker.tracking_uri, study=spec.name, dataset=outcome.dataset, out=out,
+                             plotly_head=tracker.plotly_head())
             tracker.log_artifact(outcome.parent_run_id, str(out))
         try:
             publish_champion(spec, tracker, study, outcome.dataset)

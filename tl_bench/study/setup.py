@@ -17,7 +17,7 @@ from tl_bench.spec import DatasetSpec, StudySpec
 from tl_bench.errors import StorageError
 from tl_bench.redact import redact
 from tl_bench.study.storage import PARENT_RUN, check_study, make_storage, storage_faults
-from tl_bench.tracking import Tracker, check_tracking_uri, run_exists, store_missing
+from tl_bench.tracking import Tracker, check_tracking_uri, flat_params, run_exists, store_missing
 
 PARENT_WAIT_S = 60
 
@@ -85,6 +85,15 @@ def check_recorded_here(spec: StudySpec, study: optuna.Study) -> None:
         )
 
 
+SEARCH_SECTIONS = ("space", "fixed", "objective", "sampler", "pruner", "budget")
+
+
+def search_params(spec: StudySpec) -> dict[str, str]:
+    """What a dataset study searched and how, as flat params of its parent run (``sampler.name``,
+    ``space.hyper.lr.low``, ``budget.n_trials``, ...)."""
+    return flat_params(spec.model_dump(mode="json", include=set(SEARCH_SECTIONS)))
+
+
 def parent_run(study: optuna.Study, created: bool, tracker: Tracker, spec: StudySpec, dataset: DatasetSpec) -> str:
     """The dataset's parent run id, created once per study however many workers start together."""
     if not tracker.enabled:
@@ -96,7 +105,8 @@ def parent_run(study: optuna.Study, created: bool, tracker: Tracker, spec: Study
 
     def create() -> str:
         return tracker.create_parent_run(study=spec.name, dataset=dataset.key, optuna_study=study.study_name,
-                                         description=spec.description or "")
+                                         description=spec.description or "", params=search_params(spec),
+                                         study_file=str(spec.source_path))
 
     if created:
         return record(tracker.find_parent_run(study.study_name) or create())
@@ -111,4 +121,5 @@ def parent_run(study: optuna.Study, created: bool, tracker: Tracker, spec: Study
         time.sleep(0.5)
 
 
-__all__ = ["check_recorded_here", "check_stores", "checkpoint_resolver", "dataset_fingerprint", "parent_run"]
+__all__ = ["check_recorded_here", "check_stores", "checkpoint_resolver", "dataset_fingerprint", "parent_run",
+           "search_params"]

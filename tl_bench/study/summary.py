@@ -18,7 +18,16 @@ from optuna.trial import FrozenTrial, TrialState
 
 from tl_bench.study.screen import screen_tau
 from tl_bench.study.storage import RUN_ATTR
-from tl_bench.tracking import BEST_RUN_ID, BEST_TRIAL, IMPORTANCE_EVALUATOR, IMPORTANCE_PREFIX, Tracker
+from tl_bench.tracking import (
+    BEST_RUN_ID,
+    BEST_RUN_LINK,
+    BEST_TRIAL,
+    IMPORTANCE_EVALUATOR,
+    IMPORTANCE_PREFIX,
+    RUN_NOTE,
+    Tracker,
+)
+from tl_bench.tracking.view import run_path
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +73,9 @@ def importances(study: optuna.Study) -> dict[str, float]:
         return {}
 
 
-def plots_html(study: optuna.Study, importance: dict[str, float]) -> str:
-    """Optuna's standard plots of the study in one offline HTML page (plotly.js embedded once).
+def plots_html(study: optuna.Study, importance: dict[str, float], plotly_head: str | None = None) -> str:
+    """Optuna's standard plots of the study in one offline HTML page: plotly.js embedded once, or
+    loaded by ``plotly_head`` (the store's shared copy, ``Tracker.plotly_head``).
 
     History with the best value so far, intermediate values (what the pruner saw),
     parallel coordinates, slices, the contour of the two most important
@@ -104,11 +114,12 @@ def plots_html(study: optuna.Study, importance: dict[str, float]) -> str:
                     log.info("%s plot skipped: %s", title, err)
     finally:
         optuna.logging.set_verbosity(verbosity)
-    parts = [fig.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, fig in enumerate(figures)]
+    parts = [fig.to_html(full_html=False, include_plotlyjs=(i == 0 and plotly_head is None))
+             for i, fig in enumerate(figures)]
     body = "\n".join(parts) or "<p>Not enough finished trials for Optuna's plots yet.</p>"
     note = (f"<p>Importances: optuna.importance.{EVALUATOR_NAME} on {names[0]}, "
             "the evaluator optuna-dashboard uses.</p>")
-    return (f"<html><head><meta charset='utf-8'><title>{study.study_name}</title></head>"
+    return (f"<html><head><meta charset='utf-8'><title>{study.study_name}</title>{plotly_head or ''}</head>"
             f"<body>{note}{body}</body></html>")
 
 
@@ -129,8 +140,11 @@ def _metric_name(param: str) -> str:
     return re.sub(r"[^\w\-. :/]", ":", param)
 
 
-def write_summary(study: optuna.Study, tracker: Tracker, parent_run_id: str) -> dict[str, Any]:
-    """Write counts, best trial, importances and plots to the parent run; returns what was written."""
+def write_summary(study: optuna.Study, tracker: Tracker, parent_run_id: str, description: str = "") -> dict[str, Any]:
+    """Write counts, best trial, importances and plots to the parent run; returns what was written.
+
+    The best trial is linked from the parent run: a ``tlb.best_run_link`` tag and a line of the run's
+    description (``description`` first), which the MLflow UI shows as a link."""
     counts = count_states(study)
     metrics: dict[str, float] = {f"n_{k.lower()}": float(v) for k, v in counts.items() if k != "WAITING"}
     tags: dict[str, str] = {}
@@ -139,14 +153,20 @@ def write_summary(study: optuna.Study, tracker: Tracker, parent_run_id: str) -> 
         metrics.update(best_val_acc=best.values[0], best_trial=float(best.number))
         if "test_acc" in best.user_attrs:
             metrics["best_test_acc"] = float(best.user_attrs["test_acc"])
-        tags.update({BEST_TRIAL: str(best.number), BEST_RUN_ID: str(best.user_attrs.get(RUN_ATTR, ""))})
+        run_id = str(best.user_attrs.get(RUN_ATTR, ""))
+        tags.update({BEST_TRIAL: str(best.number), BEST_RUN_ID: run_id})
+        if run_id and tracker.enabled:
+            link = "#" + run_path(tracker.experiment_id, run_id)
+            tags[BEST_RUN_LINK] = link
+            line = f"Best trial: [trial {best.number}]({link}), val_acc {best.values[0]:.4f}"
+            tags[RUN_NOTE] = f"{description}\n\n{line}" if description else line
     metrics.update(screen_tau(study))
     imp = importances(study)
     metrics.update({f"{IMPORTANCE_PREFIX}{_metric_name(k)}": v for k, v in imp.items()})
     tags[IMPORTANCE_EVALUATOR] = EVALUATOR_NAME
     tracker.log_summary(parent_run_id, metrics, tags)
     if tracker.enabled and parent_run_id:
-        tracker.log_text(parent_run_id, plots_html(study, imp), "optuna_plots.html")
+        tracker.log_text(parent_run_id, plots_html(study, imp, tracker.plotly_head()), "optuna_plots.html")
     return {"counts": counts, "importances": imp, **metrics}
 
 

@@ -38,7 +38,8 @@ from tl_bench.study.storage import (
     set_trial_attrs,
 )
 from tl_bench.study.workers import pid_namespace
-from tl_bench.tracking import CUDA_VISIBLE_DEVICES, OPTUNA_STUDY, THREADS, Tracker
+from tl_bench.tracking import CUDA_VISIBLE_DEVICES, OPTUNA_STUDY, THREADS, Tracker, pruned_tags
+from tl_bench.tracking.system import system_metrics
 from tl_bench.train import FeatureCache, TrainedModel
 
 
@@ -162,15 +163,18 @@ def _train_and_tell(ctx: TrialContext, trial: optuna.Trial) -> TrialState:
             if report_now:
                 trial.report(metrics["val_acc"], epoch)
                 if trial.should_prune():
-                    raise optuna.TrialPruned(f"pruned at epoch {epoch} (val_acc {metrics['val_acc']:.4f})")
+                    raise optuna.TrialPruned(f"{type(ctx.study.pruner).__name__}: val_acc {metrics['val_acc']:.4f} "
+                                             f"at epoch {epoch}")
             elif not multi:
                 steps[epoch] = metrics["val_acc"]
 
         keep = {"on_trained": lambda model, _: trained.append(model)} if ctx.keeper is not None else {}
-        result = ctx.train_fn(config, on_epoch=on_epoch, cache=ctx.cache, **keep)
-    except optuna.TrialPruned:
+        with system_metrics(ctx.tracker.tracking_uri if ctx.tracker.enabled else None, run_id):
+            result = ctx.train_fn(config, on_epoch=on_epoch, cache=ctx.cache, **keep)
+    except optuna.TrialPruned as err:
         _tell(ctx.study, trial, state=TrialState.PRUNED)
-        ctx.tracker.finish_trial(run_id, "PRUNED", history=history, config=config)
+        epoch = int(history[-1]["epoch"]) if history else 0
+        ctx.tracker.finish_trial(run_id, "PRUNED", history=history, config=config, tags=pruned_tags(epoch, str(err)))
         return TrialState.PRUNED
     except (KeyboardInterrupt, SystemExit) as err:
         # Ctrl-C or SIGTERM: record the trial as failed-by-interrupt in both stores, then stop.

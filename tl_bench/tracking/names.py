@@ -26,12 +26,15 @@ VERSION = "tlb.version"
 TRIAL = "tlb.trial"
 STATE = "tlb.state"
 ERROR = "tlb.error"
+PRUNED_EPOCH = "tlb.pruned_epoch"  # the epoch after which a pruned trial was stopped
+PRUNED_REASON = "tlb.pruned_reason"  # the pruner and the value it judged
 N_STAGES = "tlb.n_stages"
 THREADS = "tlb.threads"  # torch threads of the worker that ran it
 CUDA_VISIBLE_DEVICES = "tlb.cuda_visible_devices"  # the worker's CUDA_VISIBLE_DEVICES ("" when unset)
 # Parent runs: the study summary.
 BEST_TRIAL = "tlb.best_trial"
 BEST_RUN_ID = "tlb.best_run_id"
+BEST_RUN_LINK = "tlb.best_run_link"  # the best trial's page in the MLflow UI, as a link relative to the UI
 IMPORTANCE_EVALUATOR = "tlb.importance_evaluator"  # the Optuna evaluator behind the importance.* metrics
 # Logged models of kept trials and their registered versions.
 MODEL_NAME = "model"  # a kept trial's logged model, so runs:/<run_id>/model names it
@@ -58,6 +61,7 @@ RUN_NOTE = MLFLOW_RUN_NOTE
 KIND_STUDY = "study"
 KIND_TRIAL = "trial"
 KIND_PRETRAIN = "pretrain"
+KIND_PRETRAINING = "pretraining"  # the run the pretraining runs of an experiment are nested under
 KIND_SCREEN = "screen"
 
 # Optuna trial state -> MLflow run status.
@@ -84,6 +88,10 @@ def trial_run_name(config: TrialConfig | Mapping[str, Any], trial_number: int) -
     return f"{values['backbone']}-{weights}-f{values['freeze_depth']}-{values['neck']}-{values['head']}-t{trial_number}"
 
 
+STUDY_FILE_DIR = "study"  # artifact folder of a parent run holding the study file it was run from
+PRETRAINING_RUN = "pretraining"  # run name of the KIND_PRETRAINING run
+
+
 def pretrain_run_name(source: str, backbone: str) -> str:
     """``pretrain-<source>-<backbone>``: the run of one local pretraining checkpoint."""
     return f"pretrain-{source}-{backbone}"
@@ -103,6 +111,31 @@ def config_params(config: TrialConfig | Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
+def pruned_tags(epoch: int, reason: str) -> dict[str, str]:
+    """The tags of a pruned trial's run: at which epoch and why, also as the run's description."""
+    return {PRUNED_EPOCH: str(epoch), PRUNED_REASON: reason,
+            RUN_NOTE: f"Pruned at epoch {epoch} ({reason}): stopped early by Optuna's pruner, not failed."}
+
+
+def flat_params(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested settings as flat MLflow params: ``sampler.name``, ``space.hyper.lr.low``; a list of named
+    items is keyed by name (``space.backbones.test_vit.weights``), other lists are joined; None is left out."""
+    out: dict[str, str] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out |= flat_params(value, f"{name}.")
+        elif isinstance(value, list) and value and all(isinstance(v, Mapping) and "name" in v for v in value):
+            for item in value:
+                rest = {k: v for k, v in item.items() if k != "name"}
+                out |= flat_params(rest, f"{name}.{item['name']}.") if rest else {f"{name}.{item['name']}": "yes"}
+        elif isinstance(value, list):
+            out[name] = ", ".join(json.dumps(v) if isinstance(v, (dict, list)) else str(v) for v in value)
+        elif value is not None:
+            out[name] = str(value)
+    return out
+
+
 def trial_tags(*, study: str, dataset: str, trial_number: int, state: str, parent_run_id: str = "") -> dict[str, str]:
     """The tags that make a run a trial run of ``study``, nested under its parent when there is one."""
     tags = {KIND: KIND_TRIAL, STUDY: study, DATASET: dataset, TRIAL: str(trial_number), STATE: state,
@@ -114,6 +147,7 @@ def trial_tags(*, study: str, dataset: str, trial_number: int, state: str, paren
 
 __all__ = [
     "BEST_RUN_ID",
+    "BEST_RUN_LINK",
     "BEST_TRIAL",
     "CHAMPION",
     "CHECKPOINT",
@@ -127,6 +161,7 @@ __all__ = [
     "IMPORTANCE_PREFIX",
     "KIND",
     "KIND_PRETRAIN",
+    "KIND_PRETRAINING",
     "KIND_SCREEN",
     "KIND_STUDY",
     "KIND_TRIAL",
@@ -139,6 +174,9 @@ __all__ = [
     "ORPHAN",
     "PARENT_RUN_ID",
     "PID",
+    "PRETRAINING_RUN",
+    "PRUNED_EPOCH",
+    "PRUNED_REASON",
     "REPAIRED",
     "RUN_ID",
     "RUN_NOTE",
@@ -148,13 +186,16 @@ __all__ = [
     "SOURCE_DATASET",
     "STATE",
     "STUDY",
+    "STUDY_FILE_DIR",
     "THREADS",
     "TRIAL",
     "VERSION",
     "WARM_START",
     "config_params",
+    "flat_params",
     "pretrain_run_name",
     "pretrain_tags",
+    "pruned_tags",
     "trial_run_name",
     "trial_tags",
 ]

@@ -16,13 +16,25 @@ from mlflow.tracking import MlflowClient
 
 from tl_bench.errors import StorageError
 from tl_bench.faults import store_error
-from tl_bench.tracking.names import DATASET, KIND, KIND_TRIAL, N_STAGES, PARENT_RUN_ID, STATE, STUDY, TRIAL
+from tl_bench.tracking.names import (
+    DATASET,
+    KIND,
+    KIND_TRIAL,
+    N_STAGES,
+    PARENT_RUN_ID,
+    PRUNED_EPOCH,
+    PRUNED_REASON,
+    STATE,
+    STUDY,
+    TRIAL,
+)
 from tl_bench.tracking.store import check_tracking_uri, require_store, store_label
 
 PAGE_SIZE = 10_000  # MLflow's own page size for pandas searches; servers accept up to 50,000
 # Tags copied into the frame, under these column names.
 TAG_COLUMNS = {STUDY: "study", DATASET: "dataset", TRIAL: "trial", STATE: "state",
-               N_STAGES: "n_stages_tag", PARENT_RUN_ID: "parent_run_id"}
+               N_STAGES: "n_stages_tag", PARENT_RUN_ID: "parent_run_id", PRUNED_EPOCH: "pruned_epoch",
+               PRUNED_REASON: "pruned_reason"}
 
 
 def search_runs(client: MlflowClient, experiment_ids: Sequence[str], filter_string: str = "") -> Iterator[Run]:

@@ -13,77 +13,51 @@ store and what to do (``tl_bench.faults``).
 
 from __future__ import annotations
 
-import functools
 import json
 import math
-import os
-import socket
 import tempfile
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, Run, RunStatus, RunTag
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Run, RunStatus
 from mlflow.exceptions import MlflowException
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from mlflow.tracking import MlflowClient
 
 import tl_bench
 from tl_bench.config import TrialConfig, TrialResult
-from tl_bench.errors import TLBenchError
 from tl_bench.faults import store_error
 from tl_bench.tracking.names import (
     CURVES,
     DATASET,
     ERROR,
-    HOST,
     KIND,
     KIND_STUDY,
-    MAX_PARAM,
-    MAX_TAG,
     N_STAGES,
     OPTUNA_STUDY,
-    PARENT_RUN_ID,
-    PID,
     RUN_NOTE,
     RUN_STATUS,
     STATE,
     STUDY,
+    STUDY_FILE_DIR,
     VERSION,
     config_params,
-    pretrain_run_name,
-    pretrain_tags,
     trial_run_name,
     trial_tags,
 )
+from tl_bench.tracking.assets import plotly_loader, shared_plotly_run
+from tl_bench.tracking.batch import log_batches
+from tl_bench.tracking.guard import _guarded, _now_ms
+from tl_bench.tracking.pretrain_record import PretrainRecords
 from tl_bench.tracking.read import search_runs
 from tl_bench.tracking.store import check_tracking_uri, is_server, store_label
+from tl_bench.tracking.view import experiment_tags
 
-F = TypeVar("F", bound=Callable[..., Any])
 DATASET_ATTEMPTS = 3  # concurrent writers of one new dataset: each retry finds it stored by another
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def _guarded(method: F) -> F:
-    """The method's store errors as one ``StorageError`` line naming the store."""
-
-    @functools.wraps(method)
-    def call(self: Tracker, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return method(self, *args, **kwargs)
-        except TLBenchError:
-            raise
-        except Exception as err:  # MLflow, SQLAlchemy, requests and OS errors alike
-            raise store_error(err, store_label(self.tracking_uri), self.tracking_uri or "") from err
-
-    return call  # type: ignore[return-value]
-
-
-class Tracker:
+class Tracker(PretrainRecords):
     """Writes the study record; ``enabled=False`` makes every call a no-op (for benchmarks)."""
 
     def __init__(
@@ -101,11 +75,14 @@ class Tracker:
         self._client: MlflowClient | None = None
         self.experiment_id = ""
         self._artifact_uris: dict[str, str] = {}  # run id -> artifact root, for runs this tracker started
+        self._plotly: str | None = None
+        self._artifact_location: str | None = None
         if enabled:
             check_tracking_uri(tracking_uri or "", write=write)
             if is_server(tracking_uri):
                 artifact_location = None  # the server's artifact root, reachable from every host
             self._client = MlflowClient(tracking_uri)
+            self._artifact_location = artifact_location
             self.experiment_id = self._experiment(experiment, artifact_location)
 
     @_guarded
@@ -152,7 +129,24 @@ class Tracker:
         return min(found, key=lambda r: (r.info.start_time or 0, r.info.run_id)).info.run_id if found else None
 
     @_guarded
-    def create_parent_run(self, *, study: str, dataset: str, optuna_study: str, description: str = "") -> str:
+    def describe_experiment(self, description: str = "") -> None:
+        """Open the experiment in MLflow's model-training view on its trials, with ``description``
+        (``tracking.view``); only tags that differ are written."""
+        if not self.enabled:
+            return
+        assert self._client is not None
+        current = self._client.get_experiment(self.experiment_id).tags
+        for key, value in experiment_tags(description).items():
+            if current.get(key) != value:
+                self._client.set_experiment_tag(self.experiment_id, key, value)
+
+    @_guarded
+    def create_parent_run(
+        self, *, study: str, dataset: str, optuna_study: str, description: str = "",
+        params: Mapping[str, str] | None = None, study_file: str | None = None,
+    ) -> str:
+        """The dataset study's run: ``params`` (the search settings, flat) and ``study_file`` (logged under
+        ``study/``) are written once, when it is made."""
         if not self.enabled:
             return ""
         assert self._client is not None
@@ -161,6 +155,11 @@ class Tracker:
         if description:
             tags[RUN_NOTE] = description
         run = self._client.create_run(self.experiment_id, run_name=dataset, tags=tags)
+        if params:
+            self._log(run.info.run_id, params=params)
+        if study_file and Path(study_file).is_file():
+            get_artifact_repository(run.info.artifact_uri, tracking_uri=self.tracking_uri).log_artifact(
+                study_file, STUDY_FILE_DIR)
         return run.info.run_id
 
     @_guarded
@@ -233,8 +232,11 @@ class Tracker:
         history: Sequence[dict[str, float]] = (),
         error: str | None = None,
         config: TrialConfig | None = None,
+        end_ms: int | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> None:
-        """One batched write of curves, results and state, then the run's terminal status."""
+        """One batched write of curves, results and state, then the run's terminal status
+        (``end_ms``: its end time when not now)."""
         if not self.enabled or not run_id:
             return
         assert self._client is not None
@@ -251,7 +253,7 @@ class Tracker:
             for name, value in result.metrics().items():
                 if math.isfinite(value):
                     metrics.append(Metric(name, value, now, 0))
-        tags = {STATE: state}
+        tags = {STATE: state, **(tags or {})}
         if result is not None:
             tags[N_STAGES] = str(result.n_stages)
         if error:
@@ -262,7 +264,7 @@ class Tracker:
             if result is not None:
                 record["test_per_class_acc"] = result.test_per_class_acc
             self._log_json(run_id, artifact_uri, record, "trial_config.json")
-        self._client.set_terminated(run_id, status=RUN_STATUS.get(state, "FAILED"))
+        self._client.set_terminated(run_id, status=RUN_STATUS.get(state, "FAILED"), end_time=end_ms)
 
     def _log_json(self, run_id: str, artifact_uri: str | None, record: dict[str, Any], name: str) -> None:
         """``log_dict``; with the run's artifact root known (runs this tracker started), without looking it up."""
@@ -289,44 +291,6 @@ class Tracker:
         if self.enabled and run_id:
             self._log(run_id, tags=tags)
 
-    @_guarded
-    def record_run(
-        self,
-        *,
-        run_name: str,
-        tags: Mapping[str, str],
-        params: Mapping[str, str],
-        metrics: Sequence[tuple[str, float, int]],
-        state: str,
-        start_ms: int,
-        end_ms: int,
-    ) -> str:
-        """Write a whole run that has already ended (``metrics`` as name, value, step); returns its id."""
-        assert self._client is not None
-        run_id = self._client.create_run(self.experiment_id, start_time=start_ms, run_name=run_name,
-                                        tags={k: v[:MAX_TAG] for k, v in tags.items()}).info.run_id
-        self._log(run_id, params=params, metrics=[Metric(k, float(v), end_ms, step) for k, v, step in metrics])
-        self._client.set_terminated(run_id, status=RUN_STATUS[state], end_time=end_ms)
-        return run_id
-
-    @_guarded
-    def record_pretrain(
-        self, config: TrialConfig, result: TrialResult, *, source: str, checkpoint: str, pretrain_time_s: float
-    ) -> str:
-        """A run of its own kind (``tlb.kind=pretrain``), so leaderboards of trials never include it."""
-        if not self.enabled:
-            return ""
-        assert self._client is not None
-        tags = pretrain_tags(source=source, checkpoint=checkpoint, source_dataset=config.dataset)
-        tags |= {HOST: socket.gethostname(), PID: str(os.getpid())}
-        run = self._client.create_run(self.experiment_id, run_name=pretrain_run_name(source, config.backbone), tags=tags)
-        self._artifact_uris[run.info.run_id] = run.info.artifact_uri
-        timing = Metric("pretrain_time_s", float(pretrain_time_s), _now_ms(), 0)
-        self._log(run.info.run_id, params=config_params(config), metrics=[timing])
-        # Curves, results and the resolved config are written as for a trial, in one batch.
-        self.finish_trial(run.info.run_id, "COMPLETE", result=result, history=result.history, config=config)
-        return run.info.run_id
-
     def _log(
         self,
         run_id: str,
@@ -335,19 +299,8 @@ class Tracker:
         metrics: Sequence[Metric] = (),
         tags: Mapping[str, str] | None = None,
     ) -> None:
-        """Params, metrics and tags in as few ``log_batch`` calls as MLflow's limits allow
-        (100 params, 100 tags and 1000 values in all per call); at least one call."""
         assert self._client is not None
-        ps = [Param(k, v[:MAX_PARAM]) for k, v in (params or {}).items()]
-        ts = [RunTag(k, str(v)[:MAX_TAG]) for k, v in (tags or {}).items()]
-        ms = list(metrics)
-        while True:
-            p, ps, t, ts = ps[:100], ps[100:], ts[:100], ts[100:]
-            room = 1000 - len(p) - len(t)
-            m, ms = ms[:room], ms[room:]
-            self._client.log_batch(run_id, metrics=m, params=p, tags=t)
-            if not (ps or ts or ms):
-                return
+        log_batches(self._client, run_id, params=params, metrics=metrics, tags=tags)
 
     # -- study summary ----------------------------------------------------
     @_guarded
@@ -357,6 +310,17 @@ class Tracker:
         numbers = [Metric(k, float(v), _now_ms(), 0) for k, v in metrics.items()
                    if v is not None and math.isfinite(float(v))]
         self._log(parent_run_id, metrics=numbers, tags=tags)
+
+    @_guarded
+    def plotly_head(self) -> str | None:
+        """The ``<script>`` that HTML artifacts load the store's one copy of plotly.js with
+        (``tracking.assets``); None when tracking is off."""
+        if not self.enabled:
+            return None
+        assert self._client is not None
+        if self._plotly is None:
+            self._plotly = plotly_loader(shared_plotly_run(self._client, self._artifact_location))
+        return self._plotly
 
     @_guarded
     def log_artifact(self, run_id: str, path: str, artifact_path: str | None = None) -> None:
