@@ -52,10 +52,15 @@ def _first_line(err: BaseException) -> str:
     return textwrap.shorten(text.splitlines()[0], 200, placeholder=" ...") if text else type(err).__name__
 
 
-def _create_timm(name: str, img_size: int | None, pretrained_name: str | None = None) -> nn.Module:
-    """The classifier-free timm model; ``img_size`` is passed to models that take it (ViTs, Swin)."""
+def _create_timm(
+    name: str, img_size: int | None, pretrained_name: str | None = None, drop_path_rate: float = 0.0
+) -> nn.Module:
+    """The classifier-free timm model; ``img_size`` is passed to models that take it (ViTs, Swin),
+    ``drop_path_rate`` (stochastic depth) only when set, so models without it build as before."""
 
     def build(**kwargs: Any) -> nn.Module:
+        if drop_path_rate:
+            kwargs["drop_path_rate"] = drop_path_rate
         if pretrained_name:
             return create_pretrained(pretrained_name, num_classes=0, **kwargs)
         return timm.create_model(name, pretrained=False, num_classes=0, **kwargs)
@@ -66,10 +71,21 @@ def _create_timm(name: str, img_size: int | None, pretrained_name: str | None = 
         return build(img_size=img_size)
     except TypeError as err:
         if "img_size" not in str(err):
+            _refuse_drop_path(name, err)
             raise
-        return build()  # a CNN: any input size works without telling it
+        try:
+            return build()  # a CNN: any input size works without telling it
+        except TypeError as err2:
+            _refuse_drop_path(name, err2)
+            raise
     except (AssertionError, ValueError, RuntimeError) as err:
         raise ModelBuildError(f"backbone {name!r} cannot be built for img_size {img_size}: {_first_line(err)}") from None
+
+
+def _refuse_drop_path(name: str, err: TypeError) -> None:
+    if "drop_path_rate" in str(err):
+        raise ModelBuildError(f"backbone {name!r} has no stochastic depth (drop_path_rate)",
+                              "drop_path_rate 0 for this backbone") from None
 
 
 def frozen_stage_count(depth: FreezeDepth, n_stages: int, backbone: str) -> int:
@@ -225,12 +241,13 @@ def create_backbone(
     weights_path: str | None = None,
     freeze_depth: FreezeDepth = 0,
     scales: int = 1,
+    drop_path_rate: float = 0.0,
 ) -> Backbone:
     """Create the timm model, load its weights, drop unused head modules and freeze."""
     check_backbone(name)
     choice = parse_weights(weights, weights_path)
     pretrained_name = check_hub_tag(name, choice.tag) if choice.kind == "hub" else None
-    model = _create_timm(name, img_size, pretrained_name)
+    model = _create_timm(name, img_size, pretrained_name, drop_path_rate)
     dropped = _drop_unused(model, name, img_size)
     report = load_backbone_file(model, choice.path, dropped) if choice.kind == "file" else None
     return Backbone(

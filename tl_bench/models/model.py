@@ -61,6 +61,7 @@ def build_model(
     head: str = "linear",
     neck_dim: int = 256,
     head_hidden: int = 256,
+    drop_path_rate: float = 0.0,
 ) -> TransferModel:
     """Build backbone (timm, weights, frozen stages), neck and head from their names.
 
@@ -76,6 +77,7 @@ def build_model(
         weights_path=weights_path,
         freeze_depth=freeze_depth,
         scales=neck_cls.scales,
+        drop_path_rate=drop_path_rate,
     )
     nk = neck_cls(bb.feature_dims, neck_dim=neck_dim, num_prefix_tokens=bb.num_prefix_tokens)
     hd = head_cls(nk.out_dim, num_classes, hidden=head_hidden)
@@ -96,6 +98,7 @@ def build_model_for(config: TrialConfig, num_classes: int, *, load_weights: bool
         head=config.head,
         neck_dim=config.neck_dim,
         head_hidden=config.head_hidden,
+        drop_path_rate=config.drop_path_rate,
     )
 
 
