@@ -10,8 +10,11 @@ time, where the trainer measures it.
 
 - ``randaug``: timm's RandAugment ``rand-m9-mstd0.5-inc1`` (its ImageNet recipe)
 - ``trivialaug``: TrivialAugment as timm's RandAugment spells it, one op of
-  uniformly drawn magnitude per image (``rand-n1-m10-mstd101-inc1``)
+  uniformly drawn magnitude per image (``rand-n1-m9-mstd101-inc1``)
 - ``autoaug``: AutoAugment's ImageNet policy (``original``)
+
+RandAugment magnitudes are capped at 9 of 10 (``mmax9``): at 10, timm's increasing
+posterize keeps 0 bits, which current Pillow refuses.
 """
 
 from __future__ import annotations
@@ -28,8 +31,8 @@ from tl_bench.config import Augment
 from tl_bench.data.transforms import augment_batch
 
 TIMM_POLICIES: dict[str, str] = {
-    "randaug": "rand-m9-mstd0.5-inc1",
-    "trivialaug": "rand-n1-m10-mstd101-inc1",
+    "randaug": "rand-m9-mstd0.5-inc1-mmax9",
+    "trivialaug": "rand-n1-m9-mstd101-inc1-mmax9",
     "autoaug": "original",
 }
 

@@ -59,10 +59,16 @@ def resolve_execution(config: TrialConfig, device: torch.device) -> Execution:
 def compile_model(model: nn.Module, batch: torch.Tensor, autocast: Autocast, device: torch.device) -> float:
     """``torch.compile`` ``model`` in place and run its first passes (a training step's forward and
     backward, an evaluation forward) on ``batch``; returns their seconds. Weights, buffers (BatchNorm
-    statistics) and gradients are as they were before."""
+    statistics) and gradients are as they were before.
+
+    The batch dimension is compiled as dynamic from the start, so the loop's other batch sizes (the
+    last batch, evaluation batches) reuse these graphs instead of recompiling inside the timed phases.
+    """
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     was_training = model.training
     model.compile()
+    batch = batch.detach().clone()
+    torch._dynamo.mark_dynamic(batch, 0)
     _sync(device)
     start = time.perf_counter()
     model.train()

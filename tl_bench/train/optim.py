@@ -53,16 +53,18 @@ def param_groups(model: nn.Module, backbone: nn.Module, config: TrialConfig) -> 
 def layer_groups(model: nn.Module, backbone: nn.Module, config: TrialConfig) -> list[dict]:
     """timm's layer-wise lr decay over the backbone's fine-grained groups (``group_matcher(coarse=False)``):
     layer ``i`` of ``L`` learns at ``lr * backbone_lr_scale * layer_decay ** (L - 1 - i)``; neck and
-    head keep ``lr``. Backbone groups are named ``backbone_<k>[_no_decay]`` in timm's order and keep
+    head keep ``lr``. Backbone groups are named ``backbone_layer<i>[_no_decay]`` (stem first) and keep
     their ``layer_scale``."""
     assert config.layer_decay is not None
     timm_model = getattr(backbone, "model", backbone)  # the timm model inside tl-bench's Backbone
+    timm_groups = param_groups_layer_decay(timm_model, config.weight_decay, layer_decay=config.layer_decay)
+    scales = sorted({group["lr_scale"] for group in timm_groups})  # one per layer, stem first
     groups = []
-    for k, group in enumerate(param_groups_layer_decay(timm_model, config.weight_decay, layer_decay=config.layer_decay)):
+    for group in timm_groups:
         layer_scale = group.pop("lr_scale")  # baked into lr: timm's schedulers would apply it again
-        suffix = "" if group["weight_decay"] > 0 or config.weight_decay == 0 else "_no_decay"
+        suffix = "_no_decay" if all(p.ndim <= 1 for p in group["params"]) else ""
         groups.append({**group, "lr": config.lr * config.backbone_lr_scale * layer_scale,
-                       "layer_scale": layer_scale, "name": f"backbone_{k}{suffix}"})
+                       "layer_scale": layer_scale, "name": f"backbone_layer{scales.index(layer_scale)}{suffix}"})
     backbone_ids = {id(p) for p in backbone.parameters()}
     rest = [p for p in model.parameters() if p.requires_grad and id(p) not in backbone_ids]
     for decay in (True, False):
