@@ -77,3 +77,32 @@ def test_bad_recipe_values_are_one_line(
     assert "\n" not in message and message.startswith(f"{path}: {field}: "), message
     wrong, _, accepts = message[len(f"{path}: {field}: "):].partition("; accepted: ")
     assert what in wrong and accepted in accepts, message
+
+
+STUDIES = Path(__file__).resolve().parents[2] / "studies"
+SEARCHED = {"layer_decay", "drop_path_rate", "mixup", "cutmix", "augment", "ema_decay", "optimizer", "sched"}
+
+
+def test_the_recipe_study_searches_the_recipe_on_published_weights() -> None:
+    spec = load_spec(STUDIES / "finetune_recipes.yaml")
+    assert {b.name for b in spec.space.backbones} == {"resnet50", "convnext_tiny", "vit_small_patch16_224"}
+    assert all(b.weights == ["pretrained"] for b in spec.space.backbones)
+    assert SEARCHED <= set(spec.space.hyper) and spec.space.freeze_depth == [0]
+    assert {"lamb", "lion", "sgd"} <= set(spec.space.hyper["optimizer"].choices)
+    assert set(spec.space.hyper["sched"].choices) == {"cosine", "step", "plateau"}
+    assert spec.fixed["precision"] == "bf16" and spec.fixed["channels_last"] is True
+    assert all(d.img_size == 224 and d.download for d in spec.datasets)
+
+
+def test_the_offline_recipe_study_reuses_the_quickstarts_checkpoints() -> None:
+    from tl_bench.pretrain import checkpoint_path
+
+    spec = load_spec(STUDIES / "finetune_recipes_offline.yaml")
+    quickstart = load_spec(STUDIES / "quickstart.yaml")
+    assert SEARCHED <= set(spec.space.hyper)
+    assert {b.name: b.weights for b in spec.space.backbones} == {
+        name: ["local:shapes"] for name in ("test_resnet", "test_convnext", "test_vit")}
+    assert spec.datasets[0].name == "digits" and spec.datasets[0].img_size == 32 and not spec.datasets[0].download
+    assert "fp16" not in str(spec.fixed) and not spec.fixed.get("compile", False)  # runs on a CPU
+    for backbone in ("test_resnet", "test_convnext", "test_vit"):
+        assert checkpoint_path(spec, "shapes", backbone) == checkpoint_path(quickstart, "shapes", backbone)
