@@ -20,14 +20,14 @@ posterize keeps 0 bits, which current Pillow refuses.
 from __future__ import annotations
 
 import random
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 from timm.data import create_transform
 from torchvision.transforms.functional import to_pil_image
 
-from tl_bench.config import Augment
+from tl_bench.config import Augment, TrialConfig
 from tl_bench.data.transforms import augment_batch
 
 TIMM_POLICIES: dict[str, str] = {
@@ -80,4 +80,12 @@ class BatchAugment:
         return out.to(self.device, non_blocking=True).float().div_(255.0)
 
 
-__all__ = ["BatchAugment", "TIMM_POLICIES"]
+def augment_for(config: TrialConfig, data_config: dict[str, Any], device: torch.device) -> BatchAugment | None:
+    """The training augmentation ``config`` names for a backbone with timm data config ``data_config``."""
+    if config.augment == "none":
+        return None
+    return BatchAugment(config.augment, img_size=config.img_size, device=device, mean=data_config["mean"],
+                        interpolation=data_config.get("interpolation") or "bilinear")
+
+
+__all__ = ["BatchAugment", "TIMM_POLICIES", "augment_for"]

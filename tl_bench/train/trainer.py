@@ -17,7 +17,7 @@ from tl_bench.config import TrialConfig, TrialResult
 from tl_bench.data import DatasetSplits
 from tl_bench.errors import TrainingSetupError
 from tl_bench.models import TransferModel, count_params, measure_flops
-from tl_bench.train.augment import BatchAugment
+from tl_bench.train.augment import augment_for
 from tl_bench.train.batches import ImageFeeder
 from tl_bench.train.cache import FeatureCache
 from tl_bench.train.cost import PeakMemory, PhaseTimer, model_mb
@@ -197,7 +197,7 @@ def feeder_for(
         batch_size=config.batch_size,
         # Inference holds no activations for backward: larger batches are safe and faster.
         eval_batch_size=max(config.batch_size, min(4 * config.batch_size, 1024)),
-        augment=_augment_for(config, model, device),
+        augment=augment_for(config, model.backbone.data_config, device),
         channels_last=execution.channels_last,
     )
     if not cache_applies(config, model):
@@ -218,14 +218,6 @@ def feeder_for(
     for split in ("train", "val", "test"):
         feeder.features(split)
     return feeder
-
-
-def _augment_for(config: TrialConfig, model: TransferModel, device: torch.device) -> BatchAugment | None:
-    if config.augment == "none":
-        return None
-    interpolation = model.backbone.data_config.get("interpolation") or "bilinear"
-    return BatchAugment(config.augment, img_size=config.img_size, device=device,
-                        mean=model.backbone.data_config["mean"], interpolation=interpolation)
 
 
 def _training_flops(
