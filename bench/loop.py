@@ -14,7 +14,6 @@ which saw the same load on a shared machine. The last line is one JSON object.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import statistics
 import time
@@ -25,6 +24,7 @@ import torch.nn.functional as F
 from tl_bench.config import TrialConfig
 from tl_bench.data import DatasetSplits, load_dataset
 from tl_bench.train import build_for, resolve_device, train_trial
+from tl_bench.train.execution import resolve_execution
 
 TARGET = 0.95
 
@@ -33,10 +33,12 @@ def hand_loop(config: TrialConfig, data: DatasetSplits) -> float:
     """Images per second of the plainest loop that does the same training."""
     device = resolve_device(config.device)
     model = build_for(config, data.num_classes).to(device)
-    cuda = device.type == "cuda"
-    if cuda:
+    # the config's precision and memory format (auto: bf16 and channels_last on CUDA, fp32 on CPU)
+    execution = resolve_execution(config, device)
+    cuda, channels_last = device.type == "cuda", execution.channels_last
+    if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
+    amp = execution.autocast()
     cfg = model.backbone.data_config
     mean = torch.tensor(cfg["mean"], device=device).view(1, 3, 1, 1)
     std = torch.tensor(cfg["std"], device=device).view(1, 3, 1, 1)
@@ -53,7 +55,7 @@ def hand_loop(config: TrialConfig, data: DatasetSplits) -> float:
         for idx in torch.randperm(len(labels), generator=generator).split(config.batch_size):
             idx = idx.to(device)
             x = (images[idx].float() / 255 - mean) / std
-            if cuda:
+            if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with amp:
                 logits = model(x)

@@ -18,6 +18,24 @@ from typing import Any, Literal, Union
 FreezeDepth = Union[int, Literal["all"]]  # leading backbone stages kept frozen: 0..n_stages, or "all"
 CHECKPOINT_SUFFIXES = (".safetensors", ".pth", ".pt")  # weights files a backbone loads and pretraining writes
 WeightsKind = Literal["scratch", "pretrained", "timm", "local", "file", "unknown"]
+Augment = Literal["none", "light", "randaug", "trivialaug", "autoaug"]  # training-time input augmentation
+# timm optimizer names (``timm.optim.create_optimizer_v2``) that suit fine-tuning on one device; timm's
+# bitsandbytes/apex variants need extra packages and adahessian a second-order backward.
+Optimizer = Literal[
+    "adamw", "adam", "nadamw", "radamw", "adan", "adopt", "lamb", "lambw", "lion", "lars", "sgd", "momentum",
+    "sgdw", "rmsproptf", "adabelief", "laprop", "madgrad", "novograd", "adafactorbv", "mars",
+]
+Schedule = Literal["cosine", "step", "plateau"]
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+# Values of earlier versions still read as they meant: ``augment: true`` was today's light augmentation.
+LEGACY_VALUES: dict[str, dict[Any, Any]] = {"augment": {True: "light", False: "none"}}
+# Fields added after results were stored: left out of ``TrialConfig.digest`` while at their default,
+# and ``augment`` hashed in its earlier boolean spelling, so checkpoints named by a digest stay found.
+_DIGEST_NEW_FIELDS = {
+    "sched": "cosine", "decay_rate": 0.1, "decay_epochs": None, "patience_epochs": 1, "layer_decay": None,
+    "drop_path_rate": 0.0, "mixup": 0.0, "cutmix": 0.0, "mixup_prob": 1.0, "ema_decay": None,
+    "precision": "auto", "channels_last": "auto", "compile": False,
+}
 
 
 def weights_kind(weights: str) -> WeightsKind:
@@ -69,25 +87,49 @@ class TrialConfig(DataSettings):
     neck_dim: int = 256  # output width of necks that project (bottleneck, mlp, multiscale)
     head_hidden: int = 256  # hidden width of the mlp head
     # training
-    augment: bool = False  # light random training augmentation (disables the feature cache)
-    optimizer: Literal["adamw", "sgd"] = "adamw"
+    augment: Augment = "none"  # random training augmentation (any but none disables the feature cache)
+    optimizer: Optimizer = "adamw"  # built by timm's create_optimizer_v2
     lr: float = 1e-3  # learning rate of neck and head
     backbone_lr_scale: float = 0.1  # backbone lr = lr * backbone_lr_scale
+    layer_decay: float | None = None  # backbone lr falls by this factor per timm layer group towards the stem
     weight_decay: float = 1e-4
     momentum: float = 0.9  # sgd only
     epochs: int = 5
-    warmup_epochs: float = 0.0  # linear warmup before the cosine schedule
+    warmup_epochs: float = 0.0  # linear warmup before the schedule
+    sched: Schedule = "cosine"  # cosine: per step to 0; step, plateau: timm's scheduler factory
+    decay_rate: float = 0.1  # lr factor of each step decay (step) or plateau (plateau)
+    decay_epochs: float | None = None  # step: epochs between decays (None = a third of the epochs)
+    patience_epochs: int = 1  # plateau: epochs without a lower validation loss before a decay
     batch_size: int = 64
     label_smoothing: float = 0.0
     grad_clip: float | None = None  # max gradient norm; None = off
+    drop_path_rate: float = 0.0  # stochastic depth of the backbone (timm.create_model)
+    mixup: float = 0.0  # mixup alpha (timm Mixup); 0 = off
+    cutmix: float = 0.0  # cutmix alpha (timm Mixup); 0 = off
+    mixup_prob: float = 1.0  # share of batches mixed when mixup or cutmix is on
+    ema_decay: float | None = None  # model EMA (timm ModelEmaV3); validation, selection and test use it
     seed: int = 0  # training seed (init of neck/head, shuffling, augmentation)
     select: Literal["last", "best_val"] = "best_val"  # which epoch's weights are tested
     # execution
     device: str = "auto"  # "auto" picks cuda when available
+    precision: Precision = "auto"  # auto: bf16 autocast on CUDA where supported, else fp32
+    channels_last: bool | Literal["auto"] = "auto"  # auto: on CUDA only
+    compile: bool = False  # torch.compile the model (its compile time is reported apart)
     use_cache: bool = True  # use the frozen-feature cache when the config allows it
+
+    def __post_init__(self) -> None:
+        for name, legacy in LEGACY_VALUES.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) and value in legacy:
+                object.__setattr__(self, name, legacy[value])
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @property
+    def mixes(self) -> bool:
+        """Whether batches are mixed (mixup or cutmix on)."""
+        return self.mixup > 0 or self.cutmix > 0
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrialConfig":
@@ -101,8 +143,11 @@ class TrialConfig(DataSettings):
         return dataclasses.replace(self, **changes)
 
     def digest(self) -> str:
-        """Stable short hash of every field (sorted JSON)."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, default=str).encode()
+        """Stable short hash of every field (sorted JSON); fields added later count only when set."""
+        values = {k: v for k, v in self.to_dict().items() if k not in _DIGEST_NEW_FIELDS or v != _DIGEST_NEW_FIELDS[k]}
+        if values["augment"] in ("none", "light"):
+            values["augment"] = values["augment"] == "light"
+        blob = json.dumps(values, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
@@ -141,6 +186,8 @@ class TrialResult:
     # how it ran
     cache_used: bool = False
     cache_hit: bool = False  # the training split's features were found in the cache, not computed
+    ema_tested: bool = False  # validation, selection and test used the EMA weights
+    compile_time_s: float = 0.0  # torch.compile's first passes, apart from train_time_s
     device: str = "cpu"
 
     def to_dict(self) -> dict[str, Any]:
@@ -158,7 +205,12 @@ class TrialResult:
 
 
 __all__ = [
+    "Augment",
     "CHECKPOINT_SUFFIXES",
+    "LEGACY_VALUES",
+    "Optimizer",
+    "Precision",
+    "Schedule",
     "DataSettings",
     "FreezeDepth",
     "TrialConfig",

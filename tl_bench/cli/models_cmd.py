@@ -79,11 +79,16 @@ def inspect_model(
     ),
     neck_dim: int = typer.Option(256, "--neck-dim", help="Output width of projecting necks."),
     head_hidden: int = typer.Option(256, "--head-hidden", help="Hidden width of the mlp head."),
+    drop_path_rate: float = typer.Option(0.0, "--drop-path-rate", help="Stochastic depth of the backbone."),
+    layer_decay: Optional[float] = typer.Option(
+        None, "--layer-decay", help="Show the per-layer lr scales this layer-wise lr decay gives."
+    ),
     json_out: bool = _JSON,
 ) -> None:
     """Build one combination and show its stages (which are frozen), parameter counts and FLOPs."""
     from tl_bench.models import build_model, check_backbone, count_params, default_img_size, measure_flops
 
+    _check_recipe(drop_path_rate=drop_path_rate, layer_decay=layer_decay)
     check_backbone(backbone)
     size = img_size or default_img_size(backbone)
     # text that is no depth goes on as text: the backbone refuses it naming its own range
@@ -97,6 +102,7 @@ def inspect_model(
         head=head,
         neck_dim=neck_dim,
         head_hidden=head_hidden,
+        drop_path_rate=drop_path_rate,
     )
     bb = model.backbone
     info: dict[str, Any] = {
@@ -116,6 +122,10 @@ def inspect_model(
         "neck_takes": bb.pre_logits.names if bb.pre_logits is not None else [],
         "neck_note": _neck_note(model),
         "weights_report": bb.load_report.summary() if bb.load_report else None,
+        "drop_path_rate": drop_path_rate,
+        "drop_path_modules": _drop_path_rates(model),
+        "layer_decay": layer_decay,
+        "layer_lr_scales": _layer_scales(model, layer_decay) if layer_decay is not None else None,
     }
     if json_out:
         print_json(info)
@@ -137,6 +147,37 @@ def _neck_note(model: Any) -> str:
     if bb.dropped_modules:
         return f"forward_features without {', '.join(bb.dropped_modules)} (dropped: neck 'timm' keeps them)"
     return ""
+
+
+def _check_recipe(**values: Any) -> None:
+    from tl_bench.errors import TLBenchError
+    from tl_bench.spec.fields import FieldValueError, check_value
+
+    for name, value in values.items():
+        try:
+            check_value(name, value)
+        except FieldValueError as err:
+            raise TLBenchError(f"--{name.replace('_', '-')} {value!r} is not accepted", err.accepted) from None
+
+
+def _drop_path_rates(model: Any) -> list[float]:
+    """The stochastic-depth rate of each DropPath module, in model order (timm raises it with depth)."""
+    return [round(float(m.drop_prob), 4) for m in model.modules() if type(m).__name__ == "DropPath"]
+
+
+def _layer_scales(model: Any, layer_decay: float) -> list[dict[str, Any]]:
+    """Per backbone layer (stem first): its lr as a share of the top layer's, and its parameter count."""
+    from tl_bench.config import TrialConfig
+    from tl_bench.train.optim import layer_groups
+
+    config = TrialConfig(dataset="-", backbone="-", lr=1.0, backbone_lr_scale=1.0, layer_decay=layer_decay)
+    layers: dict[str, dict[str, Any]] = {}
+    for group in layer_groups(model, model.backbone, config):
+        if "layer_scale" in group:
+            name = group["name"].removesuffix("_no_decay")
+            entry = layers.setdefault(name, {"layer": name, "lr_scale": group["layer_scale"], "n_params": 0})
+            entry["n_params"] += sum(p.numel() for p in group["params"])
+    return sorted(layers.values(), key=lambda e: e["lr_scale"])
 
 
 def _print_inspect(info: dict[str, Any]) -> None:
@@ -162,6 +203,15 @@ def _print_inspect(info: dict[str, Any]) -> None:
     console.print(flops)
     if info["neck_note"]:
         console.print(f"neck {info['neck']}: {info['neck_note']}")
+    if info["drop_path_modules"]:
+        rates = info["drop_path_modules"]
+        console.print(f"drop path (stochastic depth) {info['drop_path_rate']:g}: {len(rates)} DropPath modules, "
+                      f"rates {min(rates):g} to {max(rates):g} (rising with depth)")
+    if info["layer_lr_scales"]:
+        layers = Table("layer", "lr scale", "params", title=f"lr decay {info['layer_decay']:g} per layer")
+        for entry in info["layer_lr_scales"]:
+            layers.add_row(entry["layer"].removeprefix("backbone_"), f"{entry['lr_scale']:.4g}", f"{entry['n_params']:,}")
+        console.print(layers)
     if info["weights_report"]:
         console.print(f"weights: {info['weights_report']}")
 

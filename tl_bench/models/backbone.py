@@ -158,6 +158,7 @@ def create_backbone(
     freeze_depth: FreezeDepth = 0,
     scales: int = 1,
     keep_head: bool = False,
+    drop_path_rate: float = 0.0,
 ) -> Backbone:
     """Create the timm model, load its weights, drop unused head modules and freeze.
 
@@ -167,7 +168,7 @@ def create_backbone(
     check_backbone(name)
     choice = parse_weights(weights, weights_path)
     pretrained_name = check_hub_tag(name, choice.tag) if choice.kind == "hub" else None
-    model = create_timm(name, img_size, pretrained_name)
+    model = create_timm(name, img_size, pretrained_name, drop_path_rate)
     dropped, head = strip_head(model, name, img_size, keep_head=keep_head)
     report = load_backbone_file(model, choice.path, dropped, pre_logits=head) if choice.kind == "file" else None
     return Backbone(

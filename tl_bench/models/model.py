@@ -62,6 +62,7 @@ def build_model(
     head: str = "linear",
     neck_dim: int = 256,
     head_hidden: int = 256,
+    drop_path_rate: float = 0.0,
 ) -> TransferModel:
     """Build backbone (timm, weights, frozen stages), neck and head from their names.
 
@@ -80,6 +81,7 @@ def build_model(
         freeze_depth=freeze_depth,
         scales=neck_cls.scales,
         keep_head=neck_cls.keeps_head,
+        drop_path_rate=drop_path_rate,
     )
     nk = neck_cls.for_backbone(bb, neck_dim=neck_dim)
     hd = head_cls(nk.out_dim, num_classes, hidden=head_hidden)
@@ -100,6 +102,7 @@ def build_model_for(config: TrialConfig, num_classes: int, *, load_weights: bool
         head=config.head,
         neck_dim=config.neck_dim,
         head_hidden=config.head_hidden,
+        drop_path_rate=config.drop_path_rate,
     )
 
 

@@ -50,10 +50,15 @@ def _first_line(err: BaseException) -> str:
     return textwrap.shorten(text.splitlines()[0], 200, placeholder=" ...") if text else type(err).__name__
 
 
-def create_timm(name: str, img_size: int | None, pretrained_name: str | None = None) -> nn.Module:
-    """The classifier-free timm model; ``img_size`` is passed to models that take it (ViTs, Swin)."""
+def create_timm(
+    name: str, img_size: int | None, pretrained_name: str | None = None, drop_path_rate: float = 0.0
+) -> nn.Module:
+    """The classifier-free timm model; ``img_size`` is passed to models that take it (ViTs, Swin),
+    ``drop_path_rate`` (stochastic depth) only when set, so models without it build as before."""
 
     def build(**kwargs: Any) -> nn.Module:
+        if drop_path_rate:
+            kwargs["drop_path_rate"] = drop_path_rate
         if pretrained_name:
             return create_pretrained(pretrained_name, num_classes=0, **kwargs)
         return timm.create_model(name, pretrained=False, num_classes=0, **kwargs)
@@ -64,10 +69,21 @@ def create_timm(name: str, img_size: int | None, pretrained_name: str | None = N
         return build(img_size=img_size)
     except TypeError as err:
         if "img_size" not in str(err):
+            _refuse_drop_path(name, err)
             raise
-        return build()  # a CNN: any input size works without telling it
+        try:
+            return build()  # a CNN: any input size works without telling it
+        except TypeError as err2:
+            _refuse_drop_path(name, err2)
+            raise
     except (AssertionError, ValueError, RuntimeError) as err:
         raise ModelBuildError(f"backbone {name!r} cannot be built for img_size {img_size}: {_first_line(err)}") from None
+
+
+def _refuse_drop_path(name: str, err: TypeError) -> None:
+    if "drop_path_rate" in str(err):
+        raise ModelBuildError(f"backbone {name!r} has no stochastic depth (drop_path_rate)",
+                              "drop_path_rate 0 for this backbone") from None
 
 
 # the probes' answers depend on architecture and input size only: one forward per pair and process

@@ -16,7 +16,7 @@ from typing import Any, get_args, get_origin
 
 from pydantic import TypeAdapter, ValidationError
 
-from tl_bench.config import DataSettings, TrialConfig
+from tl_bench.config import LEGACY_VALUES, DataSettings, TrialConfig
 
 SPACE_FIELDS = ("backbone", "weights", "freeze_depth", "neck", "head")
 DATASET_FIELDS = tuple(f.name for f in dataclasses.fields(DataSettings))  # set per dataset under datasets
@@ -74,21 +74,48 @@ _LOWER_BOUNDS: dict[str, tuple[float, bool]] = {
     "grad_clip": (0, False),
     "neck_dim": (1, True),
     "head_hidden": (1, True),
+    "layer_decay": (0, False),
+    "decay_rate": (0, False),
+    "decay_epochs": (0, False),
+    "patience_epochs": (0, True),
+    "drop_path_rate": (0, True),
+    "mixup": (0, True),
+    "cutmix": (0, True),
+    "mixup_prob": (0, True),
+    "ema_decay": (0, False),
+}
+# Upper bounds, likewise: (bound, inclusive).
+_UPPER_BOUNDS: dict[str, tuple[float, bool]] = {
+    "layer_decay": (1, True),
+    "decay_rate": (1, True),
+    "drop_path_rate": (1, False),
+    "mixup_prob": (1, True),
+    "ema_decay": (1, False),
 }
 
 
 def check_value(name: str, value: Any) -> Any:
     """Return ``value`` converted to the TrialConfig field's type, or raise FieldValueError."""
-    wants_bool = bool in _members(field_type(name))
-    if isinstance(value, bool) != wants_bool and not (value is None and _allows_none(name)):
-        # pydantic's lax mode would turn ``true`` into 1 and 1 into ``true``: both are typos here.
+    if isinstance(value, bool) and value in LEGACY_VALUES.get(name, {}):
+        value = LEGACY_VALUES[name][value]
+    members = _members(field_type(name))
+    wants_bool = bool in members
+    only_bool = all(m in (bool, type(None)) for m in members)
+    # pydantic's lax mode would turn ``true`` into 1 and 1 into ``true``: both are typos here.
+    if isinstance(value, bool) and not wants_bool:
         raise FieldValueError(value, describe_field(name))
+    if wants_bool and not isinstance(value, bool) and (only_bool or isinstance(value, (int, float))):
+        if not (value is None and _allows_none(name)):
+            raise FieldValueError(value, describe_field(name))
     try:
         converted = getattr(_ADAPTER.validate_python({**_PLACEHOLDER, name: value}), name)
     except ValidationError:
         raise FieldValueError(value, describe_field(name)) from None
     bound, inclusive = _LOWER_BOUNDS.get(name, (None, True))
     if bound is not None and converted is not None and (converted < bound if inclusive else converted <= bound):
+        raise FieldValueError(value, describe_field(name))
+    bound, inclusive = _UPPER_BOUNDS.get(name, (None, True))
+    if bound is not None and converted is not None and (converted > bound if inclusive else converted >= bound):
         raise FieldValueError(value, describe_field(name))
     return converted
 
@@ -98,11 +125,17 @@ def describe_field(name: str) -> str:
     from tl_bench.spec.schema_words import describe
 
     words = describe(field_type(name))
-    if name in _LOWER_BOUNDS:
-        bound, inclusive = _LOWER_BOUNDS[name]
-        sign = ">=" if inclusive else ">"
+    limits = []
+    for bounds, signs in ((_LOWER_BOUNDS, (">=", ">")), (_UPPER_BOUNDS, ("<=", "<"))):
+        if name in bounds:
+            bound, inclusive = bounds[name]
+            limits.append(f"{signs[0] if inclusive else signs[1]} {bound:g}")
+    if limits:
         for kind in ("an integer", "a number"):
-            words = words.replace(kind, f"{kind} {sign} {bound:g}")
+            words = words.replace(kind, f"{kind} {' and '.join(limits)}")
+    legacy = LEGACY_VALUES.get(name, {})
+    if legacy:
+        words += " (" + ", ".join(f"{str(k).lower()} = {v}" for k, v in legacy.items()) + ")"
     return words
 
 

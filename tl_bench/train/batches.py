@@ -14,7 +14,7 @@ from typing import Iterator, Sequence
 import torch
 
 from tl_bench.data import DatasetSplits, Split
-from tl_bench.data.transforms import augment_batch
+from tl_bench.train.augment import BatchAugment
 
 
 def batch_order(n: int, batch_size: int, generator: torch.Generator | None) -> list[torch.Tensor]:
@@ -58,7 +58,7 @@ class ImageFeeder:
         std: Sequence[float],
         batch_size: int,
         eval_batch_size: int,
-        augment: bool = False,
+        augment: BatchAugment | None = None,
         channels_last: bool = False,
     ) -> None:
         self.splits = data.splits
@@ -73,11 +73,10 @@ class ImageFeeder:
         self._scale_01 = 1.0 / std_t
         self._shift = -mean_t / std_t
         self._stored: dict[str, tuple[torch.Tensor | None, torch.Tensor]] = {}
-        self._aug_generator = torch.Generator(device=device) if augment else None
 
     def seed(self, seed: int) -> None:
-        if self._aug_generator is not None:
-            self._aug_generator.manual_seed(seed)
+        if self.augment is not None:
+            self.augment.seed(seed)
 
     def __len__(self) -> int:
         return len(self.splits["train"])
@@ -99,17 +98,15 @@ class ImageFeeder:
         return self._stored[name]
 
     def normalise(self, images_u8: torch.Tensor, *, augment: bool = False) -> torch.Tensor:
-        images_u8 = images_u8.to(self.device, non_blocking=True)
-        if augment:
-            x = augment_batch(images_u8.float().div_(255.0), self._aug_generator)
-            x = torch.addcmul(self._shift, x, self._scale_01)
+        if augment and self.augment is not None:
+            x = torch.addcmul(self._shift, self.augment(images_u8), self._scale_01)
         else:
-            x = torch.addcmul(self._shift, images_u8.float(), self._scale_u8)
+            x = torch.addcmul(self._shift, images_u8.to(self.device, non_blocking=True).float(), self._scale_u8)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def train_batches(self, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         chunks = batch_order(len(self), self.batch_size, generator)
-        yield from self._batches("train", chunks, augment=self.augment)
+        yield from self._batches("train", chunks, augment=self.augment is not None)
 
     def eval_batches(self, name: str, batch_size: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         chunks = batch_order(len(self.splits[name]), batch_size or self.eval_batch_size, None)

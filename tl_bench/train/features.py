@@ -89,6 +89,10 @@ class FeatureFeeder:
             "precision": precision,
             "timm": timm.__version__,
         }
+        if images.channels_last != (self.device.type == "cuda"):
+            # a memory format other than the device's usual one may round differently; the usual one
+            # stays out of the key so entries computed before it was a setting stay valid
+            self._key_parts["channels_last"] = images.channels_last
 
     def _n_scales(self) -> int:
         # How many scales the neck asks the backbone for: one per feature point it returns.

@@ -28,8 +28,8 @@ class TrainedModel:
 
 
 # Called once a trial has trained and been tested, before its model is dropped; the caller decides
-# whether to keep it. The model holds the weights that were tested: the selected epoch's (and, once
-# training averages weights, the averaged copy must be what the trainer leaves in the model).
+# whether to keep it. The model holds the weights that were tested: the selected epoch's (with model
+# EMA on, the averaged ones, which the trainer leaves in the model).
 TrainedCallback = Callable[[TrainedModel, TrialResult], None]
 
 

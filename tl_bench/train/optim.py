@@ -1,4 +1,10 @@
-"""Optimizer with a separate backbone learning rate, and a per-step cosine schedule with warmup."""
+"""Optimizer with a separate backbone learning rate (optionally decayed layer by layer), and a
+per-step cosine schedule with warmup.
+
+Parameter groups are formed here (backbone vs neck and head, decay vs no decay, timm's
+``param_groups_layer_decay`` over the backbone's fine-grained layer groups) with each group's
+lr already scaled; the optimizer itself comes from timm's ``create_optimizer_v2``.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import math
 from typing import Callable
 
 import torch
+from timm.optim import create_optimizer_v2, param_groups_layer_decay
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
@@ -17,8 +24,11 @@ def param_groups(model: nn.Module, backbone: nn.Module, config: TrialConfig) -> 
     """Trainable parameters split by part (backbone vs neck and head) and by decay.
 
     Biases and normalisation weights (1-d tensors) get no weight decay, as in
-    timm's ``param_groups_weight_decay``; decaying them only hurts.
+    timm's ``param_groups_weight_decay``; decaying them only hurts. With
+    ``config.layer_decay`` the backbone is split further by ``layer_groups``.
     """
+    if config.layer_decay is not None:
+        return layer_groups(model, backbone, config)
     backbone_ids = {id(p) for p in backbone.parameters()}
     buckets: dict[tuple[str, bool], list[nn.Parameter]] = {}
     for param in model.parameters():
@@ -40,17 +50,43 @@ def param_groups(model: nn.Module, backbone: nn.Module, config: TrialConfig) -> 
     return groups
 
 
+def layer_groups(model: nn.Module, backbone: nn.Module, config: TrialConfig) -> list[dict]:
+    """timm's layer-wise lr decay over the backbone's fine-grained groups (``group_matcher(coarse=False)``):
+    layer ``i`` of ``L`` learns at ``lr * backbone_lr_scale * layer_decay ** (L - 1 - i)``; neck and
+    head keep ``lr``. Backbone groups are named ``backbone_layer<i>[_no_decay]`` (stem first) and keep
+    their ``layer_scale``."""
+    assert config.layer_decay is not None
+    timm_model = getattr(backbone, "model", backbone)  # the timm model inside tl-bench's Backbone
+    timm_groups = param_groups_layer_decay(timm_model, config.weight_decay, layer_decay=config.layer_decay)
+    scales = sorted({group["lr_scale"] for group in timm_groups})  # one per layer, stem first
+    groups = []
+    for group in timm_groups:
+        layer_scale = group.pop("lr_scale")  # baked into lr: timm's schedulers would apply it again
+        suffix = "_no_decay" if all(p.ndim <= 1 for p in group["params"]) else ""
+        groups.append({**group, "lr": config.lr * config.backbone_lr_scale * layer_scale,
+                       "layer_scale": layer_scale, "name": f"backbone_layer{scales.index(layer_scale)}{suffix}"})
+    backbone_ids = {id(p) for p in backbone.parameters()}
+    rest = [p for p in model.parameters() if p.requires_grad and id(p) not in backbone_ids]
+    for decay in (True, False):
+        params = [p for p in rest if (p.ndim > 1) == decay]
+        if params:
+            groups.append({"params": params, "lr": config.lr, "weight_decay": config.weight_decay if decay else 0.0,
+                           "name": "head" if decay else "head_no_decay"})
+    return groups
+
+
 def build_optimizer(model: nn.Module, backbone: nn.Module, config: TrialConfig) -> torch.optim.Optimizer:
+    """timm's ``create_optimizer_v2`` on the groups of ``param_groups``; SGD momentum as configured."""
     groups = param_groups(model, backbone, config)
     if not groups:
         raise TrainingSetupError(
             "the model has no trainable parameters", "unfreeze a part or add a trainable head", lead=": "
         )
-    if config.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=config.lr)
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=config.momentum > 0)
-    raise TrainingSetupError(f"unknown optimizer {config.optimizer!r}", "adamw, sgd")
+    name = config.optimizer
+    if name == "sgd" and config.momentum == 0:
+        name = "momentum"  # timm's sgd is Nesterov, which needs momentum; plain SGD then
+    return create_optimizer_v2(groups, opt=name, lr=config.lr, weight_decay=config.weight_decay,
+                               momentum=config.momentum)
 
 
 def cosine_with_warmup(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
@@ -78,4 +114,4 @@ def build_scheduler(optimizer: torch.optim.Optimizer, config: TrialConfig, steps
     return LambdaLR(optimizer, cosine_with_warmup(total, warmup))
 
 
-__all__ = ["param_groups", "build_optimizer", "build_scheduler", "cosine_with_warmup"]
+__all__ = ["build_optimizer", "build_scheduler", "cosine_with_warmup", "layer_groups", "param_groups"]

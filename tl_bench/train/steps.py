@@ -16,6 +16,7 @@ from torch import nn
 from tl_bench.errors import NonFiniteLossError
 from tl_bench.train.batches import ImageFeeder
 from tl_bench.train.features import FeatureFeeder
+from tl_bench.train.recipe import Recipe
 
 
 class EpochRunner:
@@ -25,18 +26,16 @@ class EpochRunner:
         self,
         model: nn.Module,
         feeder: ImageFeeder | FeatureFeeder,
-        optimizer: torch.optim.Optimizer,
-        scheduler: torch.optim.lr_scheduler.LRScheduler,
-        criterion: nn.Module,
-        grad_clip: float | None,
+        recipe: Recipe,
         autocast: Callable[[], AbstractContextManager[Any]],
         device: torch.device,
     ) -> None:
-        self.model, self.feeder = model, feeder
-        self.optimizer, self.scheduler, self.criterion = optimizer, scheduler, criterion
-        self.grad_clip, self.autocast = grad_clip, autocast
+        self.model, self.feeder, self.recipe = model, feeder, recipe
+        self.optimizer, self.criterion = recipe.optimizer, recipe.mixer.criterion
+        self.autocast = autocast
         self.params = [p for p in model.parameters() if p.requires_grad]
-        groups = optimizer.param_groups
+        self.steps = 0
+        groups = self.optimizer.param_groups
         self.head_group = next((g for g in groups if g.get("name", "").startswith("head")), groups[0])
         # On CPU a host read is free; on CUDA it stalls the queue, so look every few steps.
         self.check_every = 1 if device.type == "cpu" else 32
@@ -49,19 +48,30 @@ class EpochRunner:
         losses: list[torch.Tensor] = []
         sizes: list[int] = []
         checked, lr = 0, self.head_group["lr"]
+        recipe, scaler = self.recipe, self.recipe.scaler
         for inputs, labels in self.feeder.train_batches(generator):
+            inputs, targets = recipe.mixer(inputs, labels)
             with self.autocast():
                 logits = self.feeder.forward(self.model, inputs)
-            loss = self.criterion(logits.float(), labels)
+            loss = self.criterion(logits.float(), targets)
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if self.grad_clip is not None:
-                nn.utils.clip_grad_norm_(self.params, self.grad_clip, foreach=True)
+            (scaler.scale(loss) if scaler is not None else loss).backward()
+            if scaler is not None:
+                scaler.unscale_(self.optimizer)
+            if recipe.grad_clip is not None:
+                nn.utils.clip_grad_norm_(self.params, recipe.grad_clip, foreach=True)
             lr = self.head_group["lr"]
-            self.optimizer.step()
-            self.scheduler.step()
+            if scaler is not None:
+                scaler.step(self.optimizer)
+                scaler.update()
+            else:
+                self.optimizer.step()
+            self.steps += 1
+            recipe.schedule.step_update()
+            if recipe.ema is not None:
+                recipe.ema.update(self.model, step=self.steps)
             losses.append(loss.detach())
-            sizes.append(len(labels))
+            sizes.append(len(targets))
             if len(losses) - checked >= self.check_every:
                 self._check(losses, checked, epoch)
                 checked = len(losses)
@@ -89,10 +99,11 @@ class EpochRunner:
                 keys.update(f"{prefix}.{b}" if prefix else b for b, _ in module.named_buffers(recurse=False))
         return [k for k in self.model.state_dict() if k in keys]
 
-    def snapshot(self) -> dict[str, torch.Tensor]:
-        """CPU copy of what training changes: trainable parameters and buffers of modules in train mode."""
+    def snapshot(self, module: nn.Module | None = None) -> dict[str, torch.Tensor]:
+        """CPU copy of what training changes: trainable parameters and buffers of modules in train mode,
+        read from ``module`` (an EMA copy of the model) or the model itself."""
         assert self._trained_keys is not None, "snapshot before the first epoch"
-        state = self.model.state_dict()
+        state = (module if module is not None else self.model).state_dict()
         return {k: state[k].detach().to("cpu", copy=True) for k in self._trained_keys}
 
 

@@ -10,23 +10,21 @@ and the trial that computed it are charged the same.
 
 from __future__ import annotations
 
-import contextlib
-from contextlib import AbstractContextManager
 from typing import Any, Callable
 
 import torch
-from torch import nn
-
 from tl_bench.config import TrialConfig, TrialResult
 from tl_bench.data import DatasetSplits
 from tl_bench.errors import TrainingSetupError
 from tl_bench.models import TransferModel, count_params, measure_flops
+from tl_bench.train.augment import augment_for
 from tl_bench.train.batches import ImageFeeder
 from tl_bench.train.cache import FeatureCache
 from tl_bench.train.cost import PeakMemory, PhaseTimer, model_mb
 from tl_bench.train.evaluate import evaluate
+from tl_bench.train.execution import Execution, autocast_for, compile_model, resolve_execution
 from tl_bench.train.features import FeatureFeeder
-from tl_bench.train.optim import build_optimizer, build_scheduler
+from tl_bench.train.recipe import build_recipe
 from tl_bench.train.steps import EpochRunner
 
 EpochCallback = Callable[[int, dict[str, float]], None]
@@ -44,16 +42,10 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def autocast_for(device: torch.device) -> tuple[Callable[[], AbstractContextManager[Any]], str]:
-    """Mixed precision context and its name: bf16 autocast on CUDA where supported, else fp32."""
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return (lambda: torch.autocast("cuda", dtype=torch.bfloat16)), "bf16"
-    return contextlib.nullcontext, "fp32"
-
-
 def cache_applies(config: TrialConfig, model: TransferModel) -> bool:
-    """Features can be cached when nothing before the neck trains or sees random augmentation."""
-    return bool(config.use_cache and model.backbone.fully_frozen and not config.augment)
+    """Features can be cached when nothing before the neck trains or sees random augmentation,
+    and images are not mixed (mixup and cutmix mix images, not features)."""
+    return bool(config.use_cache and model.backbone.fully_frozen and config.augment == "none" and not config.mixes)
 
 
 def train_trial(
@@ -77,32 +69,37 @@ def train_trial(
     if config.epochs < 1:
         raise TrainingSetupError(f"epochs must be at least 1, got {config.epochs}")
     device = resolve_device(config.device)
-    autocast, _ = autocast_for(device)
+    execution = resolve_execution(config, device)
+    autocast = execution.autocast
     model.to(device)
-    if device.type == "cuda":
+    if execution.channels_last:
         model.to(memory_format=torch.channels_last)
     sizes = count_params(model)
     flops = measure_flops(model, config.img_size)
 
     # Cached features are fetched (or computed, and recorded with their entry) before the
     # measurement starts; what computing them cost is added from the record below.
-    feeder = feeder_for(config, model, data, device, cache, flops["flops_fwd_per_image"])
+    feeder = feeder_for(config, model, data, device, cache, flops["flops_fwd_per_image"], execution)
     use_cache = isinstance(feeder, FeatureFeeder)
     memory, timer = PeakMemory(device, autocast), PhaseTimer(device)
     memory.start()
 
-    optimizer = build_optimizer(model, model.backbone, config)
-    steps_per_epoch = feeder.steps_per_epoch()
-    scheduler = build_scheduler(optimizer, config, steps_per_epoch)
-    criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-    step_fn = EpochRunner(model, feeder, optimizer, scheduler, criterion, config.grad_clip, autocast, device)
+    recipe = build_recipe(config, model, model.backbone, execution,
+                          steps_per_epoch=feeder.steps_per_epoch(), num_classes=data.num_classes)
+    step_fn = EpochRunner(model, feeder, recipe, autocast, device)
+    compile_s = 0.0
+    if config.compile and not use_cache:  # a cached trial trains neck and head only, uncompiled
+        first, _ = next(feeder.train_batches(torch.Generator().manual_seed(config.seed)))
+        compile_s = compile_model(model, first, autocast, device)
+    tested = recipe.eval_model(model)
 
     def forward(inputs: Any) -> torch.Tensor:
-        return feeder.forward(model, inputs)
+        return feeder.forward(tested, inputs)
 
     # Seeded after all setup, so cached and uncached trials draw the same stream.
     torch.manual_seed(config.seed)
     feeder.seed(config.seed)
+    recipe.mixer.seed(config.seed)
     shuffle = torch.Generator().manual_seed(config.seed)
     history: list[dict[str, float]] = []
     best_state: dict[str, torch.Tensor] | None = None
@@ -119,15 +116,20 @@ def train_trial(
         if "top5" in val:
             metrics["val_top5"] = val["top5"]
         history.append({"epoch": float(epoch), **metrics})
+        recipe.schedule.step_epoch(epoch, val["loss"])
         if config.select == "last" or _improves(metrics, history, best_epoch):
             best_epoch = epoch
             if config.select == "best_val" and epoch < config.epochs:
-                best_state = step_fn.snapshot()
+                best_state = step_fn.snapshot(tested)
         if on_epoch is not None:
             on_epoch(epoch, dict(metrics))
 
     if best_epoch != config.epochs and best_state is not None:
         model.load_state_dict(best_state, strict=False)
+    elif tested is not model:
+        model.load_state_dict(step_fn.snapshot(tested), strict=False)
+    # From here the model holds the weights that were selected (the EMA's when it is on).
+    tested = model
     with timer("eval"):
         test = evaluate(forward, feeder.eval_batches("test"), data.num_classes, autocast=autocast, per_class=True)
     growth_mb = memory.growth_mb()
@@ -169,6 +171,8 @@ def train_trial(
         trainable_fraction=float(sizes["trainable_fraction"]),
         cache_used=use_cache,
         cache_hit=isinstance(feeder, FeatureFeeder) and "train" not in feeder.computed,
+        ema_tested=recipe.ema is not None,
+        compile_time_s=compile_s,
         device=str(device),
     )
 
@@ -180,9 +184,11 @@ def feeder_for(
     device: torch.device,
     cache: FeatureCache | None,
     fwd_flops_per_image: float,
+    execution: Execution | None = None,
 ) -> ImageFeeder | FeatureFeeder:
     """Image batches, or cached-feature batches when the whole backbone is frozen (every split fetched now)."""
-    autocast, precision = autocast_for(device)
+    execution = execution or resolve_execution(config, device)
+    autocast, precision = execution.autocast, execution.precision
     images = ImageFeeder(
         data,
         device=device,
@@ -191,8 +197,8 @@ def feeder_for(
         batch_size=config.batch_size,
         # Inference holds no activations for backward: larger batches are safe and faster.
         eval_batch_size=max(config.batch_size, min(4 * config.batch_size, 1024)),
-        augment=config.augment,
-        channels_last=device.type == "cuda",
+        augment=augment_for(config, model.backbone.data_config, device),
+        channels_last=execution.channels_last,
     )
     if not cache_applies(config, model):
         return images
