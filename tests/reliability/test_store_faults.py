@@ -70,8 +70,9 @@ def test_a_lock_held_by_another_process_costs_a_wait_not_the_study(
     # Fine-tuned (no feature cache) and long enough that the watcher finds trial 0 mid-way on a fast machine.
     space = {"backbones": ["test_resnet"], "freeze_depth": [0], "neck": ["gap"], "head": ["linear"],
              "lr": {"low": 1.0e-3, "high": 1.0e-2, "log": True}}
-    write_spec(tmp_path, spec_data(space=space, fixed={"epochs": 60, "batch_size": 50}, pruner="none",
-                                   budget={"n_trials": 2}))
+    # A pruner that never prunes two trials: with one, every epoch is reported to Optuna as it ends.
+    write_spec(tmp_path, spec_data(space=space, fixed={"epochs": 60, "batch_size": 50},
+                                   pruner={"name": "median", "n_startup_trials": 10}, budget={"n_trials": 2}))
     storage, runs = sqlite_url(tmp_path, "optuna.db"), tmp_path / "runs"
     taken: dict[str, float] = {}
     # Started ahead, so that each lock is taken within milliseconds of the moment chosen.

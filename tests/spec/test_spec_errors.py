@@ -157,7 +157,7 @@ CASES: list[tuple[str, Mutate, str, str, str]] = [
     ("misspelled-dataset-field", setting("datasets", 0, "img_sizes", value=32), "datasets[0].img_sizes", "(did you mean 'img_size'?)", "img_size"),
     ("misspelled-fixed-field", setting("fixed", "batchsize", value=8), "fixed.batchsize", "(did you mean 'batch_size'?)", "batch_size"),
     ("misspelled-baseline-field", renaming("baselines", 0, "freeze_depth", "freez_depth"), "baselines[0].freez_depth", "(did you mean 'freeze_depth'?)", "freeze_depth"),
-    ("misspelled-fixed-literal", setting("fixed", "optimizer", value="adamm"), "fixed.optimizer", "'adamm' is not accepted (did you mean 'adamw'?)", "'adamw', 'sgd'"),
+    ("misspelled-fixed-literal", setting("fixed", "optimizer", value="lamm"), "fixed.optimizer", "'lamm' is not accepted (did you mean 'lamb'?)", "'lamb', 'lambw'"),
     ("misspelled-sampler", setting("sampler", value={"name": "tpee"}), "sampler.name", "unknown value 'tpee' (did you mean 'tpe'?)", "'tpe'"),
     ("misspelled-cost", setting("objective", value={"cost": "train_time"}), "objective.cost", "(did you mean 'train_time_s'?)", "'train_time_s'"),
     ("misspelled-neck", setting("space", "neck", value=["gap", "gemm"]), "space.neck[1]", "unknown neck 'gemm' (did you mean 'gem'?)", "gap"),
