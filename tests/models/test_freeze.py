@@ -123,8 +123,12 @@ def test_all_leaves_only_neck_and_head_trainable(backbone: str) -> None:
     assert counts["params_trainable"] == counts["params_neck"] + counts["params_head"]
     assert counts["trainable_fraction"] == pytest.approx(counts["params_trainable"] / counts["params_total"])
     assert all(s.frozen for s in model.backbone.stages)
-    model.train()
-    assert not any(m.training for m in model.backbone.modules())
+    for _ in range(2):  # every switch, including those that leave the frozen backbone untouched
+        model.train()
+        assert not any(m.training for m in model.backbone.modules())
+        assert model.neck.training and model.head.training
+        model.eval()
+        assert not model.head.training and not any(m.training for m in model.backbone.modules())
 
 
 def test_depth_below_full_is_not_fully_frozen() -> None:

@@ -134,6 +134,22 @@ def test_a_bad_trial_is_pruned_and_marked_killed(make_spec) -> None:  # type: ig
     assert pruned.data.tags[RUN_NOTE].startswith(f"Pruned at epoch {pruned.data.tags['tlb.pruned_epoch']} (")
 
 
+def test_a_trial_is_not_pruned_at_its_last_epoch(make_spec) -> None:  # type: ignore[no-untyped-def]
+    # Stopping after the last epoch saves nothing: the worse trial completes, with its result.
+    good = {"backbone": "test_resnet", "freeze_depth": 0, "neck": "gap", "head": "linear", "lr": 1.0e-2}
+    spec = load_spec(make_spec(
+        space={"backbones": ["test_resnet"], "freeze_depth": [0], "neck": ["gap"], "head": ["linear"],
+               "lr": {"low": 1.0e-7, "high": 1.0e-2, "log": True}},
+        fixed={"epochs": 1, "batch_size": 32},
+        pruner={"name": "median", "n_startup_trials": 1, "n_warmup_steps": 0},
+        baselines=[good, {**good, "lr": 1.0e-7}],
+    ))
+    run_spec(spec, RunOptions(n_trials=2), quiet=True)
+    first, second = optuna.load_study(study_name="small/digits", storage=spec.storage_url).trials[:2]
+    assert first.state == second.state == TrialState.COMPLETE and second.value < first.value
+    assert second.intermediate_values == {1: second.value}
+
+
 def test_without_a_pruner_a_trial_records_every_epoch_with_its_end(make_spec) -> None:  # type: ignore[no-untyped-def]
     # With no pruner to read them, intermediate values are written once, with the trial's results.
     spec = load_spec(make_spec(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from pathlib import Path
@@ -78,12 +79,14 @@ def test_set_trial_attrs_stores_what_the_setters_would_in_one_write(tmp_path: Pa
     study = _study(tmp_path)
     trial = ask(study)
     set_trial_attrs(trial, {"host": "h", "pid": 12, "threads": 2})
-    set_trial_attrs(trial, {"test_acc": 0.5}, {1: 0.25, 2: 0.5})
-    assert trial.user_attrs == {"host": "h", "pid": 12, "threads": 2, "test_acc": 0.5}  # the trial object agrees
+    set_trial_attrs(trial, {"test_acc": 0.5}, {1: 0.25, 2: float("inf")})
+    set_trial_attrs(trial, {"pid": 13, "test_acc": 0.5}, {2: 0.5, 3: float("nan")})  # rewrites what is there
+    assert trial.user_attrs == {"host": "h", "pid": 13, "threads": 2, "test_acc": 0.5}  # the trial object agrees
     study.tell(trial, 0.5)
     stored = optuna.load_study(study_name="pin", storage=f"sqlite:///{tmp_path / 'optuna.db'}").trials[0]
-    assert stored.user_attrs == {"host": "h", "pid": 12, "threads": 2, "test_acc": 0.5}
-    assert stored.intermediate_values == {1: 0.25, 2: 0.5} and stored.state == TrialState.COMPLETE
+    assert stored.user_attrs == {"host": "h", "pid": 13, "threads": 2, "test_acc": 0.5}
+    assert {k: v for k, v in stored.intermediate_values.items() if k < 3} == {1: 0.25, 2: 0.5}
+    assert math.isnan(stored.intermediate_values[3]) and stored.state == TrialState.COMPLETE
     with pytest.raises(RuntimeError):  # an ended trial is not written to, as with Optuna's own setters
         set_trial_attrs(trial, {"late": 1})
 

@@ -130,6 +130,8 @@ class Backbone(nn.Module):
 
     def train(self, mode: bool = True) -> "Backbone":
         self._mode = mode
+        if self._frozen == [self.model] and not self.training and not self.model.training:
+            return self  # fully frozen and in eval mode: whatever is asked, no module of it changes
         super().train(mode)
         if mode:
             # frozen stages must never update BatchNorm statistics, whoever calls train()

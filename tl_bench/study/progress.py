@@ -81,6 +81,8 @@ class StudyProgress:
 
     def refresh(self) -> None:
         """Re-read trial counts and the best value of every shown study from the storage."""
+        if self.quiet:  # nothing is shown: nothing to read
+            return
         for task, study in self._tasks.values():
             if study is None:
                 continue
@@ -91,7 +93,7 @@ class StudyProgress:
 
     def on_progress(self, info: dict[str, Any]) -> None:
         """Per-epoch callback of the trial running in this process."""
-        if self._current is None:
+        if self._current is None or self.quiet:
             return
         config = info.get("config")
         label = f"trial {info['trial']}"

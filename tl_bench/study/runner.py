@@ -38,6 +38,7 @@ from tl_bench.tracking import WARM_START, Tracker
 from tl_bench.train import FeatureCache
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+RECONCILE_S = 1.0  # between trials, dead workers are looked for at most this often
 
 
 @dataclass
@@ -225,15 +226,20 @@ def run_dataset(
         keeper=keeper_for(spec, study, tracker, dataset.key),
     )
     start = time.monotonic()
-    stale_checked = start  # the reconcile above asked for stale heartbeats just now
+    checked = stale_checked = start  # the reconcile above asked for dead workers and stale heartbeats just now
     failures = 0
     max_failures = max(3, n_trials or 10)  # a study whose every trial fails must still end
     while True:
-        # A worker that died elsewhere holds a RUNNING trial that counts against the budget: free it.
-        stale = time.monotonic() - stale_checked >= HEARTBEAT_S
-        stale_checked = time.monotonic() if stale else stale_checked
-        reconcile(study, tracker, all_runs=False, stale=stale)
-        if _budget_left(study, n_trials) <= 0 or failures >= max_failures or grid_exhausted(study):
+        # A worker that died elsewhere holds a RUNNING trial that counts against the budget: free it. Asked
+        # at most once a second (stale heartbeats once per interval), and always before the budget ends it.
+        now = time.monotonic()
+        spent = _budget_left(study, n_trials) <= 0
+        if spent or now - checked >= RECONCILE_S:
+            stale = now - stale_checked >= HEARTBEAT_S
+            if reconcile(study, tracker, all_runs=False, stale=stale) and spent:
+                spent = _budget_left(study, n_trials) <= 0
+            checked, stale_checked = now, now if stale else stale_checked
+        if spent or failures >= max_failures or grid_exhausted(study):
             break
         if timeout is not None and time.monotonic() - start >= timeout:
             break

@@ -6,7 +6,7 @@ others; plain ``optuna.load_study(storage=URL)`` opens the same studies.
 
 This module is the one place that touches Optuna's private API (the heartbeat
 write, ``Study._storage``, ``FrozenTrial._trial_id``, the stale-trial lookup, the
-RDB storage's writes without commit): an ask/tell loop has no public way to run
+RDB storage's session and trial models): an ask/tell loop has no public way to run
 a heartbeat, to fail a trial with a reason, or to write several attributes of a
 trial in one transaction (each public setter is a commit of its own).
 ``tests/study/test_storage.py`` pins the behaviour relied on.
@@ -14,6 +14,7 @@ trial in one transaction (each public setter is a commit of its own).
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -195,8 +196,12 @@ def set_trial_attrs(
     trial: optuna.Trial | optuna.trial.FixedTrial, attrs: Mapping[str, Any], steps: Mapping[int, float] | None = None
 ) -> None:
     """``trial.set_user_attr`` for each of ``attrs`` and ``trial.report`` for each of ``steps``
-    (epoch -> intermediate value), in one transaction of an RDB storage instead of one commit each."""
-    steps = steps or {}
+    (epoch -> intermediate value), in one transaction of an RDB storage instead of one commit each.
+
+    The trial is looked up once and the rows it already has are read in one query each, where
+    Optuna's setters look the trial up again for every value (two statements a value).
+    """
+    steps = {int(k): float(v) for k, v in (steps or {}).items()}
     storage = trial.study._storage if isinstance(trial, optuna.Trial) else None
     backend = getattr(storage, "_backend", storage)
     if not isinstance(backend, optuna.storages.RDBStorage):
@@ -205,15 +210,30 @@ def set_trial_attrs(
         for step, value in steps.items():
             trial.report(value, step)
         return
+    trial_id = trial._trial_id
     with _create_scoped_session(backend.scoped_session, True) as session:
+        backend.check_trial_is_updatable(trial_id, rdb_models.TrialModel.find_or_raise_by_id(trial_id, session).state)
+        users = rdb_models.TrialUserAttributeModel
+        stored = {row.key: row for row in session.query(users).filter(
+            users.trial_id == trial_id, users.key.in_(list(attrs)))} if attrs else {}
         for key, value in attrs.items():
-            backend._set_trial_attr_without_commit(session, rdb_models.TrialUserAttributeModel, trial._trial_id,
-                                                   key, value)
+            if key in stored:
+                stored[key].value_json = json.dumps(value)
+            else:
+                session.add(users(trial_id=trial_id, key=key, value_json=json.dumps(value)))
+        values = rdb_models.TrialIntermediateValueModel
+        reported = {row.step: row for row in session.query(values).filter(
+            values.trial_id == trial_id, values.step.in_(list(steps)))} if steps else {}
         for step, value in steps.items():
-            backend._set_trial_intermediate_value_without_commit(session, trial._trial_id, step, float(value))
+            number, kind = values.intermediate_value_to_stored_repr(value)
+            if step in reported:
+                reported[step].intermediate_value, reported[step].intermediate_value_type = number, kind
+            else:
+                session.add(values(trial_id=trial_id, step=step, intermediate_value=number,
+                                   intermediate_value_type=kind))
     # What the trial object reads back, as its own setters leave it.
     trial._cached_frozen_trial.user_attrs.update(attrs)
-    trial._cached_frozen_trial.intermediate_values.update({k: float(v) for k, v in steps.items()})
+    trial._cached_frozen_trial.intermediate_values.update(steps)
 
 
 @contextmanager

@@ -105,24 +105,20 @@ def run_trial(ctx: TrialContext) -> TrialState | None:
     (FAIL, reason ``SURPLUS``, no MLflow run), so the budget is met exactly.
     """
     trial = ask(ctx.study)
-    if ctx.n_trials is not None and _taken_before(ctx.study, trial.number) >= ctx.n_trials:
+    if _surplus(ctx.study, trial.number, ctx.n_trials):
         _tell(ctx.study, trial, state=TrialState.FAIL, attrs={ERROR_ATTR: SURPLUS})
         return None
-    set_trial_attrs(trial, {
-        HOST_ATTR: socket.gethostname(),
-        PID_ATTR: os.getpid(),
-        PIDNS_ATTR: pid_namespace(),
-        DEVICES_ATTR: os.environ.get("CUDA_VISIBLE_DEVICES", ""),
-        THREADS_ATTR: torch.get_num_threads(),
-    })
     with heartbeat(ctx.study, trial):
         return _train_and_tell(ctx, trial)
 
 
-def _taken_before(study: optuna.Study, number: int) -> int:
-    """Trials numbered before ``number`` that finished or still run: the budget they take."""
+def _surplus(study: optuna.Study, number: int, n_trials: int | None) -> bool:
+    """Whether the trials numbered before ``number`` that finished or still run take the whole budget.
+    Fewer than ``n_trials`` trials come before trial ``n_trials - 1``: the storage is only read after."""
+    if n_trials is None or number < n_trials:
+        return False
     states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
-    return sum(t.number < number for t in study.get_trials(deepcopy=False, states=states))
+    return sum(t.number < number for t in study.get_trials(deepcopy=False, states=states)) >= n_trials
 
 
 def _start_run(ctx: TrialContext, trial: optuna.Trial, config: TrialConfig | dict[str, Any]) -> str:
@@ -136,7 +132,14 @@ def _start_run(ctx: TrialContext, trial: optuna.Trial, config: TrialConfig | dic
         extra_tags={OPTUNA_STUDY: ctx.study.study_name, THREADS: str(torch.get_num_threads()),
                     CUDA_VISIBLE_DEVICES: os.environ.get("CUDA_VISIBLE_DEVICES", "")},
     )
-    trial.set_user_attr(RUN_ATTR, run_id)
+    set_trial_attrs(trial, {  # the worker that runs the trial, and its run: one write
+        HOST_ATTR: socket.gethostname(),
+        PID_ATTR: os.getpid(),
+        PIDNS_ATTR: pid_namespace(),
+        DEVICES_ATTR: os.environ.get("CUDA_VISIBLE_DEVICES", ""),
+        THREADS_ATTR: torch.get_num_threads(),
+        RUN_ATTR: run_id,
+    })
     return run_id
 
 
@@ -162,7 +165,8 @@ def _train_and_tell(ctx: TrialContext, trial: optuna.Trial) -> TrialState:
             ctx.on_progress({"trial": trial.number, "config": config, "epoch": epoch, **metrics})
             if report_now:
                 trial.report(metrics["val_acc"], epoch)
-                if trial.should_prune():
+                # Pruning at the last epoch would save nothing and lose a finished result.
+                if epoch < config.epochs and trial.should_prune():
                     raise optuna.TrialPruned(f"{type(ctx.study.pruner).__name__}: val_acc {metrics['val_acc']:.4f} "
                                              f"at epoch {epoch}")
             elif not multi:

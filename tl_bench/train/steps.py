@@ -40,6 +40,7 @@ class EpochRunner:
         # On CPU a host read is free; on CUDA it stalls the queue, so look every few steps.
         self.check_every = 1 if device.type == "cpu" else 32
         self._trained_keys: list[str] | None = None
+        self._sources: dict[int, dict[str, torch.Tensor]] = {}  # id(module) -> its trained tensors
 
     def epoch(self, epoch: int, generator: torch.Generator) -> tuple[float, float, int]:
         """Run one epoch; returns (mean training loss per image, last lr of neck/head, images)."""
@@ -103,8 +104,12 @@ class EpochRunner:
         """CPU copy of what training changes: trainable parameters and buffers of modules in train mode,
         read from ``module`` (an EMA copy of the model) or the model itself."""
         assert self._trained_keys is not None, "snapshot before the first epoch"
-        state = (module if module is not None else self.model).state_dict()
-        return {k: state[k].detach().to("cpu", copy=True) for k in self._trained_keys}
+        source = module if module is not None else self.model
+        tensors = self._sources.get(id(source))
+        if tensors is None:  # training and the EMA update these tensors in place: look them up once
+            state = source.state_dict(keep_vars=True)
+            tensors = self._sources[id(source)] = {k: state[k] for k in self._trained_keys}
+        return {k: t.detach().to("cpu", copy=True) for k, t in tensors.items()}
 
 
 __all__ = ["EpochRunner"]
