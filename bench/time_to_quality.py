@@ -12,7 +12,7 @@ validation accuracy within one point of the best either found, the ratio handwri
 and the floor: importing torch, timm, MLflow and Optuna plus the shortest trial (of either) that
 reached that accuracy, which no search can beat, and so the largest ratio the round allows.
 
-    python bench/time_to_quality.py [--seeds 0 1 2] [--budget-s 60] [--pruner median|none]
+    python bench/time_to_quality.py [--seeds 0 1 2] [--budget-s 60] [--pruner median|none] [--screen K]
 
 Last line: one JSON object (benchmark, ratio, target and the figures).
 """
@@ -38,8 +38,8 @@ SPACE = {"backbones": ["test_resnet", "test_convnext", "test_vit"], "freeze_dept
 MEDIAN = {"name": "median", "n_startup_trials": 8, "n_warmup_steps": 1}
 
 
-def _spec(budget_s: float, seed: int, pruner: str = "median") -> dict:
-    return {
+def _spec(budget_s: float, seed: int, pruner: str = "median", screen: int = 0) -> dict:
+    return ({"screen": {"score": "logme", "keep": screen}} if screen else {}) | {
         "name": "ttq",
         "datasets": [{"name": DATA["dataset"], "img_size": DATA["img_size"], "train_size": DATA["train_size"],
                       "val_size": DATA["val_size"], "split_seed": DATA["split_seed"]}],
@@ -120,6 +120,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="sampler seeds, one round each")
     parser.add_argument("--budget-s", type=float, default=60.0, help="seconds of search for each (after start-up)")
     parser.add_argument("--pruner", choices=["median", "none"], default="median", help="tl-bench's pruner")
+    parser.add_argument("--screen", type=int, default=0, metavar="K",
+                        help="tl-bench screens the 6 candidates with LogME and searches the best K (0: off)")
     args = parser.parse_args()
     from tl_bench.pretrain import checkpoint_path
     from tl_bench.spec import load_spec
@@ -128,14 +130,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         spec_path = folder / "ttq.yaml"
-        spec_path.write_text(yaml.safe_dump(_spec(args.budget_s, args.seeds[0], args.pruner), sort_keys=False))
+        write_spec = lambda seed: spec_path.write_text(  # noqa: E731
+            yaml.safe_dump(_spec(args.budget_s, seed, args.pruner, args.screen), sort_keys=False))
+        write_spec(args.seeds[0])
         _run([sys.executable, "-m", "tl_bench", "pretrain", str(spec_path)], folder)
         spec = load_spec(spec_path)
         shapes = {b: str(checkpoint_path(spec, "shapes", b)) for b in SPACE["backbones"]}
         weights = {"scratch": {}, "local:shapes": shapes}
         rows = []
         for index, seed in enumerate(args.seeds):
-            spec_path.write_text(yaml.safe_dump(_spec(args.budget_s, seed, args.pruner), sort_keys=False))
+            write_spec(seed)
             settings = {**SPACE, "weights": weights, "batch_size": 64, "timeout_s": args.budget_s, "seed": 0,
                         "sampler_seed": seed, "data": DATA}
             runs = {}
@@ -152,6 +156,7 @@ def main() -> None:
         "imports_s": round(imports_s, 2),
         "budget_s": args.budget_s,
         "pruner": args.pruner,
+        "screen_keep": args.screen,
         "rounds": rows,
     }))
 
