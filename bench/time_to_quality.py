@@ -130,8 +130,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         spec_path = folder / "ttq.yaml"
-        write_spec = lambda seed: spec_path.write_text(  # noqa: E731
-            yaml.safe_dump(_spec(args.budget_s, seed, args.pruner, args.screen), sort_keys=False))
+
+        def write_spec(seed: int) -> None:
+            spec_path.write_text(yaml.safe_dump(_spec(args.budget_s, seed, args.pruner, args.screen), sort_keys=False))
+
         write_spec(args.seeds[0])
         _run([sys.executable, "-m", "tl_bench", "pretrain", str(spec_path)], folder)
         spec = load_spec(spec_path)
