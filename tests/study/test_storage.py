@@ -10,6 +10,7 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.trial import TrialState
+from sqlalchemy import event
 
 from tl_bench.study.storage import (
     ERROR_ATTR,
@@ -20,6 +21,7 @@ from tl_bench.study.storage import (
     open_study,
     set_trial_attrs,
     stale_trials,
+    tell,
 )
 
 
@@ -89,6 +91,48 @@ def test_set_trial_attrs_stores_what_the_setters_would_in_one_write(tmp_path: Pa
     assert math.isnan(stored.intermediate_values[3]) and stored.state == TrialState.COMPLETE
     with pytest.raises(RuntimeError):  # an ended trial is not written to, as with Optuna's own setters
         set_trial_attrs(trial, {"late": 1})
+
+
+def _told(folder: Path, values: list[float] | None, state: TrialState | None, ours: bool) -> tuple[tuple, int]:
+    """The stored outcome of one trial told by ``tell`` (ours) or by set_trial_attrs then ``study.tell``,
+    read back through the same study, as its sampler reads it; and the commits ``tell`` made."""
+    folder.mkdir()
+    study = _study(folder)
+    trial = ask(study)
+    trial.suggest_float("lr", 1e-3, 1e-1, log=True)
+    trial.report(0.25, 1)  # reported as it came, as a pruned trial's are
+    attrs, steps = {"test_acc": 0.5}, {2: 0.75}
+    commits: list[object] = []
+    if ours:
+        engine, count = study._storage._backend.engine, commits.append
+        event.listen(engine, "commit", count)
+        tell(study, trial, values, state=state, attrs=attrs, steps=steps)
+        event.remove(engine, "commit", count)
+    else:
+        set_trial_attrs(trial, attrs, steps)
+        study.tell(trial, values, state=state)
+    got = study.trials[-1]
+    return (got.state, got.values, got.user_attrs, got.intermediate_values, got.datetime_complete is not None), \
+        len(commits)
+
+
+@pytest.mark.parametrize(("values", "state", "ends"), [
+    ([0.5], None, TrialState.COMPLETE),
+    ([float("nan")], None, TrialState.FAIL),  # not a value Optuna takes: FAIL, as study.tell decides
+    (None, TrialState.PRUNED, TrialState.PRUNED),
+    (None, TrialState.FAIL, TrialState.FAIL),
+])
+def test_tell_stores_what_optuna_tell_would_in_one_write(
+    tmp_path: Path, values: list[float] | None, state: TrialState | None, ends: TrialState
+) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Optuna warns of the NaN value; so does tell
+        theirs, _ = _told(tmp_path / "optuna", values, state, ours=False)
+        ours, commits = _told(tmp_path / "ours", values, state, ours=True)
+    assert ours == theirs
+    assert ours[0] == ends and commits == 1
+    if state == TrialState.PRUNED:
+        assert ours[1] == [0.75]  # its last intermediate value, as Optuna gives a pruned trial
 
 
 def test_set_trial_attrs_on_a_fixed_trial_uses_its_setters() -> None:

@@ -81,14 +81,18 @@ class SearchSpace:
         return space
 
     # -- sampling ---------------------------------------------------------
-    def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
-        """Draw the searched values of one trial as TrialConfig field values."""
+    def suggest(self, trial: optuna.Trial, attrs: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Draw the searched values of one trial as TrialConfig field values.
+
+        Parts with one choice are no Optuna parameter; they are stored as user attributes, written
+        here, or added to ``attrs`` for the caller to write with its own (one write instead of two).
+        """
         if self.grid:
             bb, w, d, neck, head = trial.suggest_categorical(COMBO, self.combos()).split(_SEP)
             values: dict[str, Any] = {"backbone": bb, "weights": w, "freeze_depth": parse_freeze_depth(d), "neck": neck, "head": head}
         else:
             bb = trial.suggest_categorical("backbone", self.backbones)
-            single: dict[str, str] = {}  # parts with one choice: user attributes, written together below
+            single: dict[str, str] = {}  # parts with one choice: user attributes
             values = {
                 "backbone": bb,
                 "weights": self._choose(trial, f"weights@{bb}", self.weights[bb], single),
@@ -98,7 +102,9 @@ class SearchSpace:
                 "neck": self._choose(trial, "neck", self.necks, single),
                 "head": self._choose(trial, "head", self.heads, single),
             }
-            if single:
+            if attrs is not None:
+                attrs.update(single)
+            elif single:
                 set_trial_attrs(trial, single)
         for name, rng in self.hyper.items():
             values[name] = _suggest_range(trial, name, rng)

@@ -19,8 +19,9 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from datetime import datetime
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ import optuna
 from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
 from optuna.storages._rdb import models as rdb_models
 from optuna.storages._rdb.storage import _create_scoped_session
+from optuna.study._tell import _check_values_are_feasible
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.engine import URL, make_url
 
@@ -192,6 +194,11 @@ def ask(study: optuna.Study) -> optuna.Trial:
         return study.ask()
 
 
+def _rdb_backend(study: optuna.Study) -> optuna.storages.RDBStorage | None:
+    backend = getattr(study._storage, "_backend", study._storage)
+    return backend if isinstance(backend, optuna.storages.RDBStorage) else None
+
+
 def set_trial_attrs(
     trial: optuna.Trial | optuna.trial.FixedTrial, attrs: Mapping[str, Any], steps: Mapping[int, float] | None = None
 ) -> None:
@@ -202,38 +209,99 @@ def set_trial_attrs(
     Optuna's setters look the trial up again for every value (two statements a value).
     """
     steps = {int(k): float(v) for k, v in (steps or {}).items()}
-    storage = trial.study._storage if isinstance(trial, optuna.Trial) else None
-    backend = getattr(storage, "_backend", storage)
-    if not isinstance(backend, optuna.storages.RDBStorage):
+    backend = _rdb_backend(trial.study) if isinstance(trial, optuna.Trial) else None
+    if backend is None:
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
         for step, value in steps.items():
             trial.report(value, step)
         return
-    trial_id = trial._trial_id
     with _create_scoped_session(backend.scoped_session, True) as session:
-        backend.check_trial_is_updatable(trial_id, rdb_models.TrialModel.find_or_raise_by_id(trial_id, session).state)
-        users = rdb_models.TrialUserAttributeModel
-        stored = {row.key: row for row in session.query(users).filter(
-            users.trial_id == trial_id, users.key.in_(list(attrs)))} if attrs else {}
-        for key, value in attrs.items():
-            if key in stored:
-                stored[key].value_json = json.dumps(value)
-            else:
-                session.add(users(trial_id=trial_id, key=key, value_json=json.dumps(value)))
-        values = rdb_models.TrialIntermediateValueModel
-        reported = {row.step: row for row in session.query(values).filter(
-            values.trial_id == trial_id, values.step.in_(list(steps)))} if steps else {}
-        for step, value in steps.items():
-            number, kind = values.intermediate_value_to_stored_repr(value)
-            if step in reported:
-                reported[step].intermediate_value, reported[step].intermediate_value_type = number, kind
-            else:
-                session.add(values(trial_id=trial_id, step=step, intermediate_value=number,
-                                   intermediate_value_type=kind))
+        _write_attrs(session, backend, trial, attrs, steps)
+
+
+def _write_attrs(session: Any, backend: optuna.storages.RDBStorage, trial: optuna.Trial,
+                 attrs: Mapping[str, Any], steps: dict[int, float]) -> rdb_models.TrialModel:
+    """Write ``attrs`` and ``steps`` of a running trial in ``session``; returns its (locked) row."""
+    trial_id = trial._trial_id
+    row = rdb_models.TrialModel.find_or_raise_by_id(trial_id, session, for_update=True)
+    backend.check_trial_is_updatable(trial_id, row.state)
+    users = rdb_models.TrialUserAttributeModel
+    stored = {r.key: r for r in session.query(users).filter(
+        users.trial_id == trial_id, users.key.in_(list(attrs)))} if attrs else {}
+    for key, value in attrs.items():
+        if key in stored:
+            stored[key].value_json = json.dumps(value)
+        else:
+            session.add(users(trial_id=trial_id, key=key, value_json=json.dumps(value)))
+    values = rdb_models.TrialIntermediateValueModel
+    reported = {r.step: r for r in session.query(values).filter(
+        values.trial_id == trial_id, values.step.in_(list(steps)))} if steps else {}
+    for step, value in steps.items():
+        number, kind = values.intermediate_value_to_stored_repr(value)
+        if step in reported:
+            reported[step].intermediate_value, reported[step].intermediate_value_type = number, kind
+        else:
+            session.add(values(trial_id=trial_id, step=step, intermediate_value=number,
+                               intermediate_value_type=kind))
     # What the trial object reads back, as its own setters leave it.
     trial._cached_frozen_trial.user_attrs.update(attrs)
     trial._cached_frozen_trial.intermediate_values.update(steps)
+    return row
+
+
+def tell(
+    study: optuna.Study,
+    trial: optuna.Trial,
+    values: Sequence[float] | None = None,
+    *,
+    state: TrialState | None = None,
+    attrs: Mapping[str, Any] | None = None,
+    steps: Mapping[int, float] | None = None,
+) -> None:
+    """``study.tell`` with the trial's last ``attrs`` and ``steps`` (see ``set_trial_attrs``) in the
+    same transaction as its state and values, on an RDB storage: one write, where ``set_trial_attrs``
+    then ``study.tell`` make one and then read the trial back twice (before and after their write).
+
+    The outcome is Optuna's: ``values`` that are not finite numbers make the trial FAIL when no state is
+    given, a pruned trial takes its last intermediate value, and the sampler's ``after_trial`` runs
+    before the write (which happens even when it raises, as in Optuna).
+    """
+    steps = {int(k): float(v) for k, v in (steps or {}).items()}
+    backend = _rdb_backend(study)
+    if backend is None:
+        if attrs or steps:
+            set_trial_attrs(trial, attrs or {}, steps)
+        study.tell(trial, values, state=state)
+        return
+    study._thread_local.cached_all_trials = None  # as Study.tell: the trial list read in this trial is stale
+    frozen = trial._cached_frozen_trial
+    frozen.intermediate_values.update(steps)
+    state, values = _outcome(study, frozen, values, state)
+    try:
+        study.sampler.after_trial(optuna.pruners._filter_study(study, frozen), frozen, state, values)
+    finally:
+        with _create_scoped_session(backend.scoped_session, True) as session:
+            row = _write_attrs(session, backend, trial, attrs or {}, steps)
+            for objective, value in enumerate(values or []):
+                backend._set_trial_value_without_commit(session, row, objective, value)
+            row.state = state
+            row.datetime_complete = datetime.now()
+
+
+def _outcome(study: optuna.Study, frozen: FrozenTrial, values: Sequence[float] | None,
+             state: TrialState | None) -> tuple[TrialState, list[float] | None]:
+    """The state and values ``Study.tell`` would store for these arguments."""
+    if state == TrialState.PRUNED and values is None and frozen.last_step is not None:
+        last = frozen.intermediate_values[frozen.last_step]
+        return state, [last] if _check_values_are_feasible(study, [last]) is None else None
+    if state is not None:
+        return state, None if values is None else [float(v) for v in values]
+    problem = "no value" if values is None else _check_values_are_feasible(study, values)
+    if problem is not None:
+        warnings.warn(problem, stacklevel=3)
+        return TrialState.FAIL, None
+    return TrialState.COMPLETE, [float(v) for v in values]
 
 
 @contextmanager
@@ -332,4 +400,5 @@ __all__ = [
     "set_trial_attrs",
     "stale_trials",
     "storage_faults",
+    "tell",
 ]

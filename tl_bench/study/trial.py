@@ -36,6 +36,7 @@ from tl_bench.study.storage import (
     ask,
     heartbeat,
     set_trial_attrs,
+    tell,
 )
 from tl_bench.study.workers import pid_namespace
 from tl_bench.tracking import CUDA_VISIBLE_DEVICES, OPTUNA_STUDY, THREADS, Tracker, pruned_tags
@@ -73,25 +74,16 @@ class TrialContext:
     keeper: ModelKeeper | None = None  # keeps the models of the study's top trials (None: keep none)
 
 
-def _tell(
-    study: optuna.Study,
-    trial: optuna.Trial,
-    *args: Any,
-    attrs: Mapping[str, Any] | None = None,
-    steps: Mapping[int, float] | None = None,
-    **kwargs: Any,
-) -> None:
-    """``study.tell`` for an ask/tell loop, after the trial's last ``attrs`` and ``steps``
-    (intermediate values not reported as they came) are written in one transaction.
+def _tell(study: optuna.Study, trial: optuna.Trial, *args: Any, **kwargs: Any) -> None:
+    """``storage.tell``: the trial's last attributes and steps, state and values in one write.
 
     Optuna's GridSampler calls ``study.stop()`` after the last grid point, which raises
-    outside ``study.optimize``; the trial is already stored by then (Optuna writes it in a
-    ``finally``), so that one error is dropped and the runner ends on ``grid_exhausted``.
+    outside ``study.optimize``; the trial is already stored by then (written in a
+    ``finally``, as Optuna does), so that one error is dropped and the runner ends on
+    ``grid_exhausted``.
     """
-    if attrs or steps:
-        set_trial_attrs(trial, attrs or {}, steps)
     try:
-        study.tell(trial, *args, **kwargs)
+        tell(study, trial, *args, **kwargs)
     except RuntimeError as err:
         if "Study.stop" not in str(err):
             raise
@@ -121,7 +113,9 @@ def _surplus(study: optuna.Study, number: int, n_trials: int | None) -> bool:
     return sum(t.number < number for t in study.get_trials(deepcopy=False, states=states)) >= n_trials
 
 
-def _start_run(ctx: TrialContext, trial: optuna.Trial, config: TrialConfig | dict[str, Any]) -> str:
+def _start_run(ctx: TrialContext, trial: optuna.Trial, config: TrialConfig | dict[str, Any],
+               attrs: Mapping[str, Any]) -> str:
+    """The trial's MLflow run, and in one Optuna write ``attrs``, the worker that runs it and that run."""
     run_id = ctx.tracker.start_trial(
         ctx.parent_run_id,
         config,
@@ -132,7 +126,8 @@ def _start_run(ctx: TrialContext, trial: optuna.Trial, config: TrialConfig | dic
         extra_tags={OPTUNA_STUDY: ctx.study.study_name, THREADS: str(torch.get_num_threads()),
                     CUDA_VISIBLE_DEVICES: os.environ.get("CUDA_VISIBLE_DEVICES", "")},
     )
-    set_trial_attrs(trial, {  # the worker that runs the trial, and its run: one write
+    set_trial_attrs(trial, {
+        **attrs,
         HOST_ATTR: socket.gethostname(),
         PID_ATTR: os.getpid(),
         PIDNS_ATTR: pid_namespace(),
@@ -154,10 +149,11 @@ def _train_and_tell(ctx: TrialContext, trial: optuna.Trial) -> TrialState:
     multi = len(ctx.study.directions) > 1
     report_now = not multi and not isinstance(ctx.study.pruner, optuna.pruners.NopPruner)
     steps: dict[int, float] = {}
+    chosen: dict[str, Any] = {}  # the parts with one choice, written with the trial's first attributes
     try:
-        values = ctx.space.suggest(trial)
+        values = ctx.space.suggest(trial, chosen)
         config = build_config(values, base=ctx.base, checkpoint_for=ctx.checkpoint_for)
-        run_id = _start_run(ctx, trial, config)
+        run_id = _start_run(ctx, trial, config, chosen)
         ctx.on_progress({"trial": trial.number, "config": config, "epoch": 0})
 
         def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
@@ -185,18 +181,18 @@ def _train_and_tell(ctx: TrialContext, trial: optuna.Trial) -> TrialState:
         reason = "interrupted by " + (
             "SIGTERM" if isinstance(err, Terminated) else "signal" if isinstance(err, SystemExit) else "Ctrl-C"
         )
-        _tell(ctx.study, trial, state=TrialState.FAIL, attrs={ERROR_ATTR: reason}, steps=steps)
+        _tell(ctx.study, trial, state=TrialState.FAIL, attrs={**chosen, ERROR_ATTR: reason}, steps=steps)
         ctx.tracker.finish_trial(run_id, "INTERRUPTED", history=history, error=reason, config=config)
         raise
     except StorageError as err:  # the tracking store failed: say why in Optuna, then stop the study
-        _fail_for_store(ctx, trial, err, steps)
+        _fail_for_store(ctx, trial, err, steps, chosen)
         raise
     except Exception as err:  # a failing trial is recorded as failed; the study goes on
         message = one_line(err)
         if config is None:  # failed before its config (and so its run) existed: a run from what was sampled
             with contextlib.suppress(Exception):  # the store itself may be what failed; Optuna has the error
-                run_id = _start_run(ctx, trial, {**ctx.base, **values})
-        _tell(ctx.study, trial, state=TrialState.FAIL, attrs={ERROR_ATTR: message}, steps=steps)
+                run_id = _start_run(ctx, trial, {**ctx.base, **values}, chosen)
+        _tell(ctx.study, trial, state=TrialState.FAIL, attrs={**chosen, ERROR_ATTR: message}, steps=steps)
         ctx.tracker.finish_trial(run_id, "FAIL", history=history, error=message, config=config)
         return TrialState.FAIL
     values = [float(getattr(result, name)) for name in ctx.metrics]
