@@ -5,14 +5,16 @@ Both search the quickstart's target (digits) over its three tiny backbones, scra
 0 / 2 / all, the learning rate and the epochs, with a gap neck and a linear head (what timm's own
 classifier is), the same training recipe, TPE seeded alike and the same budget of wall-clock seconds.
 (a) ``bench/handwritten_search.py``: Optuna's ``study.optimize``, a plain PyTorch loop, one MLflow
-run per trial, no cache, no pruning. (b) ``tl-bench run`` with its feature cache and a median
-pruner. Each starts as a fresh process; its clock starts at launch. Each sampler seed is one round
-(the order of the two alternates). Printed per round: the wall time each needs to first reach a
+run per trial, no cache, no pruning. (b) ``tl-bench run`` with its feature cache, a median
+pruner and ``start: candidates`` (one standard fine-tune of each candidate before TPE). Each starts
+as a fresh process; its clock starts at launch. Each sampler seed is one round (the order of the
+two alternates). Printed per round: the wall time each needs to first reach a
 validation accuracy within one point of the best either found, the ratio handwritten / tl-bench,
 and the floor: importing torch, timm, MLflow and Optuna plus the shortest trial (of either) that
 reached that accuracy, which no search can beat, and so the largest ratio the round allows.
 
     python bench/time_to_quality.py [--seeds 0 1 2] [--budget-s 60] [--pruner median|none] [--screen K]
+                                    [--start candidates|sampler]
 
 Last line: one JSON object (benchmark, ratio, target and the figures).
 """
@@ -38,7 +40,7 @@ SPACE = {"backbones": ["test_resnet", "test_convnext", "test_vit"], "freeze_dept
 MEDIAN = {"name": "median", "n_startup_trials": 8, "n_warmup_steps": 1}
 
 
-def _spec(budget_s: float, seed: int, pruner: str = "median", screen: int = 0) -> dict:
+def _spec(budget_s: float, seed: int, pruner: str = "median", screen: int = 0, start: str = "candidates") -> dict:
     return ({"screen": {"score": "logme", "keep": screen}} if screen else {}) | {
         "name": "ttq",
         "datasets": [{"name": DATA["dataset"], "img_size": DATA["img_size"], "train_size": DATA["train_size"],
@@ -51,6 +53,7 @@ def _spec(budget_s: float, seed: int, pruner: str = "median", screen: int = 0) -
         "sampler": {"name": "tpe", "seed": seed},
         "pruner": MEDIAN if pruner == "median" else {"name": pruner},
         "budget": {"timeout_s": budget_s},
+        "start": start,
         "pretrain": {"shapes": {"dataset": {"name": "shapes", "img_size": 32, "val_size": 150,
                                             "options": {"num_classes": 6, "n_per_class": 200, "test_fraction": 0.15}},
                                 "epochs": 3, "lr": 1.0e-3, "batch_size": 64, "seed": 0}},
@@ -122,6 +125,8 @@ def main() -> None:
     parser.add_argument("--pruner", choices=["median", "none"], default="median", help="tl-bench's pruner")
     parser.add_argument("--screen", type=int, default=0, metavar="K",
                         help="tl-bench screens the 6 candidates with LogME and searches the best K (0: off)")
+    parser.add_argument("--start", choices=["candidates", "sampler"], default="candidates",
+                        help="tl-bench's start: a standard fine-tune of each candidate first, or TPE from trial 0")
     args = parser.parse_args()
     from tl_bench.pretrain import checkpoint_path
     from tl_bench.spec import load_spec
@@ -132,7 +137,8 @@ def main() -> None:
         spec_path = folder / "ttq.yaml"
 
         def write_spec(seed: int) -> None:
-            spec_path.write_text(yaml.safe_dump(_spec(args.budget_s, seed, args.pruner, args.screen), sort_keys=False))
+            data = _spec(args.budget_s, seed, args.pruner, args.screen, args.start)
+            spec_path.write_text(yaml.safe_dump(data, sort_keys=False))
 
         write_spec(args.seeds[0])
         _run([sys.executable, "-m", "tl_bench", "pretrain", str(spec_path)], folder)
@@ -159,6 +165,7 @@ def main() -> None:
         "budget_s": args.budget_s,
         "pruner": args.pruner,
         "screen_keep": args.screen,
+        "start": args.start,
         "rounds": rows,
     }))
 

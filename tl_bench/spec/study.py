@@ -7,7 +7,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, NoReturn, Sequence
+from typing import Any, Literal, NoReturn, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
@@ -58,6 +58,11 @@ class StudySpec(BaseModel):
     keep_models: KeepModelsSpec = Field(default_factory=KeepModelsSpec)  # which trials keep their weights
     screen: ScreenSpec | None = None  # transferability screening of the (backbone, weights) candidates
     warm_start: WarmStartSpec | None = None  # configurations of finished studies enqueued first
+    start: Literal["sampler", "candidates"] = Field(
+        default="sampler",
+        description="sampler (the sampler picks every trial) or candidates (a standard fine-tune of each "
+        "(backbone, weights) candidate first)",
+    )
 
     _source_path: Path = PrivateAttr(default_factory=lambda: Path.cwd() / "study.yaml")
     _display: str = PrivateAttr(default="study.yaml")

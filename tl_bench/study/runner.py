@@ -29,12 +29,13 @@ from tl_bench.study.samplers import grid_exhausted, make_pruner, make_sampler
 from tl_bench.study.screen import record_screen, screen
 from tl_bench.study.setup import check_stores, checkpoint_resolver, dataset_fingerprint, parent_run
 from tl_bench.study.space import SearchSpace
+from tl_bench.study.start import candidate_starts
 from tl_bench.study.storage import HEARTBEAT_S, claim_summary, make_storage, open_study, storage_faults
 from tl_bench.study.summary import count_states, write_summary
 from tl_bench.study.trial import TrialContext, run_trial
 from tl_bench.study.warm_start import warm_start
 from tl_bench.study.workers import spawn_workers, visible_cuda_devices
-from tl_bench.tracking import WARM_START, Tracker
+from tl_bench.tracking import START, WARM_START, Tracker
 from tl_bench.train import FeatureCache
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -205,6 +206,12 @@ def run_dataset(
             notes = warm_start(study, storage, spec, space)
             if tracker.enabled and parent:
                 tracker.set_tags(parent, {WARM_START: "; ".join(notes) or "no source study"})
+        if spec.start == "candidates":
+            starts = candidate_starts(space, chosen)
+            for params in starts:
+                study.enqueue_trial(params, skip_if_exists=True)
+            if tracker.enabled and parent:
+                tracker.set_tags(parent, {START: f"candidates: {len(starts)} standard fine-tune(s) first"})
     reconcile(study, tracker, all_runs=not created)  # a study created just now has no runs left behind
     n_trials = options.n_trials if options.n_trials is not None else spec.budget.n_trials
     timeout = options.timeout_s if options.timeout_s is not None else spec.budget.timeout_s

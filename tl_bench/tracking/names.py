@@ -43,6 +43,7 @@ MODEL_ID = "tlb.model_id"  # the logged model a registered version points to
 CHAMPION = "champion"  # registry alias of the best version of <study>-<dataset>
 SCREEN_DROPPED = "tlb.screen_dropped"  # the candidates screening left out of the search
 WARM_START = "tlb.warm_start"  # what a warm start enqueued, per source study
+START = "tlb.start"  # the standard fine-tunes `start: candidates` enqueued, one per candidate
 # Pretraining runs.
 SOURCE = "tlb.source"
 SOURCE_DATASET = "tlb.source_dataset"
@@ -184,6 +185,7 @@ __all__ = [
     "SCREEN_DROPPED",
     "SOURCE",
     "SOURCE_DATASET",
+    "START",
     "STATE",
     "STUDY",
     "STUDY_FILE_DIR",
