@@ -7,6 +7,7 @@ for the cost of a file copy.
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -29,3 +30,19 @@ def mlflow_db(tmp_path: Path, mlflow_template: Path) -> str:
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(mlflow_template, target)
     return f"sqlite:///{target}"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Under pytest-xdist each of the two workers trains on one core: two torch thread pools on two
+    # cores would spin against each other.
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Files with slow tests first (order otherwise kept): the workers take files in this order, so the
+    # long ones start early instead of ending the run on one worker.
+    slow = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow)

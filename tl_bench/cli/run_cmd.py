@@ -51,14 +51,16 @@ def run(
     quiet: bool = typer.Option(False, "--quiet", help="No progress display or leaderboard."),
 ) -> None:
     """Search backbone x weights x freeze depth x neck x head x hyperparameters for each dataset."""
-    import torch
-
     from tl_bench.spec import load_spec
-    from tl_bench.study import RunOptions, run_spec
 
+    # The study file is checked before torch, MLflow and Optuna are imported: a mistake in it is told at once.
     spec = load_spec(spec_path).with_overrides(
         storage=storage, tracking_uri=tracking_uri, n_trials=n_trials, timeout_s=timeout, datasets=dataset
     )
+    import torch
+
+    from tl_bench.study import RunOptions, run_spec
+
     if worker_index is None:
         # A shared storage may have other hosts drawing from the same seed: offset by host and process.
         shared = storage is not None or spec.storage_url != load_spec(spec_path).storage_url
