@@ -54,7 +54,8 @@ def run(
     from tl_bench.spec import load_spec
 
     # The study file is checked before torch, MLflow and Optuna are imported: a mistake in it is told at once.
-    spec = load_spec(spec_path).with_overrides(
+    loaded = load_spec(spec_path)
+    spec = loaded.with_overrides(
         storage=storage, tracking_uri=tracking_uri, n_trials=n_trials, timeout_s=timeout, datasets=dataset
     )
     import torch
@@ -63,7 +64,7 @@ def run(
 
     if worker_index is None:
         # A shared storage may have other hosts drawing from the same seed: offset by host and process.
-        shared = storage is not None or spec.storage_url != load_spec(spec_path).storage_url
+        shared = storage is not None or spec.storage_url != loaded.storage_url
         worker_index = zlib.crc32(f"{socket.gethostname()}:{os.getpid()}".encode()) % 100_000 if shared else 0
     argv = ["run", str(spec_path), "--storage", spec.storage_url, "--tracking-uri", spec.tracking_uri]
     for name in dataset or []:

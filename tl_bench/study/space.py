@@ -38,6 +38,11 @@ def valid_depths(depths: Sequence[FreezeDepth], n_stages: int) -> list[FreezeDep
     return out
 
 
+def candidate_key(backbone: str, weights: str) -> str:
+    """A (backbone, weights) candidate as screening and the grid name it: "<backbone>|<weights>"."""
+    return f"{backbone}{_SEP}{weights}"
+
+
 # Optuna stores a depth choice as text ("0", "2", "all"): one categorical type, readable in its tools,
 # and the parameter type of every study stored so far.
 def _depth_key(depth: FreezeDepth) -> str:
@@ -51,7 +56,7 @@ class SearchSpace:
         """``candidates`` ("<backbone>|<weights>", from screening) narrows the search to those pairs."""
         self.spec = spec
         self.grid = spec.sampler.name == "grid"
-        self.weights = {b.name: [w for w in b.weights if candidates is None or f"{b.name}{_SEP}{w}" in candidates]
+        self.weights = {b.name: [w for w in b.weights if candidates is None or candidate_key(b.name, w) in candidates]
                         for b in spec.space.backbones}
         self.backbones = [name for name, weights in self.weights.items() if weights]
         self.depths: dict[str, list[FreezeDepth]] = {}
@@ -194,7 +199,7 @@ def candidate_of(trial: FrozenTrial) -> str | None:
     if backbone is None:
         return None
     weights = trial.params.get(f"weights@{backbone}", trial.user_attrs.get(f"weights@{backbone}"))
-    return None if weights is None else f"{backbone}{_SEP}{weights}"
+    return None if weights is None else candidate_key(backbone, weights)
 
 
 def _suggest_range(trial: optuna.Trial, name: str, rng: Any) -> Any:
@@ -223,4 +228,4 @@ def build_config(
     return TrialConfig.from_dict(fields)
 
 
-__all__ = ["COMBO", "SearchSpace", "build_config", "candidate_of", "valid_depths"]
+__all__ = ["COMBO", "SearchSpace", "build_config", "candidate_key", "candidate_of", "valid_depths"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from tl_bench.study.space import SearchSpace
+from tl_bench.study.space import SearchSpace, candidate_key
 
 
 def recipe_value(name: str, rng: Any) -> Any:
@@ -41,7 +41,7 @@ def candidate_starts(space: SearchSpace, ranking: list[str] | None = None) -> li
     pairs = [(bb, w) for bb in space.backbones for w in space.weights[bb]]
     if ranking:
         place = {key: i for i, key in enumerate(ranking)}
-        pairs.sort(key=lambda pair: place.get(f"{pair[0]}|{pair[1]}", len(place)))
+        pairs.sort(key=lambda pair: place.get(candidate_key(*pair), len(place)))
     hyper = {name: recipe_value(name, rng) for name, rng in space.hyper.items()}
     starts = []
     for backbone, weights in pairs:
