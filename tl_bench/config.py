@@ -27,6 +27,9 @@ Optimizer = Literal[
 ]
 Schedule = Literal["cosine", "step", "plateau"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
+# Running statistics of frozen BatchNorm layers: kept as the weights brought them, or re-estimated on the
+# target's training images before training (AdaBN); auto re-estimates them for scratch weights only.
+BnStats = Literal["auto", "keep", "recalibrate"]
 # Values of earlier versions still read as they meant: ``augment: true`` was today's light augmentation.
 LEGACY_VALUES: dict[str, dict[Any, Any]] = {"augment": {True: "light", False: "none"}}
 # Fields added after results were stored: left out of ``TrialConfig.digest`` while at their default,
@@ -34,7 +37,7 @@ LEGACY_VALUES: dict[str, dict[Any, Any]] = {"augment": {True: "light", False: "n
 _DIGEST_NEW_FIELDS = {
     "sched": "cosine", "decay_rate": 0.1, "decay_epochs": None, "patience_epochs": 1, "layer_decay": None,
     "drop_path_rate": 0.0, "mixup": 0.0, "cutmix": 0.0, "mixup_prob": 1.0, "ema_decay": None,
-    "precision": "auto", "channels_last": "auto", "compile": False,
+    "precision": "auto", "channels_last": "auto", "compile": False, "bn_stats": "auto",
 }
 
 
@@ -56,6 +59,18 @@ def parse_freeze_depth(text: str) -> int | str:
     comes back stripped."""
     text = text.strip()
     return int(text) if text.isdigit() else text
+
+
+def split_label(train_size: object, val_size: object, split_seed: object) -> str:
+    """How a dataset was split, in the words a leaderboard row shows: ``train=800 val=200 seed=0``
+    (``all`` and ``default`` for unlimited sizes). Values may be numbers or their logged text."""
+
+    def text(value: object, unset: str) -> str:
+        if value is None or str(value) in ("None", "nan", ""):
+            return unset
+        return f"{float(value):g}" if str(value).replace(".", "", 1).isdigit() else str(value)
+
+    return f"train={text(train_size, 'all')} val={text(val_size, 'default')} seed={text(split_seed, '0')}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,6 +97,7 @@ class TrialConfig(DataSettings):
     weights: str = "scratch"  # "scratch" | "pretrained" (timm default tag) | "timm:TAG" | "local:NAME" | checkpoint path
     weights_path: str | None = None  # resolved checkpoint file when weights names a local file
     freeze_depth: FreezeDepth = 0  # leading backbone stages kept frozen; "all" = linear probe
+    bn_stats: BnStats = "auto"  # frozen BatchNorm statistics: keep, recalibrate on the training images, auto
     neck: str = "gap"  # neck registry key
     head: str = "linear"  # head registry key
     neck_dim: int = 256  # output width of necks that project (bottleneck, mlp, multiscale)
@@ -125,6 +141,14 @@ class TrialConfig(DataSettings):
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @property
+    def recalibrates_bn(self) -> bool:
+        """Whether frozen BatchNorm statistics are re-estimated on the training images: always when asked,
+        and for scratch weights under ``auto`` (random statistics would collapse frozen features)."""
+        if self.bn_stats == "auto":
+            return weights_kind(self.weights) == "scratch"
+        return self.bn_stats == "recalibrate"
 
     @property
     def mixes(self) -> bool:
@@ -184,6 +208,8 @@ class TrialResult:
     n_stages: int = 0
     trainable_fraction: float = 0.0
     # how it ran
+    bn_recalibrated: int = 0  # frozen BatchNorm layers whose statistics were re-estimated on the training images
+    bn_pass_time_s: float = 0.0  # that label-free pass over the training split, included in train_time_s
     cache_used: bool = False
     cache_hit: bool = False  # the training split's features were found in the cache, not computed
     ema_tested: bool = False  # validation, selection and test used the EMA weights
@@ -206,6 +232,7 @@ class TrialResult:
 
 __all__ = [
     "Augment",
+    "BnStats",
     "CHECKPOINT_SUFFIXES",
     "LEGACY_VALUES",
     "Optimizer",
@@ -217,5 +244,6 @@ __all__ = [
     "TrialResult",
     "WeightsKind",
     "parse_freeze_depth",
+    "split_label",
     "weights_kind",
 ]

@@ -15,6 +15,7 @@ from typing import Any
 
 from timm.data import resolve_model_data_config
 from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from tl_bench.config import FreezeDepth
 from tl_bench.errors import FreezeDepthError, ModelBuildError
@@ -119,6 +120,12 @@ class Backbone(nn.Module):
     @property
     def fully_frozen(self) -> bool:
         return not any(p.requires_grad for p in self.parameters())
+
+    def frozen_batchnorms(self) -> list[_BatchNorm]:
+        """BatchNorm layers inside the frozen stages that keep running statistics: training never
+        moves them, so they hold whatever the weights brought (mean 0, variance 1 when random)."""
+        return [m for root in self._frozen for m in root.modules()
+                if isinstance(m, _BatchNorm) and m.track_running_stats]
 
     @property
     def stages(self) -> list[StageInfo]:

@@ -15,6 +15,7 @@ import torch
 
 from tl_bench.data import DatasetSplits, Split
 from tl_bench.train.augment import BatchAugment
+from tl_bench.train.bn_stats import BnPass
 
 
 def batch_order(n: int, batch_size: int, generator: torch.Generator | None) -> list[torch.Tensor]:
@@ -73,6 +74,7 @@ class ImageFeeder:
         self._scale_01 = 1.0 / std_t
         self._shift = -mean_t / std_t
         self._stored: dict[str, tuple[torch.Tensor | None, torch.Tensor]] = {}
+        self.bn_pass = BnPass()  # the frozen BatchNorm pass run on these images before training, if any
 
     def seed(self, seed: int) -> None:
         if self.augment is not None:

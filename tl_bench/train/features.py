@@ -28,6 +28,7 @@ import torch
 from tl_bench.config import TrialConfig, weights_kind
 from tl_bench.models import TransferModel
 from tl_bench.train.batches import ImageFeeder, batch_order, place
+from tl_bench.train.bn_stats import BnPass
 from tl_bench.train.cache import Features, FeatureCache, FillCost, feature_key, file_digest, tensor_digest
 from tl_bench.train.cost import PeakMemory, PhaseTimer, tensors_mb
 
@@ -89,6 +90,9 @@ class FeatureFeeder:
             "precision": precision,
             "timm": timm.__version__,
         }
+        if config.recalibrates_bn and model.backbone.frozen_batchnorms():
+            # the frozen statistics come from this dataset's training images, not from the weights label
+            self._key_parts["bn_stats"] = "recalibrate"
         if images.channels_last != (self.device.type == "cuda"):
             # a memory format other than the device's usual one may round differently; the usual one
             # stays out of the key so entries computed before it was a setting stay valid
@@ -100,6 +104,10 @@ class FeatureFeeder:
 
     def __len__(self) -> int:
         return len(self.images)
+
+    @property
+    def bn_pass(self) -> BnPass:
+        return self.images.bn_pass
 
     def seed(self, seed: int) -> None:
         self.images.seed(seed)

@@ -19,6 +19,7 @@ from tl_bench.errors import TrainingSetupError
 from tl_bench.models import TransferModel, count_params, measure_flops
 from tl_bench.train.augment import augment_for
 from tl_bench.train.batches import ImageFeeder
+from tl_bench.train.bn_stats import PASS_BATCH, BnPass, recalibrate_frozen_bn
 from tl_bench.train.cache import FeatureCache
 from tl_bench.train.cost import PeakMemory, PhaseTimer, model_mb
 from tl_bench.train.evaluate import evaluate
@@ -135,8 +136,10 @@ def train_trial(
     growth_mb = memory.growth_mb()
 
     train_flops, total_flops = _training_flops(flops, feeder, images_seen)
+    bn_pass: BnPass = feeder.bn_pass
+    total_flops += flops["flops_fwd_per_image"] * bn_pass.images
     chosen = history[best_epoch - 1]
-    train_time, eval_time, feature_time = timer.get("train"), timer.get("eval"), 0.0
+    train_time, eval_time, feature_time = timer.get("train") + bn_pass.seconds, timer.get("eval"), 0.0
     if isinstance(feeder, FeatureFeeder):
         costs = feeder.costs
         feature_time = costs["train"].seconds
@@ -169,6 +172,8 @@ def train_trial(
         params_head=int(sizes["params_head"]),
         n_stages=int(model.backbone.n_stages),
         trainable_fraction=float(sizes["trainable_fraction"]),
+        bn_recalibrated=bn_pass.layers,
+        bn_pass_time_s=bn_pass.seconds,
         cache_used=use_cache,
         cache_hit=isinstance(feeder, FeatureFeeder) and "train" not in feeder.computed,
         ema_tested=recipe.ema is not None,
@@ -186,7 +191,10 @@ def feeder_for(
     fwd_flops_per_image: float,
     execution: Execution | None = None,
 ) -> ImageFeeder | FeatureFeeder:
-    """Image batches, or cached-feature batches when the whole backbone is frozen (every split fetched now)."""
+    """Image batches, or cached-feature batches when the whole backbone is frozen (every split fetched now).
+
+    Frozen BatchNorm statistics are re-estimated first when the config asks (``bn_stats``), so the
+    features cached are those of the recalibrated backbone; the feeder's ``bn_pass`` says what it did."""
     execution = execution or resolve_execution(config, device)
     autocast, precision = execution.autocast, execution.precision
     images = ImageFeeder(
@@ -200,6 +208,8 @@ def feeder_for(
         augment=augment_for(config, model.backbone.data_config, device),
         channels_last=execution.channels_last,
     )
+    if config.recalibrates_bn:
+        images.bn_pass = recalibrate_frozen_bn(model, images.eval_batches("train", PASS_BATCH), device, autocast)
     if not cache_applies(config, model):
         return images
     model.eval()
