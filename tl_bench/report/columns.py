@@ -14,12 +14,16 @@ CSV_COLUMNS: tuple[str, ...] = (
     "seed", "study", "trial", "run_id", "is_pareto",
 )
 # After the fixed columns, in this order: seed spread and the second Pareto front, then the score
-# that chooses, ranks and draws the fronts, the seed counts, and the cached backbone pass in train_time_s.
+# that chooses, ranks and draws the fronts, the seed counts, the cached backbone pass in train_time_s,
+# the dataset split the row was measured on, and the best scratch row of the same backbone with the
+# test accuracy gained over it.
 EXTRA_COLUMNS: tuple[str, ...] = (
     "n_seeds", "test_acc_std", "val_acc_std", "is_pareto_params",
     "val_acc_lcb", "n_seeds_started", "n_seeds_pruned", "n_seeds_failed", "seeds_complete", "feature_time_s",
+    "split", "scratch_ref", "gain_vs_scratch",
 )
-COMBINATION: tuple[str, ...] = ("dataset", "backbone", "weights", "freeze_depth", "neck", "head")
+# One row each; a dataset's split is part of its identity: accuracies on other splits do not compare.
+COMBINATION: tuple[str, ...] = ("dataset", "split", "backbone", "weights", "freeze_depth", "neck", "head")
 # What ranks by default, chooses each combination's setting and draws the Pareto fronts.
 DEFAULT_METRIC = "val_acc_lcb"
 # Metrics averaged over the seeds of a setting.
@@ -34,7 +38,7 @@ INT_COLUMNS: tuple[str, ...] = (
 # Params that say how a trial ran rather than what it was: runs differing in them are repeats.
 RUN_ONLY_PARAMS = frozenset({"seed", "device", "use_cache", "data_root", "download"})
 # Text columns whose values may look numeric (freeze depth "2"); read_csv pins them to text.
-TEXT_COLUMNS: tuple[str, ...] = ("dataset", "backbone", "weights", "freeze_depth", "neck", "head", "study", "run_id")
+TEXT_COLUMNS: tuple[str, ...] = ("dataset", "split", "backbone", "weights", "freeze_depth", "neck", "head", "study", "run_id")
 
 
 def tidy_ints(frame: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:

@@ -6,8 +6,12 @@ parameters; its seeds are counted and averaged by ``tl_bench.report.seeds``.
 Each combination is represented by its setting with the best ``val_acc_lcb``
 (a one-sided 95 % lower bound on its mean validation accuracy, so settings with
 unequal seed counts compare fairly); rows are ranked and put on Pareto fronts
-by it too. Test accuracy is reported for the rows validation chose, and ranks
-only when asked for (``metric="test_acc"``).
+by it too, within one dataset split (``split``: accuracies measured on other
+images do not compare). The rule is ``tl_bench.ranking``'s, which also chooses
+the champion: the first row of a study's board is its registered model. A
+row's bound is computed from its own study and split, so filters never change
+it. Test accuracy is reported for the rows validation chose, and ranks only
+when asked for (``metric="test_acc"``).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from tl_bench.errors import OutputError, did_you_mean
+from tl_bench.ranking import order_settings
 from tl_bench.report.columns import (
     COMBINATION,
     CSV_COLUMNS,
@@ -128,48 +133,79 @@ def rank_runs(
 
     ``filters.study`` and ``filters.dataset`` are the reader's: ``trial_runs`` applies them.
     """
-    trials = trial_table(runs, metric)
-    if filters.backbone is not None:
-        trials = trials[[fnmatchcase(str(b), filters.backbone) for b in trials["backbone"]]]
-    if filters.weights is not None:
-        trials = trials[trials["weights"] == filters.weights]
-    if filters.freeze_depth is not None:
-        trials = trials[trials["freeze_depth"] == str(filters.freeze_depth)]
-    if filters.min_epochs is not None:
-        trials = trials[trials["epochs"] >= filters.min_epochs]
-    board = _best_settings(settings_table(trials, metric, include_unfinished=include_unfinished))
+    # Settings first, filters after: a row's bound borrows the spread of its whole study and split.
+    settings = settings_table(trial_table(runs, metric), metric, include_unfinished=include_unfinished)
+    board = _best_settings(_filtered(settings, filters))
     board["rank"] = _rank(board, metric, ascending)
     board["is_pareto"] = _pareto(board, "train_time_s")
     board["is_pareto_params"] = _pareto(board, "params_trainable")
-    board = board.sort_values(["dataset", "rank", *COMBINATION[1:]], kind="stable", ignore_index=True)
+    board = add_scratch_gain(board)
+    first = (("dataset", True), ("split", True), ("rank", True))
+    board = order_settings(board, first).reset_index(drop=True)
     if top is not None:
-        board = board.groupby("dataset", sort=False, dropna=False).head(top).reset_index(drop=True)
+        board = board.groupby(["dataset", "split"], sort=False, dropna=False).head(top).reset_index(drop=True)
     columns = [*CSV_COLUMNS, *EXTRA_COLUMNS]
     columns += [metric] if metric not in columns else []
     columns += ["state", "pruned_epoch"] if include_unfinished else []
     return tidy_ints(board.reindex(columns=columns), INT_COLUMNS)
 
 
+def _filtered(settings: pd.DataFrame, filters: Filters) -> pd.DataFrame:
+    if filters.backbone is not None:
+        settings = settings[[fnmatchcase(str(b), filters.backbone) for b in settings["backbone"]]]
+    if filters.weights is not None:
+        settings = settings[settings["weights"] == filters.weights]
+    if filters.freeze_depth is not None:
+        settings = settings[settings["freeze_depth"] == str(filters.freeze_depth)]
+    if filters.min_epochs is not None:
+        settings = settings[settings["epochs"] >= filters.min_epochs]
+    return settings
+
+
 def _best_settings(settings: pd.DataFrame) -> pd.DataFrame:
-    # Per combination, the setting with the best lower bound on validation accuracy (test never
-    # chooses); then more seeds, then the higher mean, then the earlier trial.
-    order = ["val_acc_lcb", "n_seeds", "val_acc", "trial"]
-    settings = settings.sort_values(order, ascending=[False, False, False, True], na_position="last", kind="stable")
-    return settings.drop_duplicates(list(COMBINATION)).reset_index(drop=True)
+    # Per combination, the first setting by the ranking rule (test never chooses).
+    return order_settings(settings).drop_duplicates(list(COMBINATION)).reset_index(drop=True)
+
+
+def _board_groups(board: pd.DataFrame) -> list[pd.Series]:
+    return [board["dataset"], board["split"]]
 
 
 def _rank(board: pd.DataFrame, metric: str, ascending: bool) -> pd.Series:
     score = board[metric]
-    rank = score.groupby(board["dataset"], dropna=False).rank(method="min", ascending=ascending)
-    ranked = score.notna().groupby(board["dataset"], dropna=False).transform("sum")
+    rank = score.groupby(_board_groups(board), dropna=False).rank(method="min", ascending=ascending)
+    ranked = score.notna().groupby(_board_groups(board), dropna=False).transform("sum")
     return rank.fillna(ranked + 1)
 
 
 def _pareto(board: pd.DataFrame, cost: str) -> pd.Series:
     mask = pd.Series(False, index=board.index)
-    for _, rows in board.groupby("dataset", sort=False, dropna=False):
+    for _, rows in board.groupby(["dataset", "split"], sort=False, dropna=False):
         mask[rows.index] = pareto_mask(rows["val_acc_lcb"].to_numpy(), rows[cost].to_numpy())
     return mask
+
+
+def add_scratch_gain(board: pd.DataFrame) -> pd.DataFrame:
+    """``scratch_ref`` and ``gain_vs_scratch`` on each pretrained row: the first ``scratch`` row of
+    the same backbone, study and split over the whole space searched (any freeze depth, neck and
+    head), named, and the row's test accuracy above that row's."""
+    board = board.copy()
+    refs: list[str | None] = [None] * len(board)
+    gains = [float("nan")] * len(board)
+    scratch = order_settings(board[board["weights"] == "scratch"])
+    best = scratch.drop_duplicates(["study", "dataset", "split", "backbone"]).set_index(
+        ["study", "dataset", "split", "backbone"])
+    for position, (_, row) in enumerate(board.iterrows()):
+        key = (row["study"], row["dataset"], row["split"], row["backbone"])
+        if row["weights"] == "scratch" or key not in best.index:
+            continue
+        ref = best.loc[key]
+        refs[position] = f"freeze {ref['freeze_depth']}, {ref['neck']}/{ref['head']}, trial {ref['trial']:g}"
+        gains[position] = row["test_acc"] - ref["test_acc"]
+    # text where any row has a reference; all missing reads back from CSV as float, so it is written as one
+    board["scratch_ref"] = pd.Series(refs, index=board.index, dtype="str" if any(refs) else "float64")
+    board["gain_vs_scratch"] = gains
+    return board
 
 
 def across_datasets(
@@ -194,8 +230,8 @@ def across_datasets(
                                                                           **filters)  # type: ignore[arg-type]
     if metric not in board.columns:
         raise OutputError(f"the leaderboard has no column {metric!r}", ", ".join(board.columns))
-    combo = list(COMBINATION[1:])
-    board = board[board[metric].notna()]
+    combo = list(COMBINATION[2:])
+    board = _one_split_each(board[board[metric].notna()])
     datasets = sorted(board["dataset"].unique())
     counts = board.groupby(combo, sort=False)["dataset"].transform("nunique")
     common = board[counts == len(datasets)].copy()
@@ -217,4 +253,12 @@ def across_datasets(
     return out.head(top).reset_index(drop=True) if top is not None else out
 
 
-__all__ = ["Filters", "across_datasets", "leaderboard", "rank_runs"]
+def _one_split_each(board: pd.DataFrame) -> pd.DataFrame:
+    # A dataset searched on several splits counts on one: the split with the most finished seeds (then
+    # the first by name), so no combination is averaged over accuracies measured on different images.
+    sizes = board.groupby(["dataset", "split"], dropna=False)["n_seeds"].sum().reset_index(name="_n")
+    chosen = sizes.sort_values(["dataset", "_n", "split"], ascending=[True, False, True]).drop_duplicates("dataset")
+    return board.merge(chosen[["dataset", "split"]], on=["dataset", "split"])
+
+
+__all__ = ["Filters", "across_datasets", "add_scratch_gain", "leaderboard", "rank_runs"]

@@ -12,24 +12,20 @@ in ``seed`` (or in how they ran, ``RUN_ONLY_PARAMS``). Within a setting:
 - ``n_seeds_started``, ``n_seeds_pruned`` and ``n_seeds_failed`` say what was
   left out of the average, and ``seeds_complete`` is False when anything was.
 
-``val_acc_lcb`` compares settings with unequal seed counts fairly: a one-sided
-95 % lower confidence bound on the mean validation accuracy,
-``val_acc - 1.645 * s / sqrt(n_seeds)``, where ``s`` is the seed-to-seed standard
-deviation of validation accuracy pooled over every setting of the dataset that
-finished at least two seeds (0 when none did, and then the bound is the mean). A
-single seed must beat a three-seed mean by 0.7 ``s`` to outrank it, so a lucky
-seed rarely does; a clearly better one still does.
+``val_acc_lcb`` compares settings with unequal seed counts fairly; its rule, and the pool of
+trials it borrows its seed spread from (one study on one dataset split), are ``tl_bench.ranking``'s,
+the same rule that chooses the kept models and the champion.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
+from tl_bench.config import split_label
 from tl_bench.errors import OutputError, did_you_mean
+from tl_bench.ranking import add_lcb
 from tl_bench.report.columns import COMBINATION, MEAN_COLUMNS, RUN_ONLY_PARAMS
 
-LCB_Z = 1.645  # standard normal quantile of a one-sided 95 % bound
 # Seed outcomes, best first: a seed takes the best outcome among its runs.
 SEED_STATES = ("finished", "running", "pruned", "failed")
 # The tlb.state tag of runs that did not finish: interrupted trials count as failed.
@@ -49,6 +45,8 @@ def trial_table(runs: pd.DataFrame, metric: str = "val_acc") -> pd.DataFrame:
         raise OutputError(f"no trial run has the metric {metric!r}{did_you_mean(metric, known)}", ", ".join(known))
     out = pd.DataFrame({"run_id": runs["run_id"], "study": runs["study"], "state": runs["state"]})
     out["dataset"] = runs["dataset"].fillna(_column(runs, "params.dataset"))
+    sizes = zip(_column(runs, "params.train_size"), _column(runs, "params.val_size"), _column(runs, "params.split_seed"))
+    out["split"] = [split_label(*values) for values in sizes]
     for name in ("backbone", "weights", "freeze_depth", "neck", "head"):
         out[name] = _column(runs, "params." + name)
     for name in ("lr", "batch_size", "epochs", "seed"):
@@ -65,7 +63,9 @@ def trial_table(runs: pd.DataFrame, metric: str = "val_acc") -> pd.DataFrame:
     outcome = out["state"].map(_STATE_OUTCOME).fillna("failed")
     out["outcome"] = outcome.where(status != "FINISHED", "finished").where(status != "RUNNING", "running")
     params = [c for c in runs.columns if c.startswith("params.") and c[len("params."):] not in RUN_ONLY_PARAMS]
-    keys = pd.concat([out[["study", *COMBINATION]], runs[params]], axis=1).astype(str)
+    # torch's thread count changes how sums are split, so results repeat at one count only: part of the setting
+    out["threads"] = _column(runs, "threads")
+    keys = pd.concat([out[["study", *COMBINATION, "threads"]], runs[params]], axis=1).astype(str)
     # dropna=False: runs missing a param are grouped by the values they have, never dropped.
     out["setting"] = keys.groupby(list(keys.columns), sort=False, dropna=False).ngroup() if len(keys) else []
     return out
@@ -110,18 +110,7 @@ def settings_table(trials: pd.DataFrame, metric: str = "val_acc", *, include_unf
     settings["seeds_complete"] = settings["n_seeds"] == settings["n_seeds_started"]
     settings["test_acc_std"] = grouped["test_acc"].std()
     settings["val_acc_std"] = grouped["val_acc"].std()
-    settings["val_acc_lcb"] = settings["val_acc"] - LCB_Z * pooled_seed_std(settings) / np.sqrt(settings["n_seeds"])
-    return settings.reset_index()
-
-
-def pooled_seed_std(settings: pd.DataFrame) -> pd.Series:
-    """Per row, the seed-to-seed standard deviation of validation accuracy pooled over the row's
-    dataset: sqrt(sum((n_i - 1) * s_i^2) / sum(n_i - 1)) over its settings with n_i >= 2 seeds."""
-    repeated = settings[(settings["n_seeds"] >= 2) & settings["val_acc_std"].notna()]
-    dof = repeated["n_seeds"] - 1
-    by_dataset = (dof * repeated["val_acc_std"] ** 2).groupby(repeated["dataset"], dropna=False).sum()
-    pooled = np.sqrt(by_dataset / dof.groupby(repeated["dataset"], dropna=False).sum())
-    return settings["dataset"].map(pooled).fillna(0.0).astype("float64")
+    return add_lcb(settings).reset_index()
 
 
 def _one_run_per_trial(trials: pd.DataFrame) -> pd.DataFrame:
@@ -144,4 +133,4 @@ def _seed_counts(trials: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-__all__ = ["LCB_Z", "SEED_STATES", "outcome_text", "pooled_seed_std", "settings_table", "trial_table"]
+__all__ = ["SEED_STATES", "outcome_text", "settings_table", "trial_table"]

@@ -12,7 +12,7 @@ KEEP_WORDS = "'best', 'none' or a mapping {top_k: N}"
 
 
 class KeepModelsSpec(BaseModel):
-    """The ``top_k`` complete trials by validation accuracy keep an MLflow model; the rest keep none.
+    """The best seeds of the ``top_k`` first settings (the leaderboard's rule) keep an MLflow model; the rest keep none.
 
     ``best`` is ``{top_k: 1}`` and ``none`` is ``{top_k: 0}``. Pruned and failed
     trials never keep one, and a model displaced from the top is deleted, so the

@@ -1,16 +1,18 @@
 """Which trials keep their model, and the study winner's place in the MLflow Model Registry.
 
-The spec's ``keep_models.top_k`` complete trials of a dataset study hold an
-MLflow model, ranked as the study summary ranks its best trial (validation
-accuracy, the earlier trial on ties). A trial that enters the top logs its
+The representative trials (best seed) of a dataset study's ``keep_models.top_k``
+first settings hold an MLflow model, the settings ranked by the leaderboard's
+rule (``tl_bench.ranking``: the lower bound on mean validation accuracy over
+seeds). A trial that enters the top logs its
 model as it finishes; the model it pushes out is deleted, files and all, so a
 study of any length keeps at most ``top_k`` models (plus the versions the
 registry holds: a registered model is the registry's to delete). Pruned and
 failed trials never reach this.
 
-When a dataset study ends, its best trial's model becomes a version of
-``<study>-<dataset>`` (only when no version holds it yet) and the ``champion``
-alias points to it.
+When a dataset study ends, the model of its first setting (the first row of
+its leaderboard) becomes a version of ``<study>-<dataset>`` (only when no
+version holds it yet), tagged with the setting's bound, mean and seed count,
+and the ``champion`` alias points to it.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ from pathlib import Path
 
 import optuna
 import torch
-from optuna.trial import TrialState
 from PIL import Image
 
 import tl_bench
@@ -31,7 +32,7 @@ from tl_bench.config import TrialConfig, TrialResult
 from tl_bench.models import InferenceNetwork, save_bundle
 from tl_bench.models.bundle import preprocessing_of
 from tl_bench.spec import StudySpec
-from tl_bench.study.summary import best_trial
+from tl_bench.study.ranked import ranked_settings, top_trials
 from tl_bench.tracking import DATASET, MODEL_ID, OPTUNA_STUDY, RUN_ID, STUDY, TRIAL, VERSION, Tracker, config_params
 from tl_bench.tracking import models as tracked
 from tl_bench.tracking import registry
@@ -58,29 +59,19 @@ class ModelKeeper:
     def _uri(self) -> str:
         return str(self.tracker.tracking_uri)
 
-    def _scores(self) -> dict[int, float]:
-        complete = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        return {t.number: float(t.values[0]) for t in complete}
-
-    def _top(self, numbers: set[int], scores: dict[int, float]) -> list[int]:
-        ranked = sorted(numbers, key=lambda n: (-scores.get(n, float("-inf")), n))
-        return [n for n in ranked if n in scores][: self.top_k]
-
     def keep(self, number: int, run_id: str, config: TrialConfig, result: TrialResult, trained: TrainedModel) -> str | None:
-        """Log the model of complete trial ``number`` when it ranks in the top; returns its model id."""
-        kept = tracked.kept_models(self._uri, self.tracker.experiment_id, self.study.study_name)
-        scores = self._scores()
-        if number not in self._top(set(kept) | {number}, scores):
+        """Log the model of complete trial ``number`` when it represents a top setting; returns its model id."""
+        top = set(top_trials(self.study, self.top_k))
+        if number not in top:
             return None
         model_id = self._log(number, run_id, config, result, trained)
-        self.prune(scores)
+        self.prune(top)
         return model_id
 
-    def prune(self, scores: dict[int, float] | None = None) -> list[int]:
+    def prune(self, top: set[int] | None = None) -> list[int]:
         """Delete the models of trials outside the top (registered ones stay); returns their trial numbers."""
-        scores = self._scores() if scores is None else scores
+        top = set(top_trials(self.study, self.top_k)) if top is None else top
         kept = tracked.kept_models(self._uri, self.tracker.experiment_id, self.study.study_name)
-        top = set(self._top(set(kept), scores))
         dropped = []
         for number, model in sorted(kept.items()):
             if number in top or self._registered(model):
@@ -129,17 +120,23 @@ def publish_champion(spec: StudySpec, tracker: Tracker, study: optuna.Study, dat
     if keeper is None:
         return None
     keeper.prune()  # workers that finished together may each have kept one
-    best = best_trial(study)
+    ranked = ranked_settings(study)
     kept = tracked.kept_models(str(tracker.tracking_uri), tracker.experiment_id, study.study_name)
-    if best is None or best.number not in kept:
+    if not ranked or ranked[0].trial not in kept:
         return None
-    model = kept[best.number]
-    tags = {TRIAL: str(best.number), "val_acc": repr(float(best.values[0])),
+    first = ranked[0]
+    best = next(t for t in study.get_trials(deepcopy=False) if t.number == first.trial)
+    model = kept[first.trial]
+    tags = {TRIAL: str(first.trial), "val_acc": repr(float(best.values[0])),
             "test_acc": repr(float(best.user_attrs.get("test_acc", float("nan")))),
-            RUN_ID: model.run_id, VERSION: tl_bench.__version__}
+            "setting_val_acc_lcb": repr(first.val_acc_lcb), "setting_val_acc_mean": repr(first.val_acc),
+            "setting_n_seeds": str(first.n_seeds), RUN_ID: model.run_id, VERSION: tl_bench.__version__}
+    description = (f"The first setting of study {spec.name!r} on {dataset} by the leaderboard's rule "
+                   f"(val_acc lcb {first.val_acc_lcb:.4f}, mean {first.val_acc:.4f} over {first.n_seeds} seed(s)); "
+                   f"its best seed, trial {first.trial}.")
     return registry.register_champion(
         str(tracker.tracking_uri), spec.registered_model_name(dataset), model_id=model.model_id,
-        run_id=model.run_id, tags=tags, description=f"The best trial of study {spec.name!r} on {dataset}.",
+        run_id=model.run_id, tags=tags, description=description,
     )
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from tl_bench.study.ranked import ranked_settings
 from tl_bench.study.screen import screen_tau
 from tl_bench.study.storage import RUN_ATTR
 from tl_bench.tracking import (
@@ -41,9 +42,11 @@ def count_states(study: optuna.Study) -> dict[str, int]:
 
 
 def best_trial(study: optuna.Study) -> FrozenTrial | None:
-    """The complete trial with the highest validation accuracy (the earliest on ties)."""
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    return max(complete, key=lambda t: (t.values[0], -t.number)) if complete else None
+    """The representative trial of the study's first setting by the leaderboard's rule (its best seed)."""
+    ranked = ranked_settings(study)
+    if not ranked:
+        return None
+    return next(t for t in study.get_trials(deepcopy=False) if t.number == ranked[0].trial)
 
 
 # The evaluator optuna-dashboard uses, so that both show the same importances for a study
@@ -148,9 +151,12 @@ def write_summary(study: optuna.Study, tracker: Tracker, parent_run_id: str, des
     counts = count_states(study)
     metrics: dict[str, float] = {f"n_{k.lower()}": float(v) for k, v in counts.items() if k != "WAITING"}
     tags: dict[str, str] = {}
+    ranked = ranked_settings(study)
     best = best_trial(study)
     if best is not None:
-        metrics.update(best_val_acc=best.values[0], best_trial=float(best.number))
+        metrics.update(best_val_acc=best.values[0], best_trial=float(best.number),
+                       best_setting_val_acc=ranked[0].val_acc, best_setting_val_acc_lcb=ranked[0].val_acc_lcb,
+                       best_setting_n_seeds=float(ranked[0].n_seeds))
         if "test_acc" in best.user_attrs:
             metrics["best_test_acc"] = float(best.user_attrs["test_acc"])
         run_id = str(best.user_attrs.get(RUN_ATTR, ""))

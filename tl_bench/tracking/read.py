@@ -26,6 +26,7 @@ from tl_bench.tracking.names import (
     PRUNED_REASON,
     STATE,
     STUDY,
+    THREADS,
     TRIAL,
 )
 from tl_bench.tracking.store import check_tracking_uri, require_store, store_label
@@ -34,7 +35,7 @@ PAGE_SIZE = 10_000  # MLflow's own page size for pandas searches; servers accept
 # Tags copied into the frame, under these column names.
 TAG_COLUMNS = {STUDY: "study", DATASET: "dataset", TRIAL: "trial", STATE: "state",
                N_STAGES: "n_stages_tag", PARENT_RUN_ID: "parent_run_id", PRUNED_EPOCH: "pruned_epoch",
-               PRUNED_REASON: "pruned_reason"}
+               PRUNED_REASON: "pruned_reason", THREADS: "threads"}
 
 
 def search_runs(client: MlflowClient, experiment_ids: Sequence[str], filter_string: str = "") -> Iterator[Run]:

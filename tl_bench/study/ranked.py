@@ -1,0 +1,56 @@
+"""A study's settings in the leaderboard's order, read from its Optuna trials.
+
+The study side never reads the report side: it groups its own complete trials
+into settings (same parameters but the seed) and orders them with
+``tl_bench.ranking``, the rule the leaderboard applies to the same trials'
+MLflow runs. The kept models, the summary's best trial and the champion all
+come from here, so the registered model is the leaderboard's first row.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import optuna
+import pandas as pd
+from optuna.trial import TrialState
+
+from tl_bench.ranking import rank_trials
+from tl_bench.study.storage import THREADS_ATTR
+
+SEED_PARAM = "seed"
+
+
+@dataclass(frozen=True)
+class RankedSetting:
+    """One setting of a study, with the figures its rank comes from."""
+
+    trial: int  # its representative: the seed with the best validation accuracy
+    val_acc: float  # mean over distinct seeds
+    val_acc_lcb: float
+    n_seeds: int
+
+
+def _setting(trial: optuna.trial.FrozenTrial) -> str:
+    # the thread count is part of a setting, as on the leaderboard: results repeat at one count only
+    key = {k: v for k, v in trial.params.items() if k != SEED_PARAM}
+    return json.dumps([key, trial.user_attrs.get(THREADS_ATTR)], sort_keys=True, default=str)
+
+
+def ranked_settings(study: optuna.Study) -> list[RankedSetting]:
+    """The study's settings that completed a trial, first one first (the primary objective is validation accuracy)."""
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    trials = pd.DataFrame([{"setting": _setting(t), "seed": str(t.params.get(SEED_PARAM)),
+                            "val_acc": float(t.values[0]), "trial": t.number} for t in complete])
+    ranked = rank_trials(trials)
+    return [RankedSetting(int(r.trial), float(r.val_acc), float(r.val_acc_lcb), int(r.n_seeds))
+            for r in ranked.itertuples()]
+
+
+def top_trials(study: optuna.Study, k: int) -> list[int]:
+    """Representative trials of the first ``k`` settings."""
+    return [s.trial for s in ranked_settings(study)[:k]]
+
+
+__all__ = ["RankedSetting", "SEED_PARAM", "ranked_settings", "top_trials"]
