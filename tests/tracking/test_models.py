@@ -20,7 +20,7 @@ from tl_bench.models import InferenceNetwork, build_model, save_bundle
 from tl_bench.tracking import CHAMPION, MODEL_ID, OPTUNA_STUDY, TRIAL, Tracker
 from tl_bench.tracking.loading import load_model, shown_uri
 from tl_bench.tracking.models import CODE_FILE, delete_model, files_missing, find_models, kept_models, log_trial_model
-from tl_bench.tracking.registry import champion, register_champion, registered_versions, version_problem
+from tl_bench.tracking.registry import champion, register_version, registered_versions, version_problem
 
 CONFIG = TrialConfig(dataset="digits", backbone="test_resnet", img_size=16, freeze_depth="all")
 CLASSES = ["zero", "one", "two"]
@@ -102,12 +102,12 @@ def test_deleting_a_model_frees_its_files_and_unkeeps_it(mlflow_db: str, tmp_pat
 def test_registering_twice_adds_no_version_and_champion_follows_the_best(mlflow_db: str, tmp_path: Path) -> None:
     tracker = Tracker(mlflow_db, "demo")
     run0, model0, _ = _log(tracker, tmp_path, 0)
-    first = register_champion(mlflow_db, "demo-digits", model_id=model0, run_id=run0, tags={TRIAL: "0"})
-    again = register_champion(mlflow_db, "demo-digits", model_id=model0, run_id=run0, tags={TRIAL: "0"})
+    first = register_version(mlflow_db, "demo-digits", model_id=model0, run_id=run0, tags={TRIAL: "0"})
+    again = register_version(mlflow_db, "demo-digits", model_id=model0, run_id=run0, tags={TRIAL: "0"})
     assert (first.version, first.created, first.moved) == ("1", True, True)
     assert (again.version, again.created, again.moved) == ("1", False, False)
     run1, model1, _ = _log(tracker, tmp_path, 1, seed=1)
-    better = register_champion(mlflow_db, "demo-digits", model_id=model1, run_id=run1, tags={TRIAL: "1"})
+    better = register_version(mlflow_db, "demo-digits", model_id=model1, run_id=run1, tags={TRIAL: "1"})
     assert (better.version, better.created, better.moved) == ("2", True, True)
     version = champion(mlflow_db, "demo-digits")
     assert version is not None and str(version.version) == "2" and version.tags[MODEL_ID] == model1

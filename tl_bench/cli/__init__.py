@@ -14,5 +14,6 @@ from tl_bench.cli import leaderboard_cmd  # noqa: E402,F401
 from tl_bench.cli import screen_cmd  # noqa: E402,F401  screen
 from tl_bench.cli import export_cmd  # noqa: E402,F401  export
 from tl_bench.cli import predict_cmd  # noqa: E402,F401  predict
+from tl_bench.cli import refit_cmd  # noqa: E402,F401  refit
 
 __all__ = ["app", "main"]

@@ -189,4 +189,24 @@ def materialise(name: str, part: Part, positions: np.ndarray, *, hold: bool = Fa
     )
 
 
-__all__ = ["DatasetSplits", "Split", "assign_splits", "materialise", "stratified_take"]
+def _joined_images(a: torch.Tensor | LazyImages, b: torch.Tensor | LazyImages) -> torch.Tensor | LazyImages:
+    if isinstance(a, LazyImages) and isinstance(b, LazyImages) and a.loader is b.loader:
+        return LazyImages(a.loader, np.concatenate([a.indices, b.indices]), a.size)  # still decoded on access
+    as_tensor = [x.decode_all() if isinstance(x, LazyImages) else x for x in (a, b)]
+    return torch.cat(as_tensor)
+
+
+def merge_train_val(data: DatasetSplits) -> DatasetSplits:
+    """``data`` with its validation images added to the training split (the refit protocol of VTAB-1k).
+
+    The validation split stays as it was, for the epoch loop's report only: it is now training data,
+    so nothing may be chosen on it. The fingerprint says the splits changed, so no cache mixes them.
+    """
+    train = Split("train", torch.cat([data.train.labels, data.val.labels]),
+                  _joined_images(data.train.images, data.val.images), [*data.train.ids, *data.val.ids])
+    return DatasetSplits(name=data.name, train=train, val=data.val, test=data.test, num_classes=data.num_classes,
+                         class_names=data.class_names, fingerprint=f"{data.fingerprint}+val", skipped=data.skipped,
+                         img_size=data.img_size, options=data.options)
+
+
+__all__ = ["DatasetSplits", "Split", "assign_splits", "materialise", "merge_train_val", "stratified_take"]

@@ -85,25 +85,37 @@ class ModelKeeper:
         return any(v.tags.get(MODEL_ID) == model.model_id for v in versions)
 
     def _log(self, number: int, run_id: str, config: TrialConfig, result: TrialResult, trained: TrainedModel) -> str:
-        model = trained.model.to("cpu", memory_format=torch.contiguous_format).eval()
-        test = trained.data.test.images
-        pixels = test[: min(2, len(test))]
-        pixels = pixels.repeat(2, 1, 1, 1) if len(pixels) == 1 else pixels  # two, so the batch size stays free
-        facts = {"study": self.spec_name, "dataset": self.dataset, "trial": number, "run_id": run_id,
-                 "val_acc": result.val_acc, "test_acc": result.test_acc, "tl_bench_version": tl_bench.__version__}
-        preprocessing = preprocessing_of(model, trained.interpolation)
-        network = InferenceNetwork(model, preprocessing["mean"], preprocessing["std"]).eval()
-        tags = {OPTUNA_STUDY: self.study.study_name, STUDY: self.spec_name, DATASET: self.dataset,
-                TRIAL: str(number), VERSION: tl_bench.__version__,
-                "val_acc": repr(float(result.val_acc)), "test_acc": repr(float(result.test_acc))}
-        with tempfile.TemporaryDirectory() as tmp:
-            bundle = save_bundle(model, Path(tmp), config=config, class_names=list(trained.data.class_names),
-                                 interpolation=trained.interpolation, extra=facts)
-            return tracked.log_trial_model(
-                self._uri, self.tracker.experiment_id, run_id, network=network, bundle_dir=bundle,
-                pixels=pixels.numpy(), encoded=[_png(image) for image in pixels], tags=tags,
-                params=config_params(config),
-            )
+        return log_model(self.tracker, run_id, config, result, trained, optuna_study=self.study.study_name,
+                         spec_name=self.spec_name, dataset=self.dataset, trial=number)
+
+
+def log_model(
+    tracker: Tracker, run_id: str, config: TrialConfig, result: TrialResult, trained: TrainedModel, *,
+    optuna_study: str | None, spec_name: str, dataset: str, trial: int, extra_tags: dict[str, str] | None = None,
+) -> str:
+    """Log ``trained`` as the MLflow model of run ``run_id`` (its preprocessing and two test images with it);
+    returns the model id. ``trial`` is the study trial the model comes from; without ``optuna_study`` the
+    model is no kept model of that study's trials (a refit's)."""
+    model = trained.model.to("cpu", memory_format=torch.contiguous_format).eval()
+    test = trained.data.test.images
+    pixels = test[: min(2, len(test))]
+    pixels = pixels.repeat(2, 1, 1, 1) if len(pixels) == 1 else pixels  # two, so the batch size stays free
+    facts = {"study": spec_name, "dataset": dataset, "trial": trial, "run_id": run_id,
+             "val_acc": result.val_acc, "test_acc": result.test_acc, "tl_bench_version": tl_bench.__version__}
+    preprocessing = preprocessing_of(model, trained.interpolation)
+    network = InferenceNetwork(model, preprocessing["mean"], preprocessing["std"]).eval()
+    tags = {STUDY: spec_name, DATASET: dataset, TRIAL: str(trial), VERSION: tl_bench.__version__,
+            "val_acc": repr(float(result.val_acc)), "test_acc": repr(float(result.test_acc)), **(extra_tags or {})}
+    if optuna_study is not None:
+        tags[OPTUNA_STUDY] = optuna_study
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle = save_bundle(model, Path(tmp), config=config, class_names=list(trained.data.class_names),
+                             interpolation=trained.interpolation, extra=facts)
+        return tracked.log_trial_model(
+            str(tracker.tracking_uri), tracker.experiment_id, run_id, network=network, bundle_dir=bundle,
+            pixels=pixels.numpy(), encoded=[_png(image) for image in pixels], tags=tags,
+            params=config_params(config),
+        )
 
 
 def keeper_for(spec: StudySpec, study: optuna.Study, tracker: Tracker, dataset: str) -> ModelKeeper | None:
@@ -134,7 +146,7 @@ def publish_champion(spec: StudySpec, tracker: Tracker, study: optuna.Study, dat
     description = (f"The first setting of study {spec.name!r} on {dataset} by the leaderboard's rule "
                    f"(val_acc lcb {first.val_acc_lcb:.4f}, mean {first.val_acc:.4f} over {first.n_seeds} seed(s)); "
                    f"its best seed, trial {first.trial}.")
-    return registry.register_champion(
+    return registry.register_version(
         str(tracker.tracking_uri), spec.registered_model_name(dataset), model_id=model.model_id,
         run_id=model.run_id, tags=tags, description=description,
     )
@@ -146,4 +158,4 @@ def warn(what: str, err: BaseException) -> None:
     sys.stderr.write(f"warning: {what}: {type(err).__name__}: {first}\n")
 
 
-__all__ = ["ModelKeeper", "keeper_for", "publish_champion", "warn"]
+__all__ = ["ModelKeeper", "keeper_for", "log_model", "publish_champion", "warn"]

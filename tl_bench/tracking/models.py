@@ -39,7 +39,7 @@ from mlflow.types.schema import Array
 from torch import nn
 
 from tl_bench.errors import StorageError
-from tl_bench.tracking.names import DATASET, MODEL_NAME, OPTUNA_STUDY, STUDY, TRIAL
+from tl_bench.tracking.names import DATASET, KIND, KIND_REFIT, MODEL_NAME, OPTUNA_STUDY, STUDY, TRIAL
 
 CODE_FILE = Path(__file__).with_name("model_code.py")
 IMAGE_COLUMN = "image"  # the input column model_code.py reads
@@ -204,7 +204,8 @@ def find_models(tracking_uri: str, *, dataset: str, study: str | None = None) ->
     else:
         ids = [e.experiment_id for e in client.search_experiments(max_results=50_000)]
     query = f"name = '{MODEL_NAME}' AND tags.`{DATASET}` = {filter_value('dataset', dataset)}"
-    kept = [KeptModel.of(model) for model in logged_models(client, ids, query)]
+    # a refit's model is the registry's (alias challenger), not a trial's kept model
+    kept = [KeptModel.of(model) for model in logged_models(client, ids, query) if model.tags.get(KIND) != KIND_REFIT]
     return sorted((k for k in kept if k is not None), key=lambda k: (k.study, k.trial))
 
 

@@ -41,6 +41,7 @@ MODEL_NAME = "model"  # a kept trial's logged model, so runs:/<run_id>/model nam
 RUN_ID = "tlb.run_id"  # the trial run a registered version came from
 MODEL_ID = "tlb.model_id"  # the logged model a registered version points to
 CHAMPION = "champion"  # registry alias of the best version of <study>-<dataset>
+CHALLENGER = "challenger"  # registry alias of a version that has not (yet) earned champion, e.g. a refit
 SCREEN_DROPPED = "tlb.screen_dropped"  # the candidates screening left out of the search
 WARM_START = "tlb.warm_start"  # what a warm start enqueued, per source study
 START = "tlb.start"  # the standard fine-tunes `start: candidates` enqueued, one per candidate
@@ -64,6 +65,7 @@ KIND_TRIAL = "trial"
 KIND_PRETRAIN = "pretrain"
 KIND_PRETRAINING = "pretraining"  # the run the pretraining runs of an experiment are nested under
 KIND_SCREEN = "screen"
+KIND_REFIT = "refit"  # a chosen setting retrained on train + validation, nested under its study's parent run
 
 # Optuna trial state -> MLflow run status.
 RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED", "INTERRUPTED": "KILLED"}
@@ -150,6 +152,7 @@ __all__ = [
     "BEST_RUN_ID",
     "BEST_RUN_LINK",
     "BEST_TRIAL",
+    "CHALLENGER",
     "CHAMPION",
     "CHECKPOINT",
     "CUDA_VISIBLE_DEVICES",
@@ -163,6 +166,7 @@ __all__ = [
     "KIND",
     "KIND_PRETRAIN",
     "KIND_PRETRAINING",
+    "KIND_REFIT",
     "KIND_SCREEN",
     "KIND_STUDY",
     "KIND_TRIAL",

@@ -140,4 +140,20 @@ def _frame(runs: list[Run]) -> pd.DataFrame:
 
 
 # ``Run`` is MLflow's record of a run (``.info``, ``.data.tags`` / ``.params`` / ``.metrics``): what ``search_runs`` yields.
-__all__ = ["PAGE_SIZE", "TAG_COLUMNS", "Run", "experiment_exists", "read_runs", "run_exists", "search_runs"]
+def trial_record(tracking_uri: str, run_id: str) -> dict[str, Any]:
+    """What a finished trial run holds: its ``trial_config.json`` (``config``, ``history``) and ``metrics``."""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    require_store(tracking_uri)
+    client = MlflowClient(tracking_uri)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = client.download_artifacts(run_id, "trial_config.json", tmp)
+        record = json.loads(Path(path).read_text())
+    record["metrics"] = dict(client.get_run(run_id).data.metrics)
+    return record
+
+
+__all__ = ["PAGE_SIZE", "TAG_COLUMNS", "Run", "experiment_exists", "read_runs", "run_exists", "search_runs",
+           "trial_record"]

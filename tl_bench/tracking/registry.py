@@ -33,12 +33,17 @@ def registered_versions(tracking_uri: str, *, name: str | None = None, run_id: s
             return out
 
 
-def champion(tracking_uri: str, name: str) -> ModelVersion | None:
-    """The version the ``champion`` alias points to; None when the model or the alias does not exist."""
+def aliased(tracking_uri: str, name: str, alias: str) -> ModelVersion | None:
+    """The version ``alias`` points to; None when the model or the alias does not exist."""
     try:
-        return client_for(tracking_uri).get_model_version_by_alias(name, CHAMPION)
+        return client_for(tracking_uri).get_model_version_by_alias(name, alias)
     except MlflowException:
         return None
+
+
+def champion(tracking_uri: str, name: str) -> ModelVersion | None:
+    """The version the ``champion`` alias points to; None when the model or the alias does not exist."""
+    return aliased(tracking_uri, name, CHAMPION)
 
 
 @dataclass(frozen=True)
@@ -46,14 +51,15 @@ class Registered:
     name: str
     version: str
     created: bool  # a new version was made (else the model was already registered)
-    moved: bool  # the champion alias moved to this version
+    moved: bool  # the alias moved to this version
 
 
-def register_champion(
-    tracking_uri: str, name: str, *, model_id: str, run_id: str, tags: dict[str, str], description: str = ""
+def register_version(
+    tracking_uri: str, name: str, *, model_id: str, run_id: str, tags: dict[str, str], description: str = "",
+    alias: str = CHAMPION,
 ) -> Registered:
     """Register the model as a version of ``name`` unless a version already holds it, and point
-    ``champion`` at that version."""
+    ``alias`` (``champion``, or ``challenger`` for a model that has not earned it) at that version."""
     client = client_for(tracking_uri)
     try:
         client.create_registered_model(name, description=description or None)
@@ -70,10 +76,10 @@ def register_champion(
         target = client.create_model_version(name, source=location, run_id=run_id,
                                              tags={**tags, MODEL_ID: model_id}, model_id=model_id)
         created = True
-    current = champion(tracking_uri, name)
+    current = aliased(tracking_uri, name, alias)
     moved = current is None or current.version != target.version
     if moved:
-        set_champion(tracking_uri, name, str(target.version))
+        client.set_registered_model_alias(name, alias, str(target.version))
     return Registered(name, str(target.version), created, moved)
 
 
@@ -104,5 +110,5 @@ def delete_version(tracking_uri: str, name: str, version: str) -> None:
     client_for(tracking_uri).delete_model_version(name, version)
 
 
-__all__ = ["Registered", "champion", "delete_version", "register_champion", "registered_versions", "set_champion",
-           "version_problem"]
+__all__ = ["Registered", "aliased", "champion", "delete_version", "register_version", "registered_versions",
+           "set_champion", "version_problem"]
