@@ -51,3 +51,22 @@ def test_parameters_outside_the_space_are_left_to_the_sampler(tmp_path: Path, ml
                                    "weight_decay": 0.1})
     assert kept == {"head": "cosine", "neck": "gem"}
     assert sorted(dropped) == ["backbone='test_vit'", "lr=0.5", "weight_decay=0.1"]
+
+
+def test_sources_that_saw_held_out_images_are_named_in_one_line() -> None:
+    from tl_bench.config import DataSettings
+    from tl_bench.data.overlap import shared_images
+    from tl_bench.study.warm_start import overlap_warning, record_data
+
+    target = DataSettings(dataset="digits", train_size=300, val_size=100, split_seed=0)
+    same = shared_images(target, target)
+    assert same == {"val": 100, "test": same["test"]} and same["test"] > 100  # every held-out image, by content
+    other_split = optuna.create_study(study_name="digits-other-split")
+    record_data(other_split, DataSettings(dataset="digits", img_size=24, train_size=600, val_size=200, split_seed=1))
+    elsewhere = optuna.create_study(study_name="shapes")
+    record_data(elsewhere, DataSettings(dataset="shapes", train_size=200, val_size=50))
+    unknown = optuna.create_study(study_name="unrecorded")  # made before studies recorded their data
+    line = overlap_warning([other_split, elsewhere, unknown], target)
+    assert line is not None and "\n" not in line and line.startswith("warning: ")
+    assert "digits-other-split (" in line and "shapes" not in line and "unrecorded" not in line
+    assert overlap_warning([elsewhere, unknown], target) is None

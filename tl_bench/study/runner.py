@@ -33,7 +33,7 @@ from tl_bench.study.start import candidate_starts
 from tl_bench.study.storage import HEARTBEAT_S, claim_summary, make_storage, open_study, storage_faults
 from tl_bench.study.summary import count_states, write_summary
 from tl_bench.study.trial import TrialContext, run_trial
-from tl_bench.study.warm_start import warm_start
+from tl_bench.study.warm_start import record_data, warm_start
 from tl_bench.study.workers import spawn_workers, visible_cuda_devices
 from tl_bench.tracking import START, WARM_START, Tracker
 from tl_bench.train import FeatureCache
@@ -197,13 +197,14 @@ def run_dataset(
         options.on_study(study)
     parent = parent_run(study, created, tracker, spec, dataset)
     if created:
+        record_data(study, dataset.data_settings)
         if screened:
             record_screen(study, tracker, spec, dataset, parent, screened)
         for baseline in spec.baselines:
             if space.offers(baseline):  # a baseline of a candidate that screening dropped does not run
                 study.enqueue_trial(space.baseline_params(baseline), skip_if_exists=True)
         if spec.warm_start is not None:
-            notes = warm_start(study, storage, spec, space)
+            notes = warm_start(study, storage, spec, space, dataset.data_settings)
             if tracker.enabled and parent:
                 tracker.set_tags(parent, {WARM_START: "; ".join(notes) or "no source study"})
         if spec.start == "candidates":
