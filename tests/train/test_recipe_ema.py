@@ -39,3 +39,25 @@ def test_best_epoch_selection_reads_the_ema(make_config, digits) -> None:
     assert result.ema_tested
     best = max(result.history, key=lambda h: (h["val_acc"], -h["val_loss"]))
     assert result.val_acc == best["val_acc"] and result.best_epoch == result.history.index(best) + 1
+
+
+def _distance(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    return float(sum(((a[k].float() - b[k].float()) ** 2).sum() for k in a) ** 0.5)
+
+
+def test_a_slow_decay_on_a_short_run_follows_the_training(make_config, digits) -> None:
+    # 14 steps at decay 0.9999: without timm's warm-up of the decay the average would stay where
+    # the first step left it; with it the decay is 1 - t^(-2/3) (0.83 at step 14), so the averaged
+    # weights travel most of the way the raw ones did.
+    config = make_config(select="last", ema_decay=0.9999)
+    model = build_for(config, digits.num_classes)
+    initial = {k: p.detach().clone() for k, p in model.named_parameters()}
+    result = train_trial(config, model, digits)
+    ema = {k: p.detach() for k, p in model.named_parameters()}
+    raw_model = build_for(config.replace(ema_decay=None), digits.num_classes)
+    train_trial(config.replace(ema_decay=None), raw_model, digits)
+    raw = {k: p.detach() for k, p in raw_model.named_parameters()}
+    assert result.ema_tested
+    moved, travelled = _distance(ema, initial), _distance(raw, initial)
+    assert travelled > 0 and moved > 0.5 * travelled
+    assert _distance(ema, raw) > 0  # still an average, not the last weights

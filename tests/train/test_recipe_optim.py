@@ -77,3 +77,27 @@ def test_sgd_without_momentum_is_plain_sgd() -> None:
     optimizer = build_optimizer(model, model.backbone, config)
     assert isinstance(optimizer, torch.optim.SGD)
     assert all(g["momentum"] == 0.0 and not g["nesterov"] for g in optimizer.param_groups)
+
+
+@pytest.mark.parametrize("layer_decay", [None, 0.7])
+def test_position_embedding_and_tokens_get_no_weight_decay(layer_decay: float | None) -> None:
+    # timm's ViT lists pos_embed and cls_token in no_weight_decay(); inside tl-bench's model they sit
+    # under backbone.model., and a 3-d tensor is no bias: the exemption must come from that list.
+    config = _config("test_vit", layer_decay=layer_decay)
+    model = build_model_for(config, 10)
+    vit = model.backbone.model
+    assert {"pos_embed", "cls_token"} <= vit.no_weight_decay()
+    groups = build_optimizer(model, model.backbone, config).param_groups
+    by_param = {id(p): g for g in groups for p in g["params"]}
+    for token in (vit.pos_embed, vit.cls_token):
+        assert token.ndim == 3 and by_param[id(token)]["weight_decay"] == 0.0
+        assert by_param[id(token)]["name"].endswith("_no_decay")
+    # Matrices not on the list still decay, in the backbone and in the head.
+    assert by_param[id(vit.patch_embed.proj.weight)]["weight_decay"] == 0.05
+    assert by_param[id(vit.blocks[0].attn.qkv.weight)]["weight_decay"] == 0.05
+    head_matrix = next(p for p in model.head.parameters() if p.ndim > 1)
+    assert by_param[id(head_matrix)]["weight_decay"] == 0.05
+    assert by_param[id(vit.blocks[0].attn.qkv.bias)]["weight_decay"] == 0.0
+    decayed = {id(p) for g in groups if g["weight_decay"] > 0 for p in g["params"]}
+    assert all(p.ndim > 1 for p in model.parameters() if id(p) in decayed)
+    assert sum(len(g["params"]) for g in groups) == sum(1 for p in model.parameters() if p.requires_grad)

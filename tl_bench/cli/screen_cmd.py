@@ -52,9 +52,9 @@ def screen(
         table = Table(title=f"Screening: {ds.key} (ranked by {score}{f', keep {keep}' if keep else ''})")
         for column in ("rank", "backbone", "weights", "logme", "knn_acc", "seconds"):
             table.add_column(column, justify="right" if column in ("rank", "logme", "knn_acc", "seconds") else "left")
-        for i, c in enumerate(ranked, start=1):
-            style = "dim" if keep is not None and i > keep else None
-            table.add_row(str(i), c.backbone, c.weights, f"{c.logme:.4f}", f"{c.knn:.4f}", f"{c.seconds:.2f}",
+        for c in ranked:  # tied candidates share a rank, and a tie at the cut is kept whole
+            style = "dim" if keep is not None and c.rank > keep else None
+            table.add_row(c.rank_label, c.backbone, c.weights, f"{c.logme:.4f}", f"{c.knn:.4f}", f"{c.seconds:.2f}",
                           style=style)
         console.print(table)
     if json_out:

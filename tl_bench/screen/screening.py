@@ -4,9 +4,10 @@ keep the best few, and record the scores (an MLflow run; the Optuna study keeps 
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import tl_bench
 from tl_bench.config import TrialConfig
@@ -26,10 +27,17 @@ class Candidate:
     logme: float
     knn: float
     seconds: float  # feature extraction (or cache read) and scoring
+    rank: int = 0  # by the screening score, 1 = best; equal scores share the rank (1, 1, 3); 0 = not ranked
+    tied: bool = False  # another candidate has exactly this score, so neither is ahead
 
     @property
     def key(self) -> str:
         return f"{self.backbone}{SEP}{self.weights}"
+
+    @property
+    def rank_label(self) -> str:
+        """The rank as a table shows it: ``1`` or, shared, ``1 (tie)``."""
+        return f"{self.rank} (tie)" if self.tied else str(self.rank)
 
     def score(self, name: str) -> float:
         return self.logme if name == "logme" else self.knn
@@ -40,6 +48,21 @@ def candidates_of(spec: StudySpec) -> list[tuple[str, str]]:
     return [(b.name, w) for b in spec.space.backbones for w in b.weights]
 
 
+def rank_candidates(candidates: list[Candidate], score: str) -> list[Candidate]:
+    """``candidates`` best ``score`` first, each with its rank: candidates with equal scores share
+    the best rank among them and are marked tied (ranks 1, 1, 3), so no tie is settled by the order
+    the spec happens to list them in (which they keep among themselves); a NaN score ranks last."""
+    def value(c: Candidate) -> float:
+        s = c.score(score)
+        return -math.inf if math.isnan(s) else s
+
+    ordered = sorted(candidates, key=value, reverse=True)  # stable: ties keep the spec's order
+    values = [value(c) for c in ordered]
+    ranks = [1 + values.index(v) for v in values]
+    return [replace(c, rank=r, tied=values.count(v) > 1 and not math.isnan(c.score(score)))
+            for c, r, v in zip(ordered, ranks, values)]
+
+
 def screen_dataset(
     spec: StudySpec,
     *,
@@ -47,7 +70,8 @@ def screen_dataset(
     cache: FeatureCache,
     score: str = "logme",
 ) -> list[Candidate]:
-    """Score every candidate (LogME on the training split, k-NN on validation), best ``score`` first.
+    """Score every candidate, ranked by ``score`` (``rank_candidates``): LogME of the training split's
+    features, and the validation accuracy of a k-NN classifier fitted on the training split's.
 
     ``config_for(backbone, weights)`` is the candidate's linear probe (whole backbone frozen,
     ``gap`` neck) on the dataset, so its features are the ones that probe caches.
@@ -59,12 +83,27 @@ def screen_dataset(
         (train_x, train_y), (val_x, val_y) = feats["train"], feats["val"]
         out.append(Candidate(backbone, weights, logme(train_x, train_y), knn_accuracy(train_x, train_y, val_x, val_y),
                              time.perf_counter() - start))
-    return sorted(out, key=lambda c: -c.score(score))
+    return rank_candidates(out, score)
 
 
 def kept(candidates: list[Candidate], keep: int | None) -> tuple[list[Candidate], list[Candidate]]:
-    """The first ``keep`` of ranked ``candidates`` and the rest (all kept when ``keep`` is None)."""
-    return (candidates, []) if keep is None else (candidates[:keep], candidates[keep:])
+    """The ranked ``candidates`` within the best ``keep`` ranks, and the rest (all kept when ``keep``
+    is None). Candidates tied at the cut are kept together: equal scores give no reason to search
+    one and drop the other, so a tie can keep more than ``keep``."""
+    if keep is None:
+        return candidates, []
+    if any(c.rank < 1 for c in candidates):
+        raise ValueError("kept() needs ranked candidates: pass them through rank_candidates first")
+    return [c for c in candidates if c.rank <= keep], [c for c in candidates if c.rank > keep]
+
+
+def ties(candidates: list[Candidate]) -> list[list[Candidate]]:
+    """The groups of ranked ``candidates`` that share a rank, best first."""
+    groups: dict[int, list[Candidate]] = {}
+    for c in candidates:
+        if c.tied:
+            groups.setdefault(c.rank, []).append(c)
+    return [groups[r] for r in sorted(groups)]
 
 
 def record_screening(
@@ -78,14 +117,20 @@ def record_screening(
     metrics = [(f"{name}/{c.backbone}/{c.weights}".replace("|", "/"), c.score(name), 0)
                for c in candidates for name in ("logme", "knn")]
     params = {"score": score, "keep": str(keep), "kept": ", ".join(c.key for c in kept_now)[:6000],
-              "dropped": ", ".join(c.key for c in dropped)[:6000] or "none"}
+              "dropped": ", ".join(c.key for c in dropped)[:6000] or "none",
+              # the candidates ranked first: several when they tie, none of them ahead of the others
+              "best": ", ".join(c.key for c in candidates if c.rank == 1)[:6000] or "none",
+              "ties": "; ".join(f"rank {g[0].rank}: " + " = ".join(c.key for c in g)
+                                for g in ties(candidates))[:6000] or "none"}
     tags = {KIND: KIND_SCREEN, STUDY: spec.name, DATASET: dataset.key, VERSION: tl_bench.__version__}
     return tracker.record_run(run_name=f"screen-{dataset.key}", tags=tags, params=params, metrics=metrics,
                               state="COMPLETE", start_ms=start_ms, end_ms=int(time.time() * 1000))
 
 
 def as_records(candidates: list[Candidate]) -> list[dict[str, object]]:
-    return [{**asdict(c), "rank": i + 1} for i, c in enumerate(candidates)]
+    """One plain dict per ranked candidate, its ``rank`` and ``tied`` included (for ``--json``)."""
+    return [asdict(c) for c in candidates]
 
 
-__all__ = ["Candidate", "SEP", "as_records", "candidates_of", "kept", "record_screening", "screen_dataset"]
+__all__ = ["Candidate", "SEP", "as_records", "candidates_of", "kept", "rank_candidates", "record_screening",
+           "screen_dataset", "ties"]

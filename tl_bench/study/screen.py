@@ -38,7 +38,8 @@ def screen(spec: StudySpec, dataset: DatasetSpec, *, checkpoint_for, cache: Feat
     chosen, dropped = kept(ranked, spec.screen.keep)
     if not quiet:
         def show(cs: list[Candidate]) -> str:
-            return ", ".join(f"{c.key} ({spec.screen.score} {c.score(spec.screen.score):.3f})" for c in cs)  # type: ignore[union-attr]
+            return ", ".join(f"{c.key} ({spec.screen.score} {c.score(spec.screen.score):.3f}{', tie' if c.tied else ''})"  # type: ignore[union-attr]
+                             for c in cs)
 
         sys.stderr.write(f"screening {dataset.key}: searching {show(chosen)}"
                          + (f"; dropped {show(dropped)}" if dropped else "") + "\n")

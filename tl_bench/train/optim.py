@@ -3,11 +3,14 @@ per-step cosine schedule with warmup.
 
 Parameter groups are formed here (backbone vs neck and head, decay vs no decay, timm's
 ``param_groups_layer_decay`` over the backbone's fine-grained layer groups) with each group's
-lr already scaled; the optimizer itself comes from timm's ``create_optimizer_v2``.
+lr already scaled; the optimizer itself comes from timm's ``create_optimizer_v2``. What gets no
+weight decay is what timm exempts: 1-d parameters and biases, and every name a module lists in
+its ``no_weight_decay()`` (a ViT's ``pos_embed``, ``cls_token``, ``reg_token``...).
 """
 
 from __future__ import annotations
 
+import fnmatch
 import math
 from typing import Callable
 
@@ -20,22 +23,36 @@ from tl_bench.config import TrialConfig
 from tl_bench.errors import TrainingSetupError
 
 
-def param_groups(model: nn.Module, backbone: nn.Module, config: TrialConfig) -> list[dict]:
-    """Trainable parameters split by part (backbone vs neck and head) and by decay.
+def no_decay_ids(model: nn.Module) -> set[int]:
+    """ids of the parameters timm would not decay: 1-d tensors and ``.bias`` (biases, norm weights:
+    decaying them only hurts), and those any submodule names in its ``no_weight_decay()`` (position
+    embeddings and tokens, which decay would pull towards zero). The names a module lists are
+    relative to it and may hold wildcards, as timm's ``fnmatch`` reads them; matching each module's
+    own names means the prefixes the module sits under (``backbone.model.``) never matter."""
+    ids = {id(p) for name, p in model.named_parameters() if p.ndim <= 1 or name.endswith(".bias")}
+    for module in model.modules():
+        listed = getattr(module, "no_weight_decay", None)
+        if not callable(listed):
+            continue
+        patterns = set(listed())
+        ids |= {id(p) for name, p in module.named_parameters()
+                if any(fnmatch.fnmatch(name, pattern) for pattern in patterns)}
+    return ids
 
-    Biases and normalisation weights (1-d tensors) get no weight decay, as in
-    timm's ``param_groups_weight_decay``; decaying them only hurts. With
-    ``config.layer_decay`` the backbone is split further by ``layer_groups``.
-    """
+
+def param_groups(model: nn.Module, backbone: nn.Module, config: TrialConfig) -> list[dict]:
+    """Trainable parameters split by part (backbone vs neck and head) and by decay (``no_decay_ids``).
+    With ``config.layer_decay`` the backbone is split further by ``layer_groups``."""
     if config.layer_decay is not None:
         return layer_groups(model, backbone, config)
     backbone_ids = {id(p) for p in backbone.parameters()}
+    exempt = no_decay_ids(model)
     buckets: dict[tuple[str, bool], list[nn.Parameter]] = {}
     for param in model.parameters():
         if not param.requires_grad:
             continue
         part = "backbone" if id(param) in backbone_ids else "head"
-        buckets.setdefault((part, param.ndim > 1), []).append(param)
+        buckets.setdefault((part, id(param) not in exempt), []).append(param)
     groups = []
     for (part, decay), params in sorted(buckets.items()):
         scale = config.backbone_lr_scale if part == "backbone" else 1.0
@@ -57,18 +74,22 @@ def layer_groups(model: nn.Module, backbone: nn.Module, config: TrialConfig) -> 
     their ``layer_scale``."""
     assert config.layer_decay is not None
     timm_model = getattr(backbone, "model", backbone)  # the timm model inside tl-bench's Backbone
-    timm_groups = param_groups_layer_decay(timm_model, config.weight_decay, layer_decay=config.layer_decay)
+    exempt = no_decay_ids(model)
+    # timm matches names within the module it is given: name the exempt parameters as it sees them.
+    no_decay_names = [name for name, p in timm_model.named_parameters() if id(p) in exempt]
+    timm_groups = param_groups_layer_decay(timm_model, config.weight_decay, no_weight_decay_list=no_decay_names,
+                                           layer_decay=config.layer_decay)
     scales = sorted({group["lr_scale"] for group in timm_groups})  # one per layer, stem first
     groups = []
     for group in timm_groups:
         layer_scale = group.pop("lr_scale")  # baked into lr: timm's schedulers would apply it again
-        suffix = "_no_decay" if all(p.ndim <= 1 for p in group["params"]) else ""
+        suffix = "_no_decay" if all(id(p) in exempt for p in group["params"]) else ""
         groups.append({**group, "lr": config.lr * config.backbone_lr_scale * layer_scale,
                        "layer_scale": layer_scale, "name": f"backbone_layer{scales.index(layer_scale)}{suffix}"})
     backbone_ids = {id(p) for p in backbone.parameters()}
     rest = [p for p in model.parameters() if p.requires_grad and id(p) not in backbone_ids]
     for decay in (True, False):
-        params = [p for p in rest if (p.ndim > 1) == decay]
+        params = [p for p in rest if (id(p) not in exempt) == decay]
         if params:
             groups.append({"params": params, "lr": config.lr, "weight_decay": config.weight_decay if decay else 0.0,
                            "name": "head" if decay else "head_no_decay"})
@@ -114,4 +135,4 @@ def build_scheduler(optimizer: torch.optim.Optimizer, config: TrialConfig, steps
     return LambdaLR(optimizer, cosine_with_warmup(total, warmup))
 
 
-__all__ = ["build_optimizer", "build_scheduler", "cosine_with_warmup", "layer_groups", "param_groups"]
+__all__ = ["build_optimizer", "build_scheduler", "cosine_with_warmup", "layer_groups", "no_decay_ids", "param_groups"]

@@ -1,9 +1,12 @@
 """A trial's training recipe, built once from its config: optimizer, lr schedule, mixing and loss,
 weight EMA and loss scaling. The epoch loop only calls what this holds.
 
-Model EMA is timm's ``ModelEmaV3`` with the configured decay (no warmup of the decay), updated
-after every optimizer step; when it is on, validation, the choice of epoch and the test read
-the averaged weights, and the trainer leaves them in the model.
+Model EMA is timm's ``ModelEmaV3`` with its decay warm-up (``use_warmup=True``): after optimizer
+step ``t`` (1-based, as ``update(model, step=t)`` is given it) the average decays by
+``min(ema_decay, 1 - t**(-2/3))`` (0 at the first step: the average starts from the weights after
+one update), so a slow decay such as 0.9999 on a run of a few hundred steps still follows the
+training instead of staying near the initial weights. When it is on, validation, the choice of
+epoch and the test read the averaged weights, and the trainer leaves them in the model.
 """
 
 from __future__ import annotations
@@ -42,7 +45,8 @@ def build_recipe(
     optimizer = build_optimizer(model, backbone, config)
     ema = None
     if config.ema_decay is not None:
-        ema = ModelEmaV3(model, decay=config.ema_decay)
+        # use_warmup: without it a slow decay would test weights a short run has hardly moved.
+        ema = ModelEmaV3(model, decay=config.ema_decay, use_warmup=True)
         ema.module.eval()
     return Recipe(
         optimizer=optimizer,
