@@ -152,7 +152,7 @@ def test_pretraining_shows_a_bar_of_its_epochs() -> None:
 
     from rich.console import Console
 
-    from tl_bench.study.progress import pretrain_progress
+    from tl_bench.pretrain_progress import pretrain_progress
 
     console = Console(file=io.StringIO(), width=120, force_terminal=False)
     with pretrain_progress(console, "local:shapes test_resnet", 3) as on_epoch:

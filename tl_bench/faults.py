@@ -8,24 +8,19 @@ these, whichever library raised it and however deep it is chained, into one
 ``StorageError`` line; ``check_sqlite_path`` finds the path problems before
 anything is written.
 
-SQLite writers wait up to ``LOCK_WAIT_S`` for a lock: every SQLite connection
-of the process gets that busy timeout, and MLflow's own per-session timeout
-(20 s) is raised to it, so another process holding a write transaction for a
-minute costs a wait, not a study.
+A store waits up to ``LOCK_WAIT_S`` for a lock another process holds, so a
+write transaction held for a minute costs a wait, not a study: the Optuna
+storage through its connection timeout (``tl_bench.study.storage``), MLflow's
+store once the CLI has called ``tl_bench.tracking.lock_wait.wait_for_locks``.
 """
 
 from __future__ import annotations
 
 import errno
 import os
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
-
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
 
 from tl_bench.errors import StorageError, TLBenchError
 from tl_bench.redact import redact
@@ -155,23 +150,6 @@ def check_sqlite_path(path: Path, store: str, *, write: bool = True) -> None:
         if target is not None and target.exists() and not os.access(target, os.W_OK):
             what, todo, lead = _FAULTS["not_writable"]
             raise StorageError(f"{name} {what}: {which} is read-only", todo, lead=lead)
-
-
-def _busy_timeout(dbapi_connection: Any, record: Any) -> None:
-    if isinstance(dbapi_connection, sqlite3.Connection):
-        dbapi_connection.execute(f"PRAGMA busy_timeout = {LOCK_WAIT_S * 1000}")
-
-
-def _keep_busy_timeout(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> Any:
-    # MLflow sets a 20 s busy timeout at the start of every session; the store's wait stays LOCK_WAIT_S.
-    if conn.dialect.name == "sqlite" and statement.lstrip().lower().startswith("pragma busy_timeout"):
-        statement = f"PRAGMA busy_timeout = {LOCK_WAIT_S * 1000};"
-    return statement, parameters
-
-
-if not event.contains(Engine, "connect", _busy_timeout):
-    event.listen(Engine, "connect", _busy_timeout)
-    event.listen(Engine, "before_cursor_execute", _keep_busy_timeout, retval=True)
 
 
 __all__ = ["LOCK_WAIT_S", "check_sqlite_path", "classify", "faults_of", "store_error"]

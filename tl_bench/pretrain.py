@@ -99,7 +99,7 @@ def _train_and_save(
 
     from tl_bench.data import load_dataset_for
     from tl_bench.models import build_model, save_backbone_checkpoint
-    from tl_bench.study.progress import pretrain_progress
+    from tl_bench.pretrain_progress import pretrain_progress
     from tl_bench.train import train_trial
 
     config = pretrain_config(spec, name, backbone)

@@ -49,11 +49,21 @@ def test_every_entry_loads_offline_and_keeps_the_contract(tmp_path: Path, files:
 
 
 @pytest.mark.parametrize(
-    "name",
-    ["digits", "shapes", "imagefolder:/nowhere/yet", "imagefolder:relative/path", "torchvision:CIFAR10", "torchvision:food101"],
+    "name, entry, target",
+    [
+        ("digits", "digits", None),
+        ("shapes", "shapes", None),
+        # folders are not looked at: a missing or relative one resolves; only the first ':' splits
+        ("imagefolder:/nowhere/yet", "imagefolder", "/nowhere/yet"),
+        ("imagefolder:relative/path", "imagefolder", "relative/path"),
+        ("imagefolder:C:/data", "imagefolder", "C:/data"),
+        ("torchvision:CIFAR10", "torchvision:CIFAR10", "CIFAR10"),
+        ("torchvision:food101", "torchvision:Food101", "Food101"),  # any case, resolved to the registry's spelling
+    ],
 )
-def test_accepted_names(name: str) -> None:
-    resolve_name(name)  # no folder or file is looked at
+def test_accepted_names(name: str, entry: str, target: str | None) -> None:
+    info, found = resolve_name(name)
+    assert info is DATASETS[entry] and found == target
 
 
 @pytest.mark.parametrize(

@@ -98,8 +98,8 @@ def test_timm_neck_on_an_average_pooled_vit_applies_its_fc_norm(images: torch.Te
     dropped, head = strip_head(twin, "test_vit+avg", IMG, keep_head=True)
     backbone = Backbone(twin, name="test_vit", img_size=IMG, dropped_modules=dropped, pre_logits=head)
     assert head is not None and "fc_norm" in head.names and dropped == []
-    neck = NECKS["timm"].for_backbone(backbone)
-    gap = NECKS["gap"].for_backbone(backbone)
+    neck = NECKS["timm"].for_features(backbone.feature_info)
+    gap = NECKS["gap"].for_features(backbone.feature_info)
     backbone.eval()
     with torch.no_grad():
         feats = backbone(images)
@@ -127,8 +127,8 @@ def test_cls_and_gap_with_register_tokens(images: torch.Tensor) -> None:
     with torch.no_grad():
         feats = backbone(images)
         assert feats[-1].shape[1] == 3 + (IMG // 16) ** 2
-        gap = NECKS["gap"].for_backbone(backbone)(feats)
-        cls = NECKS["cls"].for_backbone(backbone)(feats)
+        gap = NECKS["gap"].for_features(backbone.feature_info)(feats)
+        cls = NECKS["cls"].for_features(backbone.feature_info)(feats)
     # timm's own poolings of the same tokens: 'avg' leaves out every prefix token, 'token' takes the first
     torch.testing.assert_close(gap, global_pool_nlc(feats[-1], "avg", num_prefix_tokens=3))
     torch.testing.assert_close(gap, feats[-1][:, 3:].mean(1))

@@ -26,6 +26,7 @@ import pytest
 from tests.study.conftest import small_spec
 from tl_bench.report import free_port
 from tl_bench.spec import load_spec
+from tl_bench.report import log_study_dashboard
 from tl_bench.study import RunOptions, run_spec
 
 CHROMIUM = next((p for p in ("/usr/bin/chromium", shutil.which("chromium") or "") if p and Path(p).is_file()), None)
@@ -71,7 +72,8 @@ def test_ui_lands_on_the_trials_with_recipe_columns_and_plots_render_offline(tmp
 
     path = small_spec(tmp_path, description="Browser check of the MLflow UI.")
     spec = load_spec(path)
-    outcome = run_spec(spec, RunOptions(n_trials=3), quiet=True)[0]
+    # as `tl-bench run` does: the dashboard is the caller's, logged once the study is summarised
+    outcome = run_spec(spec, RunOptions(n_trials=3, on_summary=log_study_dashboard), quiet=True)[0]
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"} | {"PYTHONUNBUFFERED": "1"}
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])  # this tl_bench

@@ -28,6 +28,18 @@ list_app = typer.Typer(help="List the registries: backbones, necks, heads, datas
 app.add_typer(list_app, name="list")
 
 
+@app.callback()
+def _before_command(ctx: typer.Context) -> None:
+    # A command that can name an MLflow store (its --tracking-uri) waits for a store's locks as long as the
+    # Optuna storage does. Asked here, once the command is known: the tracking package loads MLflow, seconds
+    # that `list` and `inspect` should not pay.
+    command = ctx.command.get_command(ctx, ctx.invoked_subcommand) if ctx.invoked_subcommand else None
+    if command is not None and any(param.name == "tracking_uri" for param in command.params):
+        from tl_bench.tracking.lock_wait import wait_for_locks
+
+        wait_for_locks()
+
+
 def print_json(obj: Any) -> None:
     """Print one JSON object on stdout (the ``--json`` contract of every command)."""
     sys.stdout.write(json.dumps(obj, default=str) + "\n")

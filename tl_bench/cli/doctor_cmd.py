@@ -12,7 +12,7 @@ from rich.table import Table
 from tl_bench.cli.app import app, print_json
 
 if TYPE_CHECKING:
-    from tl_bench.doctor import DoctorReport
+    from tl_bench.doctor.finding import DoctorReport
 
 
 @app.command("doctor")

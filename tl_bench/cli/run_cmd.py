@@ -77,8 +77,11 @@ def run(
     if threads is not None:
         torch.set_num_threads(threads)
     device_ids = [d.strip() for d in devices.split(",") if d.strip()] if devices is not None else None
+    from tl_bench.report import log_study_dashboard
+
     options = RunOptions(n_trials=n_trials, timeout_s=timeout, workers=workers, worker_index=worker_index,
-                         devices=device_ids, dask=dask, gpus_per_worker=gpus_per_worker)
+                         devices=device_ids, dask=dask, gpus_per_worker=gpus_per_worker,
+                         on_summary=log_study_dashboard)
     try:
         outcomes = run_spec(spec, options, worker_argv=argv, quiet=quiet)
     except KeyboardInterrupt as err:

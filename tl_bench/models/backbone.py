@@ -19,6 +19,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from tl_bench.config import FreezeDepth
 from tl_bench.errors import FreezeDepthError, ModelBuildError
+from tl_bench.models.neck_base import FeatureInfo
 from tl_bench.models.prelogits import PreLogits
 from tl_bench.models.stages import StageInfo, frozen_roots, param_groups, stage_name
 from tl_bench.models.timm_model import (
@@ -116,6 +117,12 @@ class Backbone(nn.Module):
     def nhwc(self) -> bool:
         """Whether timm's ``forward_features`` gives (N, H, W, C) maps (``forward`` turns them to NCHW)."""
         return self._nhwc
+
+    @property
+    def feature_info(self) -> FeatureInfo:
+        """What this backbone hands its neck, as plain values."""
+        return FeatureInfo(tuple(self.feature_dims), self.num_prefix_tokens, self._nhwc,
+                           self.freeze_depth >= self.n_stages, self.pre_logits)
 
     @property
     def fully_frozen(self) -> bool:

@@ -83,7 +83,7 @@ def build_model(
         keep_head=neck_cls.keeps_head,
         drop_path_rate=drop_path_rate,
     )
-    nk = neck_cls.for_backbone(bb, neck_dim=neck_dim)
+    nk = neck_cls.for_features(bb.feature_info, neck_dim=neck_dim)
     hd = head_cls(nk.out_dim, num_classes, hidden=head_hidden)
     return TransferModel(bb, nk, hd, neck_name=neck, head_name=head)
 

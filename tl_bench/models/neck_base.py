@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, Sequence
+from dataclasses import dataclass
+from typing import ClassVar, Sequence
 
 from torch import Tensor, nn
 
-if TYPE_CHECKING:
-    from tl_bench.models.backbone import Backbone
+
+@dataclass(frozen=True)
+class FeatureInfo:
+    """What a backbone hands a neck, as plain values (a neck takes numbers, never the backbone itself)."""
+
+    dims: tuple[int, ...]  # channel widths of the feature list, the final output last
+    num_prefix_tokens: int = 0  # class and register tokens leading a token sequence
+    nhwc: bool = False  # timm's forward_features gave (N, H, W, C) maps (the feature list holds NCHW)
+    frozen: bool = False  # the whole backbone is frozen (its last stage included)
+    pre_logits: nn.Module | None = None  # timm's head-side path moved out of the model, for the ``timm`` neck
 
 
 def as_tokens(x: Tensor, num_prefix_tokens: int = 0) -> Tensor:
@@ -35,12 +44,12 @@ class Neck(nn.Module):
         self.out_dim = self.in_dim
 
     @classmethod
-    def for_backbone(cls, backbone: Backbone, neck_dim: int = 256) -> Neck:
-        """The neck fed by ``backbone`` (its feature widths and prefix tokens)."""
-        return cls(backbone.feature_dims, neck_dim=neck_dim, num_prefix_tokens=backbone.num_prefix_tokens)
+    def for_features(cls, info: FeatureInfo, neck_dim: int = 256) -> Neck:
+        """The neck fed by a backbone that gives ``info`` (its feature widths and prefix tokens)."""
+        return cls(info.dims, neck_dim=neck_dim, num_prefix_tokens=info.num_prefix_tokens)
 
     def tokens(self, feats: Sequence[Tensor]) -> Tensor:
         return as_tokens(feats[-1], self.num_prefix_tokens)
 
 
-__all__ = ["Neck", "as_tokens"]
+__all__ = ["FeatureInfo", "Neck", "as_tokens"]

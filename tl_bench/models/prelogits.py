@@ -12,15 +12,12 @@ modules, and the backbone keeps only what ``forward_features`` runs.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, Sequence
+from typing import ClassVar, Sequence
 
 from torch import Tensor, nn
 
 from tl_bench.errors import ModelBuildError
-from tl_bench.models.neck_base import Neck
-
-if TYPE_CHECKING:
-    from tl_bench.models.backbone import Backbone
+from tl_bench.models.neck_base import FeatureInfo, Neck
 
 
 class PreLogits(nn.Module):
@@ -78,12 +75,12 @@ class TimmNeck(Neck):
         self.train()
 
     @classmethod
-    def for_backbone(cls, backbone: Backbone, neck_dim: int = 256) -> Neck:
+    def for_features(cls, info: FeatureInfo, neck_dim: int = 256) -> Neck:
         # the pre-logits norm follows the last stage: it trains exactly when that stage trains,
         # so freeze_depth 'all' is timm's linear probe (only the head learns)
-        frozen = backbone.freeze_depth >= backbone.n_stages
-        return cls(backbone.feature_dims, neck_dim, backbone.num_prefix_tokens,
-                   pre_logits=backbone.pre_logits, nhwc=backbone.nhwc, frozen=frozen)
+        pre_logits = info.pre_logits if isinstance(info.pre_logits, PreLogits) else None
+        return cls(info.dims, neck_dim, info.num_prefix_tokens, pre_logits=pre_logits, nhwc=info.nhwc,
+                   frozen=info.frozen)
 
     def train(self, mode: bool = True) -> "TimmNeck":
         super().train(mode)

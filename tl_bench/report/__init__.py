@@ -9,7 +9,7 @@ boards, ``pareto`` finds fronts, ``dashboard`` (with ``dashboard_spec`` and
 from __future__ import annotations
 
 from tl_bench.report.columns import COMBINATION, CSV_COLUMNS, DEFAULT_METRIC, EXTRA_COLUMNS
-from tl_bench.report.dashboard import dashboard_html, render_dashboard
+from tl_bench.report.dashboard import dashboard_html, log_study_dashboard, render_dashboard
 from tl_bench.report.dashboard_spec import DEFAULT_DASHBOARD, Dashboard, load_dashboard
 from tl_bench.report.export import FORMATS, format_board, print_leaderboard, read_csv, write_board, write_csv
 from tl_bench.report.frame import importance_frame, trial_runs
@@ -38,6 +38,7 @@ __all__ = [
     "importance_frame",
     "leaderboard",
     "load_dashboard",
+    "log_study_dashboard",
     "pareto_mask",
     "print_leaderboard",
     "rank_runs",

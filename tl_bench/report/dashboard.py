@@ -9,12 +9,15 @@ from __future__ import annotations
 import datetime as _dt
 import html
 import re
+import tempfile
 from pathlib import Path
 
 import pandas as pd
 import plotly.offline
 
 from tl_bench.errors import OutputError
+from tl_bench.spec import StudySpec
+from tl_bench.tracking import Tracker
 from tl_bench.report.dashboard_spec import (
     DEFAULT_DASHBOARD,
     Dashboard,
@@ -113,4 +116,14 @@ def _no_password(uri: str) -> str:
     return re.sub(r"//([^:/@]+):[^@/]*@", r"//\1:***@", uri)
 
 
-__all__ = ["dashboard_html", "render_dashboard"]
+def log_study_dashboard(spec: StudySpec, tracker: Tracker, dataset: str, parent_run_id: str) -> None:
+    """The built-in overview of one dataset study, logged as ``dashboard.html`` on its parent run
+    (``RunOptions.on_summary`` of ``tl-bench run``: called once the study is summarised)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "dashboard.html"
+        render_dashboard(None, tracker.tracking_uri, study=spec.name, dataset=dataset, out=out,
+                         plotly_head=tracker.plotly_head())
+        tracker.log_artifact(parent_run_id, str(out))
+
+
+__all__ = ["dashboard_html", "log_study_dashboard", "render_dashboard"]

@@ -8,9 +8,21 @@ trial at a time (``trial.run_trial``: ask, train, tell), and summarises each.
 
 from __future__ import annotations
 
-from tl_bench.study.runner import DatasetOutcome, RunOptions, run_dataset, run_spec
-from tl_bench.study.setup import check_stores
-from tl_bench.study.storage import make_storage, open_study
-from tl_bench.study.trial import Terminated
+from typing import Any
+
+from tl_bench.study.options import DatasetOutcome, RunOptions
+
+# Loaded on first use: the runner brings torch and the trainer, which `tl-bench doctor` and the
+# light modules of this package (states, storage, reconcile) never need.
+_LAZY = {"run_dataset": "runner", "run_spec": "runner", "check_stores": "setup", "make_storage": "storage",
+         "open_study": "storage", "Terminated": "trial"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'tl_bench.study' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"tl_bench.study.{_LAZY[name]}"), name)
 
 __all__ = ["DatasetOutcome", "RunOptions", "Terminated", "check_stores", "make_storage", "open_study", "run_dataset", "run_spec"]

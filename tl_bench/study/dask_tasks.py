@@ -15,21 +15,22 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from tl_bench.errors import StorageError
 from tl_bench.spec import StudySpec
+from tl_bench.study.options import DatasetOutcome, RunOptions, SummaryCallback
 from tl_bench.study.workers import device_of, threads_per_worker
 
-if TYPE_CHECKING:
-    from tl_bench.study.runner import RunOptions
+# ``run_spec`` as the runner hands it over: the tasks run it without this module importing the runner.
+RunSpec = Callable[..., list[DatasetOutcome]]
 
 RETRIES = 2
 GPU = "GPU"  # the Dask worker resource a task asks for: `dask worker --resources GPU=1`
 
 
 def worker_task(
-    spec: StudySpec, worker_index: int, threads: int | None, device: str | None
+    spec: StudySpec, worker_index: int, threads: int | None, device: str | None, run_spec: RunSpec,
+    on_summary: SummaryCallback | None = None,
 ) -> dict[str, dict[str, int]]:
     """One Dask task: this worker's share of every dataset study; returns trial counts per dataset.
 
@@ -38,17 +39,21 @@ def worker_task(
     import torch
     from distributed import get_worker
 
-    from tl_bench.study.runner import RunOptions, run_spec
+    from tl_bench.tracking.lock_wait import wait_for_locks
 
     if device is not None:  # before anything touches CUDA in this process
         os.environ["CUDA_VISIBLE_DEVICES"] = device
     torch.set_num_threads(threads or get_worker().state.nthreads)
-    outcomes = run_spec(spec, RunOptions(worker_index=worker_index), quiet=True)
+    wait_for_locks()  # as `tl-bench run` does: a worker waits for a busy store's locks, it does not fail
+    outcomes = run_spec(spec, RunOptions(worker_index=worker_index, on_summary=on_summary), quiet=True)
     return {o.dataset: o.counts for o in outcomes}
 
 
-def run_on_dask(spec: StudySpec, options: RunOptions, *, tick: Callable[[], None] | None = None) -> None:
-    """Run ``options.workers`` worker tasks on the cluster ``options.dask`` names; wait for all of them."""
+def run_on_dask(
+    spec: StudySpec, options: RunOptions, run_spec: RunSpec, *, tick: Callable[[], None] | None = None
+) -> None:
+    """Run ``options.workers`` worker tasks (each ``run_spec`` with one worker) on the cluster ``options.dask``
+    names; wait for all of them."""
     from distributed import Client, LocalCluster, wait
 
     if options.dask is None:
@@ -71,7 +76,7 @@ def run_on_dask(spec: StudySpec, options: RunOptions, *, tick: Callable[[], None
         threads, devices = None, []
     try:
         futures = [
-            client.submit(worker_task, spec, index, threads, device_of(index, devices),
+            client.submit(worker_task, spec, index, threads, device_of(index, devices), run_spec, options.on_summary,
                           key=f"tl-bench-{spec.name}-worker-{index}-{time.time_ns()}", resources=resources,
                           retries=RETRIES, pure=False)
             for index in range(1, options.workers + 1)

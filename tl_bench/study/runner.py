@@ -9,12 +9,9 @@ against the same storage; many hosts do the same by sharing storage URLs.
 from __future__ import annotations
 
 import gc
-import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import optuna
 from optuna.trial import TrialState
@@ -22,9 +19,11 @@ from optuna.trial import TrialState
 from tl_bench.config import TrialResult
 from tl_bench.spec import DatasetSpec, StudySpec
 from tl_bench.study.keep import keeper_for, publish_champion, warn
+from tl_bench.study.options import DatasetOutcome, RunOptions, SummaryCallback
 from tl_bench.study.progress import StudyProgress
 from tl_bench.study.reconcile import ENDED, reconcile
 from tl_bench.screen import Candidate, kept
+from tl_bench.study.states import FINISHED
 from tl_bench.study.samplers import grid_exhausted, make_pruner, make_sampler
 from tl_bench.study.screen import record_screen, screen
 from tl_bench.study.setup import check_stores, checkpoint_resolver, dataset_fingerprint, parent_run
@@ -38,31 +37,7 @@ from tl_bench.study.workers import spawn_workers, visible_cuda_devices
 from tl_bench.tracking import START, WARM_START, Tracker
 from tl_bench.train import FeatureCache
 
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 RECONCILE_S = 1.0  # between trials, dead workers are looked for at most this often
-
-
-@dataclass
-class RunOptions:
-    n_trials: int | None = None  # finished trials per dataset study (None = the spec's budget)
-    timeout_s: float | None = None  # wall clock per dataset study in this invocation
-    workers: int = 1
-    worker_index: int = 0  # seeds the sampler differently in each worker
-    devices: list[str] | None = None  # CUDA device ids the workers are spread over (None: every visible one)
-    dask: str | None = None  # "local" or a Dask scheduler address: the workers run as Dask tasks
-    gpus_per_worker: int = 0  # GPU resources each Dask task asks for
-    track: bool = True  # False switches MLflow off (benchmarks)
-    summarize: bool = True  # write the study summary to the parent run at the end
-    on_progress: Callable[[dict[str, Any]], None] | None = None
-    on_study: Callable[[optuna.Study], None] | None = None  # called once the study is open
-
-
-@dataclass
-class DatasetOutcome:
-    dataset: str
-    study_name: str
-    parent_run_id: str
-    counts: dict[str, int] = field(default_factory=dict)
 
 
 def run_spec(
@@ -135,7 +110,7 @@ def _run_spec(
             if options.dask is not None:
                 from tl_bench.study.dask_tasks import run_on_dask
 
-                run_on_dask(spec, options, tick=progress.refresh)
+                run_on_dask(spec, options, run_spec, tick=progress.refresh)
             else:
                 devices = options.devices if options.devices is not None else visible_cuda_devices()
                 spawn_workers(list(worker_argv or []), options.workers, devices=devices, tick=progress.refresh)
@@ -155,7 +130,7 @@ def _run_spec(
             outcome = run_dataset(spec, ds, run_opts, fingerprint=fingerprints[ds.key], screened=screened.get(ds.key),
                                   **common)
             if options.summarize and options.track:
-                end_study(spec, tracker, outcome)
+                end_study(spec, tracker, outcome, options.on_summary)
             outcomes.append(outcome)
         progress.finish()
     return outcomes
@@ -263,26 +238,24 @@ def _budget_left(study: optuna.Study, n_trials: int | None) -> float:
     return n_trials - taken
 
 
-def end_study(spec: StudySpec, tracker: Tracker, outcome: DatasetOutcome) -> None:
+def end_study(
+    spec: StudySpec, tracker: Tracker, outcome: DatasetOutcome, on_summary: SummaryCallback | None = None
+) -> None:
     """Summarise the study and close its parent run, unless a trial of it still runs somewhere.
 
     Any process may be the last of a study's workers, so each one that stops
-    asks; one of them writes the summary for this count of ended trials, and
-    closing the parent run twice does no harm. A later top-up does it again.
+    asks; one of them writes the summary for this count of ended trials (then
+    calls ``on_summary``: the caller's dashboard), and closing the parent run
+    twice does no harm. A later top-up does it again.
     """
-    from tl_bench.report import render_dashboard
-
     study = optuna.load_study(study_name=outcome.study_name, storage=make_storage(spec.storage_url))
     trials = study.get_trials(deepcopy=False)
     if any(t.state == TrialState.RUNNING for t in trials):
         return  # another worker is still at it: the last one ends the study
     if claim_summary(study, sum(t.state in ENDED for t in trials)):
         write_summary(study, tracker, outcome.parent_run_id, spec.description)
-        with tempfile.TemporaryDirectory() as tmp:
-            out = Path(tmp) / "dashboard.html"
-            render_dashboard(None, tracker.tracking_uri, study=spec.name, dataset=outcome.dataset, out=out,
-                             plotly_head=tracker.plotly_head())
-            tracker.log_artifact(outcome.parent_run_id, str(out))
+        if on_summary is not None:
+            on_summary(spec, tracker, outcome.dataset, outcome.parent_run_id)
         try:
             publish_champion(spec, tracker, study, outcome.dataset)
         except Exception as err:

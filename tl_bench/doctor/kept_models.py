@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from tl_bench.doctor import Finding
+from tl_bench.doctor.finding import Finding
 from tl_bench.spec import StudySpec
 from tl_bench.tracking.names import TRIAL
 

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from tl_bench.config import weights_kind
-from tl_bench.doctor import Finding
+from tl_bench.doctor.finding import Finding
 from tl_bench.faults import LOCK_WAIT_S
 from tl_bench.pretrain import checkpoint_metadata, checkpoint_path, pretrain_config
 from tl_bench.spec import StudySpec

@@ -1,48 +1,16 @@
-"""``tl-bench doctor``: where the Optuna storage and MLflow disagree, and (with ``repair``) the fix.
-
-A trial's Optuna state is written last, after its MLflow run, so Optuna is the
-commit point: repairs bring MLflow in line with Optuna, never the other way.
-Nothing is deleted but registered versions that point at nothing, and a finished
-trial and the params and metrics of its run are never changed; a repair ends runs, sets state tags, marks runs with
-``tlb.repair``, or writes the run a trial never got.
-
-What is looked for (``Finding.kind``):
-
-- ``abandoned_trial``: RUNNING in Optuna, but its worker died (same host: the
-  process is gone; any host: no heartbeat for the grace period) -> FAIL.
-- ``run_left_running``: the trial ended, its run still says RUNNING -> ended
-  with the trial's state.
-- ``state_mismatch``: the run ended in another state than its trial (the
-  worker died between the two writes) -> the run takes the trial's state.
-- ``trial_without_run``: an ended trial has no run -> the run is created from
-  the trial's params, values, attributes and times.
-- ``duplicate_run``: a second run claims the same trial -> ended FAILED and
-  tagged ``tlb.duplicate_of``.
-- ``run_without_trial``: a run names a trial the study does not have -> ended
-  FAILED if RUNNING, tagged ``tlb.orphan`` (its results are kept).
-- ``study_run_left_running``: the study's parent run says RUNNING while no
-  trial runs -> FINISHED when the budget is complete, else KILLED.
-- ``version_without_model``: a registered version of ``<study>-<dataset>``
-  whose run or model files are gone -> the version is deleted (see
-  ``doctor_models``); the only deletion doctor makes, of a record that points
-  at nothing.
-- ``pretrain_run_left_running`` and ``checkpoint_without_run``: local
-  pretraining recorded short of its end (``tl_bench.doctor_pretrain``).
-
-A store that cannot be used (another store than the study's, locked past the
-wait, read-only, full) ends the check with one ``StorageError`` line.
-"""
+"""The trial and study checks of ``tl-bench doctor``, and ``diagnose``, which runs every check."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from tl_bench.config import TrialConfig
+from tl_bench.doctor.finding import DoctorReport, Finding
+from tl_bench.doctor.kept_models import check_models
+from tl_bench.doctor.pretraining import pretrain_findings
 from tl_bench.spec import DatasetSpec, StudySpec
 from tl_bench.study.reconcile import (
     ENDED,
@@ -52,8 +20,8 @@ from tl_bench.study.reconcile import (
     study_runs_filter,
     trial_number,
 )
-from tl_bench.study.runner import FINISHED
 from tl_bench.study.setup import check_recorded_here
+from tl_bench.study.states import FINISHED
 from tl_bench.study.storage import ERROR_ATTR, PARENT_RUN, RUN_ATTR, SURPLUS, fail_trial, make_storage, storage_faults
 from tl_bench.tracking import (
     DUPLICATE_OF,
@@ -73,49 +41,12 @@ from tl_bench.tracking import (
 )
 
 
-@dataclass
-class Finding:
-    kind: str
-    study: str
-    trial: int | None
-    run_id: str | None
-    detail: str
-    repair: str  # what --repair does about it
-    repaired: bool = False
-
-
-@dataclass
-class DoctorReport:
-    studies: list[str] = field(default_factory=list)
-    trials: int = 0
-    runs: int = 0
-    findings: list[Finding] = field(default_factory=list)
-    repair: bool = False
-
-    @property
-    def left(self) -> list[Finding]:
-        """Findings not repaired (all of them without ``repair``)."""
-        return [f for f in self.findings if not f.repaired]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "studies": self.studies,
-            "trials": self.trials,
-            "runs": self.runs,
-            "repair": self.repair,
-            "consistent": not self.left,
-            "findings": [asdict(f) for f in self.findings],
-        }
-
-
 def diagnose(spec: StudySpec, *, repair: bool = False) -> DoctorReport:
     """Check every dataset study of ``spec`` (stores from the spec or its overrides).
 
     Without ``repair`` nothing is written, not even a missing local store:
     no Optuna storage means nothing to check, no MLflow store means no runs.
     """
-    from tl_bench.doctor_pretrain import pretrain_findings
-
     report = DoctorReport(repair=repair)
     with storage_faults(spec.storage_url):
         studies = [] if store_missing(spec.storage_url) else _studies(spec, write=repair)
@@ -129,8 +60,6 @@ def diagnose(spec: StudySpec, *, repair: bool = False) -> DoctorReport:
             _check_study(report, study, tracker, spec, ds, repair=repair)
         if tracker is not None:
             report.findings.extend(pretrain_findings(spec, tracker, repair=repair))
-            from tl_bench.doctor_models import check_models
-
             report.findings.extend(check_models(spec, repair=repair))
     return report
 
@@ -337,4 +266,4 @@ def _parent_run(tracker: Tracker, spec: StudySpec, ds: DatasetSpec, study: optun
     return str(run_id)
 
 
-__all__ = ["DoctorReport", "Finding", "diagnose", "record_trial_run"]
+__all__ = ["diagnose", "record_trial_run"]
