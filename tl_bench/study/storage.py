@@ -27,14 +27,19 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
-from optuna.storages._rdb import models as rdb_models
-from optuna.storages._rdb.storage import _create_scoped_session
-from optuna.study._tell import _check_values_are_feasible
-from optuna.trial import FrozenTrial, TrialState
-from sqlalchemy.engine import URL, make_url
 
-from tl_bench.errors import SpecError, StorageError
+from tl_bench.versions import check_tested
+
+check_tested("optuna", optuna.__version__)  # before anything private of it is imported
+
+from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled  # noqa: E402
+from optuna.storages._rdb import models as rdb_models  # noqa: E402
+from optuna.storages._rdb.storage import _create_scoped_session  # noqa: E402
+from optuna.study._tell import _check_values_are_feasible  # noqa: E402
+from optuna.trial import FrozenTrial, TrialState  # noqa: E402
+from sqlalchemy.engine import URL, make_url  # noqa: E402
+
+from tl_bench.errors import SpecError, StorageError  # noqa: E402
 from tl_bench.faults import LOCK_WAIT_S, check_sqlite_path, classify, faults_of, store_error
 from tl_bench.redact import redact
 

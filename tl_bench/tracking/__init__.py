@@ -16,6 +16,12 @@ from tl_bench.tracking import settings
 # Before MLflow is first imported: telemetry, printed URLs, server time-outs, duplicate error logs.
 settings.apply()
 
+import mlflow  # noqa: E402
+
+from tl_bench.versions import check_tested  # noqa: E402
+
+check_tested("mlflow", mlflow.__version__)  # its SQLAlchemy store and sessions are used beyond the public API
+
 from tl_bench.tracking import names, read, store, write  # noqa: E402
 from tl_bench.tracking.names import *  # noqa: E402,F403
 from tl_bench.tracking.read import *  # noqa: E402,F403
