@@ -46,13 +46,13 @@ class Execution:
     autocast: Autocast
     precision: str  # fp32, bf16 or fp16
     channels_last: bool
-    scaler: torch.amp.GradScaler | None  # fp16 only: losses scaled so small gradients survive
+    scaler: torch.amp.GradScaler  # enabled for fp16 only (losses scaled so small gradients survive); else a no-op
 
 
 def resolve_execution(config: TrialConfig, device: torch.device) -> Execution:
     autocast, precision = autocast_for(device, config.precision)
     channels_last = device.type == "cuda" if config.channels_last == "auto" else bool(config.channels_last)
-    scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     return Execution(device, autocast, precision, channels_last, scaler)
 
 

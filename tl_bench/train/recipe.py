@@ -30,7 +30,7 @@ class Recipe:
     schedule: LrSchedule
     mixer: BatchMixer  # also holds the training loss
     ema: ModelEmaV3 | None
-    scaler: torch.amp.GradScaler | None
+    scaler: torch.amp.GradScaler  # a no-op unless fp16
     grad_clip: float | None
 
     def eval_model(self, model: nn.Module) -> nn.Module:

@@ -56,17 +56,14 @@ class EpochRunner:
                 logits = self.feeder.forward(self.model, inputs)
             loss = self.criterion(logits.float(), targets)
             self.optimizer.zero_grad(set_to_none=True)
-            (scaler.scale(loss) if scaler is not None else loss).backward()
-            if scaler is not None:
-                scaler.unscale_(self.optimizer)
+            # a disabled scaler (every precision but fp16) passes each call straight through
+            scaler.scale(loss).backward()
+            scaler.unscale_(self.optimizer)
             if recipe.grad_clip is not None:
                 nn.utils.clip_grad_norm_(self.params, recipe.grad_clip, foreach=True)
             lr = self.head_group["lr"]
-            if scaler is not None:
-                scaler.step(self.optimizer)
-                scaler.update()
-            else:
-                self.optimizer.step()
+            scaler.step(self.optimizer)
+            scaler.update()
             self.steps += 1
             recipe.schedule.step_update()
             if recipe.ema is not None:
