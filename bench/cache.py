@@ -10,6 +10,7 @@ median over repeats of the wall clock of ``train_trial`` uncached / cached
 The last line is one JSON object.
 
     python bench/cache.py [--backbone resnet18] [--repeats 3] [--threads N]
+    python bench/cache.py --smoke    # test_resnet, 256 training images, 2 epochs, one repeat: proves it runs
 """
 
 from __future__ import annotations
@@ -42,7 +43,11 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="test_resnet, 256 training images, 2 epochs, 1 repeat: proves it runs")
     args = parser.parse_args()
+    if args.smoke:
+        args.backbone, args.epochs, args.repeats = "test_resnet", 2, 1
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -57,7 +62,8 @@ def main() -> None:
         seed=0,
     )
     interpolation = build_for(config, 10).backbone.data_config["interpolation"]
-    data = load_dataset("digits", img_size=args.img_size, seed=0, interpolation=interpolation)
+    data = load_dataset("digits", img_size=args.img_size, seed=0, interpolation=interpolation,
+                        train_size=256 if args.smoke else None)
     timed(config.replace(epochs=1), data, FeatureCache(None))  # warm-up: allocator, kernels
     timed(config.replace(epochs=1, use_cache=False), data, None)
 
@@ -101,6 +107,7 @@ def main() -> None:
         "epochs": config.epochs,
         "split_sizes": [n_train, n_val, n_test],
         "repeats": args.repeats,
+        "smoke": args.smoke,
         "device": results["cold"].device,
         "torch_threads": torch.get_num_threads(),
     }

@@ -13,7 +13,11 @@ object with every model's figures; ``ratio`` is the lowest model's.
 
     python bench/gpu.py                                        # CUDA required
     python bench/gpu.py --model resnet50 --batch-size 256 --repeats 5
-    python bench/gpu.py --device cpu --model test_resnet --img-size 32   # smoke run of the code path
+    python bench/gpu.py --device cpu --model test_resnet --img-size 32   # the code path on the CPU
+    python bench/gpu.py --smoke     # test_resnet at 64 px, 1 epoch, 1 repeat; without CUDA: a skipped line
+
+Without CUDA, ``--smoke`` prints its JSON line with ``ratio`` null and ``skipped`` saying why, and
+exits 0; a full run refuses in one line and exits 2.
 """
 
 from __future__ import annotations
@@ -22,13 +26,12 @@ import argparse
 import json
 import statistics
 import sys
+from typing import TYPE_CHECKING
 
 import torch
 
-from loop import hand_loop, trainer  # bench/loop.py, next to this script
-from tl_bench.config import TrialConfig
-from tl_bench.data import load_dataset
-from tl_bench.train import build_for
+if TYPE_CHECKING:
+    from tl_bench.config import TrialConfig
 
 TARGET = 0.95
 MODELS = ("resnet50", "vit_small_patch16_224")
@@ -36,12 +39,17 @@ MODELS = ("resnet50", "vit_small_patch16_224")
 
 def _refuse_without_cuda(device: str) -> None:
     if device.startswith("cuda") and not torch.cuda.is_available():
-        print("bench/gpu.py needs a CUDA GPU and this machine has none; accepted: a machine with CUDA, or a smoke "
-              "run of the code path: --device cpu --model test_resnet --img-size 32", file=sys.stderr)
+        print("bench/gpu.py needs a CUDA GPU and this machine has none; accepted: a machine with CUDA, --smoke "
+              "(says it was skipped), or the code path on the CPU: --device cpu --model test_resnet --img-size 32",
+              file=sys.stderr)
         raise SystemExit(2)
 
 
 def measure(config: TrialConfig, repeats: int, train_size: int | None) -> dict[str, object]:
+    from loop import hand_loop, trainer  # bench/loop.py, next to this script
+    from tl_bench.data import load_dataset
+    from tl_bench.train import build_for
+
     interpolation = build_for(config, 10).backbone.data_config["interpolation"]
     data = load_dataset("digits", img_size=config.img_size, train_size=train_size, seed=0, interpolation=interpolation)
     warm = config.replace(epochs=1)
@@ -75,8 +83,19 @@ def main() -> None:
     parser.add_argument("--train-size", type=int, default=None, help="training images (default: digits' split)")
     parser.add_argument("--precision", default="bf16", choices=["bf16", "fp32"])  # the bare loop has no loss scaler
     parser.add_argument("--no-channels-last", action="store_true")
+    parser.add_argument("--smoke", action="store_true",
+                        help="test_resnet at 64 px, 256 images, 1 epoch, 1 repeat; without CUDA, say it was skipped")
     args = parser.parse_args()
+    if args.smoke:
+        args.model = args.model or ["test_resnet"]
+        args.img_size, args.epochs, args.repeats, args.train_size = 64, 1, 1, args.train_size or 256
+        if args.device.startswith("cuda") and not torch.cuda.is_available():
+            print(json.dumps({"benchmark": "gpu", "ratio": None, "target": TARGET, "met": None, "smoke": True,
+                              "skipped": "no CUDA device on this machine (bench/gpu.py measures CUDA)"}))
+            return
     _refuse_without_cuda(args.device)
+    # imported here, after the check above: a refusal without CUDA should cost no more than importing torch
+    from tl_bench.config import TrialConfig
 
     results = {}
     for model in args.model or MODELS:
@@ -98,6 +117,7 @@ def main() -> None:
         "epochs": args.epochs,
         "precision": args.precision,
         "channels_last": not args.no_channels_last,
+        "smoke": args.smoke,
         "device": torch.cuda.get_device_name() if args.device.startswith("cuda") else args.device,
         "torch": torch.__version__,
     }))

@@ -11,6 +11,9 @@ Then, in this one process, times ``leaderboard(uri)`` + ``write_csv`` and
 ``mlflow.search_runs`` (pandas output) of the experiment, interleaved and
 alternating which goes first. Target: median ratio <= 1.2.
 The last line printed is one JSON object.
+
+    python bench/leaderboard.py [--runs 10000] [--datasets 4] [--repeats 3] [--store FOLDER] [--refill]
+    python bench/leaderboard.py --smoke    # 100 runs in a fresh temporary store, one round: proves it runs
 """
 
 from __future__ import annotations
@@ -113,7 +116,14 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument("--repeats", type=int, default=3, help="timing rounds; each times both, order alternating")
     parser.add_argument("--store", type=Path, default=None, help="store folder (default: in the temp folder)")
     parser.add_argument("--refill", action="store_true", help="rebuild the store even when it is complete")
+    parser.add_argument("--smoke", action="store_true", help="100 runs, 2 datasets, 1 round, a store of its own")
     args = parser.parse_args(argv)
+    scratch = None
+    if args.smoke:
+        args.runs, args.datasets, args.repeats = 100, 2, 1
+        if args.store is None:  # not the kept store of full runs: made here, removed at the end
+            scratch = Path(tempfile.mkdtemp(prefix="tlb-bench-leaderboard-"))
+            args.store = scratch / "store"
 
     folder = args.store or Path(tempfile.gettempdir()) / "tl-bench-bench" / f"leaderboard-{args.runs}"
     uri = f"sqlite:///{folder.absolute() / 'mlflow.db'}"
@@ -136,8 +146,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         write_csv(board, out_csv)
         return len(board)
 
-    # Untimed warm-up: imports, database engines and caches of both paths.
-    leaderboard(uri, dataset="no-such-dataset")
+    # Untimed warm-up: imports, database engines and caches of both paths (a dataset the store holds:
+    # the leaderboard refuses one it does not).
+    leaderboard(uri, dataset="dataset0")
     mlflow.search_runs(experiment_ids=[experiment_id], max_results=1)
     times: dict[str, list[float]] = {"leaderboard": [], "search_runs": []}
     sizes: dict[str, int] = {}
@@ -164,7 +175,10 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "fill_runs_per_s": None if fill_s is None else round(args.runs / fill_s, 1),
         "store_reused": reused,
         "store": uri,
+        "smoke": args.smoke,
     }
+    if scratch is not None:
+        shutil.rmtree(scratch, ignore_errors=True)
     print(json.dumps(result))
     return result
 

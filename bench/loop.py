@@ -9,6 +9,7 @@ is the median over repeats of trainer/hand for the two runs of one repeat,
 which saw the same load on a shared machine. The last line is one JSON object.
 
     python bench/loop.py [--backbone test_resnet] [--repeats 7] [--threads N]
+    python bench/loop.py --smoke    # 256 training images, 1 epoch, 1 repeat: proves it runs
 """
 
 from __future__ import annotations
@@ -82,7 +83,11 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="256 training images, 1 epoch, 1 repeat: proves it runs")
     args = parser.parse_args()
+    if args.smoke:
+        args.epochs, args.repeats = 1, 1
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -98,7 +103,8 @@ def main() -> None:
         use_cache=False,
     )
     interpolation = build_for(config, 10).backbone.data_config["interpolation"]
-    data = load_dataset("digits", img_size=args.img_size, seed=0, interpolation=interpolation)
+    data = load_dataset("digits", img_size=args.img_size, seed=0, interpolation=interpolation,
+                        train_size=256 if args.smoke else None)
     warm = config.replace(epochs=1)
     hand_loop(warm, data), trainer(warm, data)
 
@@ -128,6 +134,7 @@ def main() -> None:
                 "batch_size": config.batch_size,
                 "epochs": config.epochs,
                 "train_items": len(data.train),
+                "smoke": args.smoke,
                 "device": str(resolve_device(config.device)),
                 "torch_threads": torch.get_num_threads(),
             }

@@ -6,6 +6,7 @@ of the wall time of the trials (the one-off creation of the MLflow store is
 excluded and reported apart, as is the end-of-study summary).
 
     python bench/tracking.py [--rounds 8] [--trials 6]
+    python bench/tracking.py --smoke    # 1 round of 1-trial studies on 128 images: proves it runs
 
 Last line: one JSON object (benchmark, ratio, target and the figures).
 """
@@ -37,29 +38,36 @@ SPEC = {
     "sampler": {"name": "random", "seed": 0},
     "budget": {"n_trials": 6},
 }
+SMOKE_DATA = {"name": "digits", "img_size": 32, "train_size": 128, "val_size": 64}
 
 
-def _study(folder: Path, *, track: bool, trials: int, template: Path | None) -> dict[str, float]:
+def _study(folder: Path, spec_data: dict, *, track: bool, trials: int, template: Path | None) -> dict[str, float]:
     from tl_bench.spec import load_spec
     from tl_bench.study import RunOptions, run_spec
 
     spec_path = folder / "bench.yaml"
-    spec_path.write_text(yaml.safe_dump(SPEC))
+    spec_path.write_text(yaml.safe_dump(spec_data))
     if track and template is not None:
         (folder / "runs").mkdir(exist_ok=True)
         shutil.copyfile(template, folder / "runs" / "mlflow.db")
     spec = load_spec(spec_path)
     start = time.perf_counter()
-    outcomes = run_spec(spec, RunOptions(n_trials=trials, track=track, summarize=False), quiet=True)
+    run_spec(spec, RunOptions(n_trials=trials, track=track, summarize=False), quiet=True)
     study_s = time.perf_counter() - start
     summary_s = 0.0
     if track:
-        from tl_bench.study.runner import end_study
+        from tl_bench.models import count_stages
+        from tl_bench.report import log_study_dashboard
+        from tl_bench.study import DatasetStudy, RunEnv
+        from tl_bench.study.setup import checkpoint_resolver
         from tl_bench.tracking import Tracker
+        from tl_bench.train import train_config
 
         tracker = Tracker(spec.tracking_uri, spec.name, artifact_location=spec.artifact_location)
+        stages = {b.name: count_stages(b.name) for b in spec.space.backbones}
+        env = RunEnv(spec, tracker, checkpoint_resolver(spec, tracker, pretrain=False), stages, train_config)
         start = time.perf_counter()
-        end_study(spec, tracker, outcomes[0])  # summary, plots and dashboard
+        DatasetStudy.open(env, spec.datasets[0]).end(log_study_dashboard)  # summary, plots and dashboard
         summary_s = time.perf_counter() - start
     return {"study_s": study_s, "summary_s": summary_s}
 
@@ -68,7 +76,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--trials", type=int, default=6)
+    parser.add_argument("--smoke", action="store_true", help="1 round, 1 trial, 128 images, 1 epoch")
     args = parser.parse_args()
+    spec_data = SPEC
+    if args.smoke:
+        args.rounds, args.trials = 1, 1
+        spec_data = {**SPEC, "datasets": [SMOKE_DATA], "fixed": {**SPEC["fixed"], "epochs": 1}}
     from mlflow.tracking import MlflowClient
 
     root = Path(tempfile.mkdtemp(prefix="tlb-bench-tracking-"))
@@ -78,7 +91,7 @@ def main() -> None:
     store_s = time.perf_counter() - start
     # Warm-up: imports, dataset memo and feature cache identical for both arms.
     (root / "warm").mkdir()
-    _study(root / "warm", track=False, trials=1, template=None)
+    _study(root / "warm", spec_data, track=False, trials=1, template=None)
     tracked: list[float] = []
     untracked: list[float] = []
     summaries: list[float] = []
@@ -87,7 +100,7 @@ def main() -> None:
         for track in order:
             folder = root / f"r{i}-{'on' if track else 'off'}"
             folder.mkdir()
-            figures = _study(folder, track=track, trials=args.trials, template=template)
+            figures = _study(folder, spec_data, track=track, trials=args.trials, template=template)
             (tracked if track else untracked).append(figures["study_s"])
             if track:
                 summaries.append(figures["summary_s"])
@@ -105,6 +118,7 @@ def main() -> None:
         "overhead_ms_per_trial": round((on - off) / args.trials * 1000, 1),
         "summary_s_median": round(statistics.median(summaries), 3),
         "store_creation_s": round(store_s, 3),
+        "smoke": args.smoke,
     }
     print(json.dumps(result))
 

@@ -9,6 +9,7 @@ the wall time of each whole command is reported too. On a machine with GPUs,
 ``--devices`` spreads the N workers over them.
 
     python bench/workers.py [--rounds 3] [--trials 24] [--workers 2] [--devices 0,1]
+    python bench/workers.py --smoke    # 1 round of 4 one-epoch trials on 128 images: proves it runs
 
 Last line: one JSON object (benchmark, ratio, target and the figures).
 """
@@ -42,14 +43,15 @@ SPEC = {
     "budget": {"n_trials": 24},  # --trials overrides it
     "keep_models": "none",  # throughput of trials, not of model logging
 }
+SMOKE_DATA = {"name": "digits", "img_size": 32, "train_size": 128, "val_size": 64}
 
 
-def _study(folder: Path, *, workers: int, trials: int, devices: str | None) -> dict[str, float]:
+def _study(folder: Path, spec_data: dict, *, workers: int, trials: int, devices: str | None) -> dict[str, float]:
     import optuna
     from optuna.trial import TrialState
 
     spec = folder / "bench.yaml"
-    spec.write_text(yaml.safe_dump(SPEC))
+    spec.write_text(yaml.safe_dump(spec_data))
     cmd = [sys.executable, "-m", "tl_bench", "run", str(spec), "--n-trials", str(trials), "--workers", str(workers),
            "--quiet"] + (["--devices", devices] if devices else [])
     start = time.perf_counter()
@@ -67,14 +69,19 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=24)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--devices", default=None)
+    parser.add_argument("--smoke", action="store_true", help="1 round, 4 trials of 1 epoch on 128 images")
     args = parser.parse_args()
+    spec_data = SPEC
+    if args.smoke:
+        args.rounds, args.trials = 1, 4
+        spec_data = {**SPEC, "datasets": [SMOKE_DATA], "fixed": {**SPEC["fixed"], "epochs": 1}}
     one: list[dict[str, float]] = []
     many: list[dict[str, float]] = []
     for r in range(args.rounds):
         order = [(1, one), (args.workers, many)]
         for workers, out in order if r % 2 == 0 else order[::-1]:
             with tempfile.TemporaryDirectory() as tmp:
-                out.append(_study(Path(tmp), workers=workers, trials=args.trials, devices=args.devices))
+                out.append(_study(Path(tmp), spec_data, workers=workers, trials=args.trials, devices=args.devices))
             print(f"round {r}: {workers} worker(s): {out[-1]}", flush=True)
     rate_one = statistics.median(x["trials_per_min"] for x in one)
     rate_many = statistics.median(x["trials_per_min"] for x in many)
@@ -89,6 +96,7 @@ def main() -> None:
         f"rounds_{args.workers}": [round(x["trials_per_min"], 1) for x in many],
         "wall_s_1": [round(x["wall_s"], 1) for x in one],
         f"wall_s_{args.workers}": [round(x["wall_s"], 1) for x in many],
+        "smoke": args.smoke,
     }))
 
 

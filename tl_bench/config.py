@@ -41,16 +41,44 @@ _DIGEST_NEW_FIELDS = {
 }
 
 
+@dataclass(frozen=True)
+class Weights:
+    """A parsed ``weights`` label: the one reader of its grammar, which every caller goes through.
+
+    ``scratch``; ``pretrained`` (timm's default tag, ``tag`` empty); ``timm:TAG``; ``local:NAME``
+    (a checkpoint the study's pretraining writes); a checkpoint ``path`` ending in one of
+    ``CHECKPOINT_SUFFIXES``; anything else is ``unknown`` and left for the caller to refuse, since
+    each words the refusal for its own context (a study field, a model option).
+    """
+
+    label: str  # as the user wrote it, the text logged and shown
+    kind: WeightsKind
+    tag: str = ""  # timm hub tag of "timm:TAG"; "" for timm's default tag
+    name: str = ""  # pretraining entry of "local:NAME"
+    path: str = ""  # the checkpoint file a "file" label names, as written
+
+    @classmethod
+    def parse(cls, label: str) -> Weights:
+        """The parts of ``label``; never raises (an unreadable label is ``kind == "unknown"``)."""
+        if label in ("scratch", "pretrained"):
+            return cls(label, label)  # type: ignore[arg-type]
+        if label.startswith("timm:"):
+            return cls(label, "timm", tag=label[len("timm:"):])
+        if label.startswith("local:"):
+            return cls(label, "local", name=label[len("local:"):])
+        if label.endswith(CHECKPOINT_SUFFIXES):
+            return cls(label, "file", path=label)
+        return cls(label, "unknown")
+
+    @property
+    def from_hub(self) -> bool:
+        """Whether timm downloads these weights (``pretrained`` or ``timm:TAG``)."""
+        return self.kind in ("pretrained", "timm")
+
+
 def weights_kind(weights: str) -> WeightsKind:
-    """What a ``weights`` string names: ``scratch``, ``pretrained`` (timm's default tag),
-    ``timm`` (``timm:TAG``), ``local`` (``local:NAME``), ``file`` (a checkpoint path) or ``unknown``."""
-    if weights in ("scratch", "pretrained"):
-        return weights  # type: ignore[return-value]
-    if weights.startswith("timm:"):
-        return "timm"
-    if weights.startswith("local:"):
-        return "local"
-    return "file" if weights.endswith(CHECKPOINT_SUFFIXES) else "unknown"
+    """What a ``weights`` label names: ``Weights.parse(weights).kind``."""
+    return Weights.parse(weights).kind
 
 
 def parse_freeze_depth(text: str) -> int | str:
@@ -147,7 +175,7 @@ class TrialConfig(DataSettings):
         """Whether frozen BatchNorm statistics are re-estimated on the training images: always when asked,
         and for scratch weights under ``auto`` (random statistics would collapse frozen features)."""
         if self.bn_stats == "auto":
-            return weights_kind(self.weights) == "scratch"
+            return Weights.parse(self.weights).kind == "scratch"
         return self.bn_stats == "recalibrate"
 
     @property
@@ -242,6 +270,7 @@ __all__ = [
     "FreezeDepth",
     "TrialConfig",
     "TrialResult",
+    "Weights",
     "WeightsKind",
     "parse_freeze_depth",
     "split_label",

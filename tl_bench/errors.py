@@ -1,12 +1,18 @@
 """Errors a user can cause. Each carries one line: what was wrong and what is accepted.
 
 The CLI prints ``str(error)`` and exits with ``error.exit_code``; no traceback.
+``first_line`` is how an error raised by another library (timm, MLflow, SQLAlchemy,
+PIL) enters such a line, and ``warn`` how a failure that must not stop the work
+around it is reported.
 """
 
 from __future__ import annotations
 
 import difflib
+import sys
 from collections.abc import Iterable
+
+from tl_bench.redact import redact
 
 
 class TLBenchError(Exception):
@@ -120,8 +126,23 @@ def did_you_mean(value: object, choices: Iterable[object]) -> str:
     return f" (did you mean {close[0]!r}?)" if close and close[0] != str(value) else ""
 
 
+def first_line(err: BaseException, limit: int = 300) -> str:
+    """The first line of ``err``'s message (its type name when the message is empty), URL passwords
+    hidden, cut to ``limit`` characters: foreign messages can run to pages (SQL, tracebacks of a server)
+    and hold the URL they failed on."""
+    lines = str(err).strip().splitlines()
+    return redact(lines[0] if lines else type(err).__name__)[:limit]
+
+
+def warn(what: str, err: BaseException) -> None:
+    """One line on stderr: for failures that never fail a trial or a study (keeping or registering a model)."""
+    sys.stderr.write(f"warning: {what}: {type(err).__name__}: {first_line(err)}\n")
+
+
 __all__ = [
     "did_you_mean",
+    "first_line",
+    "warn",
     "TLBenchError",
     "UnknownBackboneError",
     "UnknownNeckError",

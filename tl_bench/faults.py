@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tl_bench.errors import StorageError, TLBenchError
+from tl_bench.errors import StorageError, TLBenchError, first_line
 from tl_bench.redact import redact
 
 LOCK_WAIT_S = 120
@@ -68,18 +68,13 @@ def _chain(err: BaseException) -> Iterator[BaseException]:
         todo += [current.__cause__, current.__context__]
 
 
-def _first_line(err: BaseException) -> str:
-    lines = str(err).strip().splitlines()
-    return redact(lines[0][:300] if lines else type(err).__name__)
-
-
 def _found(err: BaseException) -> tuple[str, BaseException, str] | None:
     """The kind of store fault anywhere in ``err``'s chain, the exception that shows it, and a short detail."""
     import requests
 
     for current in _chain(err):
         if isinstance(current, OSError) and current.errno in _ERRNOS:
-            return _ERRNOS[current.errno], current, current.strerror or _first_line(current)
+            return _ERRNOS[current.errno], current, current.strerror or first_line(current)
         if isinstance(current, (requests.ConnectionError, requests.Timeout)):
             return "unreachable", current, type(current).__name__
         text = str(current).lower()
@@ -104,7 +99,7 @@ def store_error(err: BaseException, store: str, uri: str) -> StorageError:
     found = _found(err)
     name = f"{store} {redact(uri)!r}"
     if found is None:
-        return StorageError(f"{name} failed: {_first_line(err)}", f"check it, {_AGAIN}", lead="; ")
+        return StorageError(f"{name} failed: {first_line(err)}", f"check it, {_AGAIN}", lead="; ")
     kind, current, detail = found
     if isinstance(current, OSError) and current.filename:  # a plain file (artifact, cache): name it
         name = f"file {redact(str(current.filename))!r}"

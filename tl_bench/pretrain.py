@@ -94,13 +94,12 @@ def ensure_pretrained(
 def _train_and_save(
     spec: StudySpec, name: str, backbone: str, path: Path, *, tracker: Tracker | None, quiet: bool
 ) -> None:
-    import torch
     from rich.console import Console
 
     from tl_bench.data import load_dataset_for
-    from tl_bench.models import build_model, save_backbone_checkpoint
+    from tl_bench.models import save_backbone_checkpoint
     from tl_bench.pretrain_progress import pretrain_progress
-    from tl_bench.train import train_trial
+    from tl_bench.train import build_for, train_trial
 
     config = pretrain_config(spec, name, backbone)
     console = Console(stderr=True, quiet=quiet, soft_wrap=True)  # paths stay on one line
@@ -108,8 +107,7 @@ def _train_and_save(
     start_ms = int(time.time() * 1000)
     start = time.perf_counter()
     data = load_dataset_for(config)
-    torch.manual_seed(config.seed)  # the same settings give the same checkpoint
-    model = build_model(backbone, num_classes=data.num_classes, img_size=config.img_size, neck="gap", head="linear")
+    model = build_for(config, data.num_classes)  # seeded with config.seed: the same settings give the same checkpoint
     with pretrain_progress(console, f"local:{name} {backbone}", config.epochs) as on_epoch:
         try:
             result = train_trial(config, model, data, on_epoch=on_epoch)

@@ -11,7 +11,7 @@ import torch
 from tl_bench.config import TrialConfig
 from tl_bench.data import load_dataset
 from tl_bench.errors import WeightsError
-from tl_bench.models import InferenceNetwork, build_model, load_bundle, save_bundle
+from tl_bench.models import InferenceNetwork, build_model_for, load_bundle, save_bundle
 from tl_bench.train.batches import ImageFeeder
 
 
@@ -19,8 +19,7 @@ def _trained(neck: str = "gem", head: str = "mlp") -> tuple[TrialConfig, torch.n
     config = TrialConfig(dataset="digits", backbone="test_convnext", img_size=32, freeze_depth=1, neck=neck,
                          head=head, neck_dim=32, head_hidden=16)
     torch.manual_seed(3)
-    model = build_model("test_convnext", num_classes=4, img_size=32, freeze_depth=1, neck=neck, head=head,
-                        neck_dim=32, head_hidden=16)
+    model = build_model_for(config, 4)
     with torch.no_grad():  # weights no fresh build has: the rebuild must take every one from the file
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.1)

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from more_bad_input import MORE_CASES, closed_port
+from limits_stores_ui_cases import LIMITS_STORES_UI_CASES, closed_port
 from reliability_support import Case, spec_data, store_snapshot, tlb, write_spec
 
 pytestmark = pytest.mark.slow
@@ -173,7 +173,7 @@ CASES: dict[str, Case] = {
     "study_name_clash": Case(study_name_clash, r"study 'rel/digits' already exists .* different search space", r"accepted: a new spec name"),
     "spec_file_missing": Case(spec_missing, r"nothere\.yaml: top level: file not found", r"accepted: the path of a study"),
     "csv_not_writable": Case(csv_not_writable, r"cannot write the leaderboard to /nonexistent/dir/x\.csv", r"accepted: a file path in an existing, writable folder"),
-    **MORE_CASES,  # study-file bounds, command-line options, tracking stores, the UI and dashboards
+    **LIMITS_STORES_UI_CASES,  # study-file bounds, command-line options, tracking stores, the UI and dashboards
 }
 
 

@@ -15,7 +15,7 @@ import pytest
 from optuna.trial import TrialState
 
 from fault_support import MlflowServer, cli
-from more_bad_input import closed_port
+from limits_stores_ui_cases import closed_port
 from reliability_support import load_trials, running_with_run, spec_data, sqlite_url, trial_runs, wait_for, write_spec
 
 pytestmark = pytest.mark.slow

@@ -12,8 +12,7 @@ from tl_bench.errors import WeightsError
 from tl_bench.models import build_model, count_stages, save_backbone_checkpoint
 from tl_bench.report import leaderboard
 from tl_bench.spec import load_spec
-from tl_bench.study import RunOptions
-from tl_bench.study.runner import run_dataset
+from tl_bench.study import Budget, DatasetStudy, RunEnv
 from tl_bench.tracking import Tracker
 from tl_bench.train import train_config
 
@@ -37,9 +36,10 @@ def test_a_trial_that_fails_building_its_config_has_a_failed_run(make_spec, tmp_
         budget={"n_trials": 4},
     ))
     tracker = Tracker(spec.tracking_uri, spec.name)
-    outcome = run_dataset(spec, spec.datasets[0], RunOptions(n_trials=4), train_fn=train_config,
-                          checkpoint_for=_no_checkpoint, stage_counts={"test_resnet": count_stages("test_resnet")},
-                          tracker=tracker)
+    env = RunEnv(spec, tracker, _no_checkpoint, {"test_resnet": count_stages("test_resnet")}, train_config)
+    study = DatasetStudy.open(env, spec.datasets[0])
+    study.prepare()
+    outcome = study.top_up(Budget(4))
     trials = optuna.load_study(study_name=outcome.study_name, storage=spec.storage_url).trials
     failed = [t for t in trials if t.state == TrialState.FAIL]
     assert len(failed) == 2 and sum(t.state == TrialState.COMPLETE for t in trials) == 2

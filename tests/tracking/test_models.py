@@ -16,10 +16,17 @@ from PIL import Image
 from tl_bench.config import TrialConfig
 from tl_bench.data.images import decode_bytes
 from tl_bench.errors import ModelNotFoundError
-from tl_bench.models import InferenceNetwork, build_model, save_bundle
+from tl_bench.models import InferenceNetwork, build_model_for, save_bundle
 from tl_bench.tracking import CHAMPION, MODEL_ID, OPTUNA_STUDY, TRIAL, Tracker
 from tl_bench.tracking.loading import load_model, shown_uri
-from tl_bench.tracking.models import CODE_FILE, delete_model, files_missing, find_models, kept_models, log_trial_model
+from tl_bench.tracking.logged_models import (
+    CODE_FILE,
+    delete_model,
+    files_missing,
+    find_models,
+    kept_models,
+    log_trial_model,
+)
 from tl_bench.tracking.registry import champion, register_version, registered_versions, version_problem
 
 CONFIG = TrialConfig(dataset="digits", backbone="test_resnet", img_size=16, freeze_depth="all")
@@ -37,7 +44,7 @@ def _log(tracker: Tracker, tmp_path: Path, number: int, seed: int = 0) -> tuple[
         study="demo", dataset="digits", optuna_study="demo/digits")
     run_id = tracker.start_trial(parent, CONFIG, study="demo", dataset="digits", trial_number=number)
     torch.manual_seed(seed)
-    model = build_model("test_resnet", num_classes=3, img_size=16, freeze_depth="all").eval()
+    model = build_model_for(CONFIG, 3).eval()
     bundle = save_bundle(model, tmp_path / f"bundle{number}", config=CONFIG, class_names=CLASSES,
                          interpolation="bilinear")
     network = InferenceNetwork(model, model.backbone.data_config["mean"], model.backbone.data_config["std"]).eval()

@@ -12,7 +12,7 @@ from tl_bench.cli.leaderboard_cmd import _SPEC, _URI, _store
 from tl_bench.errors import ModelNotFoundError, OutputError
 
 if TYPE_CHECKING:
-    from tl_bench.tracking.models import KeptModel
+    from tl_bench.tracking.logged_models import KeptModel
 
 
 def choose_model(tracking_uri: str, *, dataset: str, study: str | None, trial: int | None) -> tuple[KeptModel, str]:
@@ -20,7 +20,7 @@ def choose_model(tracking_uri: str, *, dataset: str, study: str | None, trial: i
     champion of ``<study>-<dataset>``, else the kept model of best validation accuracy."""
     import math
 
-    from tl_bench.tracking.models import find_models
+    from tl_bench.tracking.logged_models import find_models
     from tl_bench.tracking.names import MODEL_ID
     from tl_bench.tracking.registry import champion
 

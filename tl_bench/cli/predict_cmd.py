@@ -12,7 +12,7 @@ from rich.table import Table
 
 from tl_bench.cli.app import app
 from tl_bench.cli.leaderboard_cmd import _SPEC, _URI, _store
-from tl_bench.errors import DatasetError, ModelNotFoundError
+from tl_bench.errors import DatasetError, ModelNotFoundError, first_line
 
 CHUNK = 64  # files read and classified together
 IMAGES_WORDS = "an image file (PNG, JPEG, ...) or a folder holding some"
@@ -34,7 +34,7 @@ def _chunks(items: list[Path]) -> Iterator[list[Path]]:
 
 
 def _reason(err: BaseException) -> str:
-    text = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    text = first_line(err)
     return text.split(": ", 1)[1] if text.startswith("row ") and ": " in text else text
 
 

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from tl_bench.cli.app import app, print_json
+from tl_bench.config import Weights
 from tl_bench.errors import TLBenchError, did_you_mean
 
 
@@ -37,7 +38,8 @@ def pretrain(
         if backbone and entry.name not in backbone:
             continue
         for weights in entry.weights:
-            source = weights.split(":", 1)[1] if weights.startswith("local:") else None
+            parsed = Weights.parse(weights)
+            source = parsed.name if parsed.kind == "local" else None
             if source is None or (name and source not in name):
                 continue
             path = ensure_pretrained(spec, source, entry.name, tracker=tracker, quiet=json_out)

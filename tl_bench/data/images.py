@@ -19,7 +19,7 @@ from PIL import Image, UnidentifiedImageError
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
-from tl_bench.errors import DatasetError, did_you_mean
+from tl_bench.errors import DatasetError, did_you_mean, first_line
 
 INTERPOLATIONS: tuple[str, ...] = ("nearest", "bilinear", "bicubic")
 
@@ -125,8 +125,7 @@ def read_image(job: tuple[str, int, str, bool]) -> tuple[str, torch.Tensor | Non
     except UnsupportedMode as err:
         return digest, None, str(err)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-        first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
-        return digest, None, f"corrupt image ({first_line})"
+        return digest, None, f"corrupt image ({first_line(err)})"
     return digest, image if keep else None, None
 
 

@@ -27,7 +27,7 @@ from torchvision import datasets as tvd
 
 from tl_bench.data.images import ArrayItems, FileItems, LazyImages, parallel_map, read_image, resize_uint8
 from tl_bench.data.source import Part, Source, digest_arrays, keep_in_memory
-from tl_bench.errors import DatasetError, did_you_mean
+from tl_bench.errors import DatasetError, did_you_mean, first_line
 
 
 class _CIFAR10(tvd.CIFAR10):
@@ -204,8 +204,9 @@ def _open(spec: TorchvisionSet, root: Path, download: bool, extras: dict[str, An
             opened[part] = spec.make(root=str(root), download=download, **kwargs, **extras)
         except _READ_ERRORS as err:
             action = "downloaded or read" if download else "read"
-            reason = (str(err).splitlines() or [type(err).__name__])[0]
-            raise DatasetError(f"torchvision:{spec.name} under {root} could not be {action}: {reason}") from None
+            raise DatasetError(
+                f"torchvision:{spec.name} under {root} could not be {action}: {first_line(err)}"
+            ) from None
     return opened
 
 

@@ -21,7 +21,7 @@ from tl_bench.study.reconcile import (
     trial_number,
 )
 from tl_bench.study.setup import check_recorded_here
-from tl_bench.study.states import FINISHED
+from tl_bench.study.budget import Budget
 from tl_bench.study.storage import ERROR_ATTR, PARENT_RUN, RUN_ATTR, SURPLUS, fail_trial, make_storage, storage_faults
 from tl_bench.tracking import (
     DUPLICATE_OF,
@@ -203,9 +203,7 @@ def _check_parent(
 
 def _study_status(trials: list[FrozenTrial], spec: StudySpec) -> str:
     """FINISHED once the study holds its budget of finished trials, else KILLED (stopped short)."""
-    done = sum(t.state in FINISHED for t in trials)
-    budget = spec.budget.n_trials
-    return "FINISHED" if budget is not None and done >= budget else "KILLED"
+    return "FINISHED" if Budget(spec.budget.n_trials).met_by(trials) else "KILLED"
 
 
 def record_trial_run(

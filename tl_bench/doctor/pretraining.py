@@ -21,7 +21,7 @@ import socket
 import time
 from pathlib import Path
 
-from tl_bench.config import weights_kind
+from tl_bench.config import Weights
 from tl_bench.doctor.finding import Finding
 from tl_bench.faults import LOCK_WAIT_S
 from tl_bench.pretrain import checkpoint_metadata, checkpoint_path, pretrain_config
@@ -54,10 +54,10 @@ def pretrain_findings(spec: StudySpec, tracker: Tracker, *, repair: bool) -> lis
              if run.info.status == "RUNNING" and not _writer_alive(run)]
     recorded = {run.data.tags.get(CHECKPOINT) for run in runs}
     for backbone in spec.space.backbones:
-        for weights in backbone.weights:
-            if weights_kind(weights) != "local":
+        for weights in map(Weights.parse, backbone.weights):
+            if weights.kind != "local":
                 continue
-            source = weights.split(":", 1)[1]
+            source = weights.name
             path = checkpoint_path(spec, source, backbone.name)
             if path.is_file() and str(path) not in recorded:
                 recorded.add(str(path))

@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from tl_bench.config import TrialConfig
-from tl_bench.errors import WeightsError
+from tl_bench.errors import WeightsError, first_line
 from tl_bench.models.model import TransferModel, build_model_for
 
 BUNDLE_FORMAT = "tl-bench-model/1"
@@ -134,8 +134,9 @@ def load_bundle(folder: str | Path) -> Bundle:
         state = load_file(str(folder / WEIGHTS_FILE), device="cpu")
         model.load_state_dict(state, strict=True)
     except (OSError, RuntimeError, SafetensorError) as err:
-        first = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
-        raise WeightsError(f"cannot load {folder / WEIGHTS_FILE}: {first}", "the weights written with its config.json") from None
+        raise WeightsError(
+            f"cannot load {folder / WEIGHTS_FILE}: {first_line(err)}", "the weights written with its config.json"
+        ) from None
     return Bundle(model.eval(), config, list(card["class_names"]), dict(card["preprocessing"]), card)
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import difflib
 import functools
-import textwrap
 from typing import Any, Callable, TypeVar
 
 import timm
@@ -16,7 +15,7 @@ import torch
 from timm.models import get_pretrained_cfg
 from torch import Tensor, nn
 
-from tl_bench.errors import ModelBuildError, UnknownBackboneError
+from tl_bench.errors import ModelBuildError, UnknownBackboneError, first_line
 from tl_bench.models.prelogits import PreLogits
 from tl_bench.models.stages import drop_modules, head_side_children, param_groups, unused_head_modules
 from tl_bench.models.weights import create_pretrained
@@ -43,11 +42,6 @@ def check_backbone(name: str) -> None:
         raise UnknownBackboneError(
             f"backbone {name!r}: timm has no tag {tag!r} for {arch}", tags, lead="; accepted tags: "
         )
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return textwrap.shorten(text.splitlines()[0], 200, placeholder=" ...") if text else type(err).__name__
 
 
 def create_timm(
@@ -77,7 +71,9 @@ def create_timm(
             _refuse_drop_path(name, err2)
             raise
     except (AssertionError, ValueError, RuntimeError) as err:
-        raise ModelBuildError(f"backbone {name!r} cannot be built for img_size {img_size}: {_first_line(err)}") from None
+        raise ModelBuildError(
+            f"backbone {name!r} cannot be built for img_size {img_size}: {first_line(err, 200)}"
+        ) from None
 
 
 def _refuse_drop_path(name: str, err: TypeError) -> None:
@@ -97,7 +93,9 @@ def _probe(memo: dict[tuple[str, int], list[str]], probe: Any, model: nn.Module,
         try:
             memo[key] = probe(model, img_size)
         except (RuntimeError, ValueError, AssertionError) as err:
-            raise ModelBuildError(f"backbone {name!r} cannot run at img_size {img_size}: {_first_line(err)}") from None
+            raise ModelBuildError(
+                f"backbone {name!r} cannot run at img_size {img_size}: {first_line(err, 200)}"
+            ) from None
     return list(memo[key])
 
 

@@ -20,7 +20,7 @@ import torch
 from timm.models import get_pretrained_cfg, load_state_dict
 from torch import nn
 
-from tl_bench.config import CHECKPOINT_SUFFIXES, weights_kind
+from tl_bench.config import CHECKPOINT_SUFFIXES, Weights
 from tl_bench.errors import WeightsError, did_you_mean
 
 _log = logging.getLogger(__name__)
@@ -70,22 +70,22 @@ def _preview(keys: list[str], n: int = 3) -> str:
 
 def parse_weights(weights: str, weights_path: str | Path | None = None) -> WeightsChoice:
     """Where the weights come from, given the user's label (and resolved file, if any)."""
-    kind = weights_kind(weights)
-    if kind in ("pretrained", "timm"):
+    parsed = Weights.parse(weights)
+    if parsed.from_hub:
         if weights_path is not None:
             raise WeightsError(
                 f"weights {weights!r} come from timm, but weights_path={str(weights_path)!r} was also given"
             )
-        return WeightsChoice("hub", tag=weights.partition(":")[2])
+        return WeightsChoice("hub", tag=parsed.tag)
     if weights_path is not None:
         # the resolved file wins over the label ("local:NAME", a path, or a default left in place)
         return WeightsChoice("file", path=Path(weights_path))
-    if kind == "scratch":
+    if parsed.kind == "scratch":
         return WeightsChoice("scratch")
-    if kind == "local":
+    if parsed.kind == "local":
         raise WeightsError(f"weights {weights!r} name a local checkpoint but no weights_path was resolved for it")
-    if kind == "file":
-        return WeightsChoice("file", path=Path(weights))
+    if parsed.kind == "file":
+        return WeightsChoice("file", path=Path(parsed.path))
     raise WeightsError(f"unknown weights {weights!r}{did_you_mean(weights, ('scratch', 'pretrained'))}", _ACCEPTED)
 
 

@@ -1,6 +1,6 @@
 """The read side: what the studies wrote to MLflow, as leaderboards, files, dashboards and the UI.
 
-``frame`` reads the runs (through ``tl_bench.tracking`` only), ``seeds`` counts and
+``frame`` reads the runs (through ``tl_bench.tracking`` only), ``settings`` counts and
 averages the seeds of each setting, ``leaderboard`` ranks them with the columns of ``columns``, ``export`` writes and prints
 boards, ``pareto`` finds fronts, ``dashboard`` (with ``dashboard_spec`` and
 ``panels``) renders HTML pages, and ``ui`` starts the MLflow UI on a store.
@@ -15,7 +15,7 @@ from tl_bench.report.export import FORMATS, format_board, print_leaderboard, rea
 from tl_bench.report.frame import importance_frame, trial_runs
 from tl_bench.report.leaderboard import Filters, across_datasets, leaderboard, rank_runs
 from tl_bench.report.pareto import pareto_mask
-from tl_bench.report.seeds import settings_table, trial_table
+from tl_bench.report.settings import settings_table, trial_table
 from tl_bench.report.ui import LOOPBACK, check_host, check_port, free_port, is_loopback, serve_ui, ui_command
 
 __all__ = [

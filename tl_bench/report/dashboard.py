@@ -28,7 +28,7 @@ from tl_bench.report.dashboard_spec import (
 from tl_bench.report.export import write_output
 from tl_bench.report.frame import importance_frame, trial_runs
 from tl_bench.report.leaderboard import rank_runs
-from tl_bench.report.seeds import trial_table
+from tl_bench.report.settings import trial_table
 from tl_bench.report.panels import (
     freeze_depth_panel,
     heatmap_panel,

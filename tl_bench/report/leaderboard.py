@@ -2,7 +2,7 @@
 
 A *combination* is (dataset, backbone, weights, freeze_depth, neck, head). A
 *setting* is one study's combination with all its other searched and fixed
-parameters; its seeds are counted and averaged by ``tl_bench.report.seeds``.
+parameters; its seeds are counted and averaged by ``tl_bench.report.settings``.
 Each combination is represented by its setting with the best ``val_acc_lcb``
 (a one-sided 95 % lower bound on its mean validation accuracy, so settings with
 unequal seed counts compare fairly); rows are ranked and put on Pareto fronts
@@ -33,7 +33,7 @@ from tl_bench.report.columns import (
 )
 from tl_bench.report.frame import check_scope, trial_runs
 from tl_bench.report.pareto import pareto_mask
-from tl_bench.report.seeds import settings_table, trial_table
+from tl_bench.report.settings import settings_table, trial_table
 from tl_bench.tracking import locate_store
 
 
@@ -83,7 +83,7 @@ def leaderboard(
         each dataset, ties share the lowest rank (1, 2, 2, 4). A combination whose chosen
         setting lacks the ranking metric is kept, ranked last (all such rows share rank
         ``ranked + 1``). Averaged metrics are means over distinct finished seeds (see
-        ``tl_bench.report.seeds``); ``run_id``, ``trial`` and ``seed`` name the seed run with
+        ``tl_bench.report.settings``); ``run_id``, ``trial`` and ``seed`` name the seed run with
         the best validation accuracy. ``is_pareto``: on the front of ``val_acc_lcb`` (max)
         against ``train_time_s`` (min) within the dataset; ``is_pareto_params``: against
         ``params_trainable``.

@@ -21,7 +21,7 @@ from tl_bench.report.dashboard_spec import (
     ParetoPanel,
 )
 from tl_bench.report.pareto import pareto_mask
-from tl_bench.report.seeds import outcome_text
+from tl_bench.report.settings import outcome_text
 
 TABLE_COLUMNS = ("rank", "dataset", "backbone", "weights", "freeze_depth", "neck", "head", "test_acc", "val_acc",
                  "n_seeds", "test_acc_std", "params_trainable", "train_time_s", "epochs", "lr", "trial", "is_pareto")

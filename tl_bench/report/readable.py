@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 from tl_bench.report.columns import INT_COLUMNS
-from tl_bench.report.seeds import outcome_text
+from tl_bench.report.settings import outcome_text
 
 # Columns shown, in order, when present and not constant noise.
 SHOWN = (

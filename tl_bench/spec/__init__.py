@@ -11,7 +11,7 @@ from tl_bench.errors import SpecError
 from tl_bench.spec.fields import FIXABLE_FIELDS, SEARCHABLE_FIELDS
 from tl_bench.spec.keep import KeepModelsSpec
 from tl_bench.spec.load import load_spec, parse_spec
-from tl_bench.spec.parts import (
+from tl_bench.spec.sections import (
     COST_METRICS,
     BackboneSpec,
     BudgetSpec,

@@ -10,9 +10,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tl_bench.config import weights_kind
+from tl_bench.config import Weights
 from tl_bench.errors import TLBenchError, did_you_mean
-from tl_bench.spec.parts import DatasetSpec
+from tl_bench.spec.sections import DatasetSpec
 from tl_bench.spec.paths import WEIGHTS_ACCEPTED
 from tl_bench.spec.study import StudySpec
 
@@ -59,19 +59,18 @@ def check_weights(spec: StudySpec, backbone: str, weights: str, path: str) -> No
     """One weights choice of one backbone: declared, published by timm, or a readable file."""
     from tl_bench.models.weights import check_hub_tag, read_state_dict
 
-    kind = weights_kind(weights)
-    if kind == "scratch":
+    parsed = Weights.parse(weights)
+    if parsed.kind == "scratch":
         return
-    if kind == "local":
-        name = weights[len("local:"):]
-        if name not in spec.pretrain:
+    if parsed.kind == "local":
+        if parsed.name not in spec.pretrain:
             names = [f"local:{n}" for n in spec.pretrain]
             declared = ", ".join(names) or "none is declared: add it under pretrain"
             spec.fail(path, f"{weights!r} is not declared under pretrain{did_you_mean(weights, names)}", declared)
-    elif kind in ("pretrained", "timm"):
-        _ask(spec, lambda tag: check_hub_tag(backbone, tag), weights.partition(":")[2], path, WEIGHTS_ACCEPTED)
-    elif kind == "file":
-        _ask(spec, read_state_dict, Path(weights), path, WEIGHTS_ACCEPTED)
+    elif parsed.from_hub:
+        _ask(spec, lambda tag: check_hub_tag(backbone, tag), parsed.tag, path, WEIGHTS_ACCEPTED)
+    elif parsed.kind == "file":
+        _ask(spec, read_state_dict, Path(parsed.path), path, WEIGHTS_ACCEPTED)
     else:
         hint = did_you_mean(weights, ["scratch", "pretrained", *(f"local:{n}" for n in spec.pretrain)])
         spec.fail(path, f"unknown weights {weights!r}{hint}", WEIGHTS_ACCEPTED)

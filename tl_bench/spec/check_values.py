@@ -23,7 +23,7 @@ from tl_bench.spec.fields import (
     field_type,
     numeric_kind,
 )
-from tl_bench.spec.parts import COST_METRICS
+from tl_bench.spec.sections import COST_METRICS
 from tl_bench.spec.paths import absolute_weights_path
 from tl_bench.spec.ranges import CategoricalRange, FloatRange, IntRange
 from tl_bench.spec.schema_words import choices_of

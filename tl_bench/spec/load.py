@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from tl_bench.errors import SpecError
+from tl_bench.errors import SpecError, first_line
 from tl_bench.spec.check_refs import (
     check_backbones,
     check_datasets,
@@ -154,7 +154,7 @@ def _yaml_where(err: yaml.YAMLError) -> str:
 
 
 def _yaml_what(err: yaml.YAMLError) -> str:
-    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    problem = getattr(err, "problem", None) or first_line(err)
     if isinstance(err, yaml.constructor.ConstructorError):
         return f"YAML error: {problem}"
     context = getattr(err, "context", None)

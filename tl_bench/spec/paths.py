@@ -9,7 +9,7 @@ import os
 import re
 from pathlib import Path
 
-from tl_bench.config import CHECKPOINT_SUFFIXES, weights_kind
+from tl_bench.config import CHECKPOINT_SUFFIXES, Weights
 
 WEIGHTS_ACCEPTED = (
     "scratch, pretrained, timm:TAG, local:NAME (declared under pretrain) "
@@ -27,7 +27,7 @@ def resolve_path(text: str, base: Path) -> str:
 
 def absolute_weights_path(text: str, base: Path) -> str:
     """A weights choice as the runner receives it: a checkpoint path made absolute, the rest unchanged."""
-    return resolve_path(text, base) if weights_kind(text) == "file" else text
+    return resolve_path(text, base) if Weights.parse(text).kind == "file" else text
 
 
 def resolve_dataset_name(name: str, base: Path) -> str:

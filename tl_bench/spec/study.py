@@ -14,8 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, 
 from tl_bench.errors import SpecError, did_you_mean
 from tl_bench.spec.explain import spec_issue
 from tl_bench.spec.keep import KeepModelsSpec
-from tl_bench.config import weights_kind
-from tl_bench.spec.parts import (
+from tl_bench.config import Weights
+from tl_bench.spec.sections import (
     BudgetSpec,
     DatasetSpec,
     ObjectiveSpec,
@@ -159,7 +159,7 @@ class StudySpec(BaseModel):
         for backbone in space["backbones"]:
             # relative to the spec folder, so moving the whole folder keeps the digest
             backbone["weights"] = [
-                os.path.relpath(w, base) if weights_kind(w) == "file" else w for w in backbone["weights"]
+                os.path.relpath(w, base) if Weights.parse(w).kind == "file" else w for w in backbone["weights"]
             ]
         space["hyper"] = {k: [type(v).__name__, v.model_dump(mode="json")] for k, v in self.space.hyper.items()}
         blob = json.dumps(space, sort_keys=True).encode()

@@ -18,7 +18,6 @@ and the ``champion`` alias points to it.
 from __future__ import annotations
 
 import io
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +33,7 @@ from tl_bench.models.bundle import preprocessing_of
 from tl_bench.spec import StudySpec
 from tl_bench.study.ranked import ranked_settings, top_trials
 from tl_bench.tracking import DATASET, MODEL_ID, OPTUNA_STUDY, RUN_ID, STUDY, TRIAL, VERSION, Tracker, config_params
-from tl_bench.tracking import models as tracked
+from tl_bench.tracking import logged_models as tracked
 from tl_bench.tracking import registry
 from tl_bench.train import TrainedModel
 
@@ -152,10 +151,4 @@ def publish_champion(spec: StudySpec, tracker: Tracker, study: optuna.Study, dat
     )
 
 
-def warn(what: str, err: BaseException) -> None:
-    """One line on stderr: keeping or registering a model never fails a trial or a study."""
-    first = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
-    sys.stderr.write(f"warning: {what}: {type(err).__name__}: {first}\n")
-
-
-__all__ = ["ModelKeeper", "keeper_for", "log_model", "publish_champion", "warn"]
+__all__ = ["ModelKeeper", "keeper_for", "log_model", "publish_champion"]

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
-import optuna
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from tl_bench.spec import StudySpec
@@ -15,6 +13,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class RunOptions:
+    """What the command line decides for one ``tl-bench run`` (the study file decides the rest)."""
+
     n_trials: int | None = None  # finished trials per dataset study (None = the spec's budget)
     timeout_s: float | None = None  # wall clock per dataset study in this invocation
     workers: int = 1
@@ -24,8 +24,6 @@ class RunOptions:
     gpus_per_worker: int = 0  # GPU resources each Dask task asks for
     track: bool = True  # False switches MLflow off (benchmarks)
     summarize: bool = True  # write the study summary to the parent run at the end
-    on_progress: Callable[[dict[str, Any]], None] | None = None
-    on_study: Callable[[optuna.Study], None] | None = None  # called once the study is open
     # Called by whichever process summarises a study, after the summary: the caller's dashboard. A plain
     # module-level function, so that workers started as Dask tasks can be handed it too.
     on_summary: SummaryCallback | None = None

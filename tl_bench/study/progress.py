@@ -11,6 +11,8 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from tl_bench.study.states import FINISHED
+
 # Libraries whose log lines (Optuna's "A new study created ...", MLflow's warnings) would otherwise be
 # written straight to the stream their handler captured, in the middle of the live display.
 LIBRARY_LOGGERS = ("optuna", "mlflow")
@@ -84,7 +86,7 @@ class StudyProgress:
         for task, study in self._tasks.values():
             if study is None:
                 continue
-            trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+            trials = study.get_trials(deepcopy=False, states=FINISHED)
             values = [t.values[0] for t in trials if t.state == TrialState.COMPLETE and t.values]
             best = f"{max(values):.4f}" if values else "-"
             self.progress.update(task, completed=len(trials), best=best)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import optuna
 
-from tl_bench.config import weights_kind
+from tl_bench.config import Weights
 from tl_bench.spec import DatasetSpec, StudySpec
 from tl_bench.errors import StorageError
 from tl_bench.redact import redact
@@ -30,13 +30,13 @@ def checkpoint_resolver(
     from tl_bench.pretrain import checkpoint_path, ensure_pretrained
 
     def checkpoint_for(backbone: str, weights: str) -> str | None:
-        kind = weights_kind(weights)
-        if kind == "local":
-            name = weights.split(":", 1)[1]
+        parsed = Weights.parse(weights)
+        if parsed.kind == "local":
+            name = parsed.name
             if not pretrain:
                 return str(checkpoint_path(spec, name, backbone))
             return str(ensure_pretrained(spec, name, backbone, tracker=tracker))
-        return weights if kind == "file" else None
+        return parsed.path if parsed.kind == "file" else None
 
     return checkpoint_for
 

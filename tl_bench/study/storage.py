@@ -39,7 +39,7 @@ from optuna.study._tell import _check_values_are_feasible  # noqa: E402
 from optuna.trial import FrozenTrial, TrialState  # noqa: E402
 from sqlalchemy.engine import URL, make_url  # noqa: E402
 
-from tl_bench.errors import SpecError, StorageError  # noqa: E402
+from tl_bench.errors import SpecError, StorageError, first_line  # noqa: E402
 from tl_bench.faults import LOCK_WAIT_S, check_sqlite_path, classify, faults_of, store_error
 from tl_bench.redact import redact
 
@@ -120,8 +120,7 @@ def make_storage(url: str, *, write: bool = True) -> optuna.storages.RDBStorage:
         found = classify(err)
         if found is not None and found[0] != "unreachable":  # locked, full, read-only: what to do about it
             raise store_error(err, STORE, url) from err
-        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
-        raise StorageError(f"{STORE} {redact(url)!r} cannot be opened: {redact(first)}",
+        raise StorageError(f"{STORE} {redact(url)!r} cannot be opened: {first_line(err, 200)}",
                            "a reachable sqlite:///PATH or postgresql://USER@HOST/DB") from err
 
 

@@ -3,7 +3,7 @@
 ``names`` holds every tag, kind and metric name; ``store`` finds the store a
 command reads; ``write`` is the Tracker that records studies; ``read`` reads
 runs back, page by page, for the leaderboard, ``doctor`` and reconciliation;
-``models`` logs kept trials' models and registers winners (imported on its own:
+``logged_models`` logs kept trials' models and registers winners (imported on its own:
 it loads MLflow's PyTorch and pyfunc flavours, which most commands never need). Imported on their
 own too: ``view`` (how an experiment opens in MLflow's UI), ``assets`` (the store's one copy of
 plotly.js for HTML artifacts), ``system`` (MLflow's system metrics for trial runs).

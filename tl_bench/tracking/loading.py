@@ -16,8 +16,8 @@ import mlflow.pyfunc
 from mlflow.exceptions import MlflowException
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
-from tl_bench.errors import ModelNotFoundError
-from tl_bench.tracking.models import MODEL_NAME, client_for, filter_value, logged_models, quiet_mlflow
+from tl_bench.errors import ModelNotFoundError, first_line
+from tl_bench.tracking.logged_models import MODEL_NAME, client_for, filter_value, logged_models, quiet_mlflow
 
 MODEL_WORDS = "models:/NAME@ALIAS, models:/NAME/VERSION, runs:/RUN_ID/model or a folder written by `tl-bench export`"
 
@@ -86,8 +86,9 @@ def load_model(reference: str, tracking_uri: str | None = None) -> mlflow.pyfunc
             return mlflow.pyfunc.load_model(tmp)  # read whole into memory: the folder may go
     except (MlflowException, OSError) as err:
         where = f" in {shown_uri(tracking_uri)}" if tracking_uri and not Path(reference).exists() else ""
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
-        raise ModelNotFoundError(f"cannot load model {reference!r}{where}: {first}", MODEL_WORDS) from None
+        raise ModelNotFoundError(
+            f"cannot load model {reference!r}{where}: {first_line(err, 200)}", MODEL_WORDS
+        ) from None
 
 
 __all__ = ["MODEL_WORDS", "download_model", "load_model", "model_location", "shown_uri"]

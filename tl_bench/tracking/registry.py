@@ -13,7 +13,8 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
-from tl_bench.tracking.models import client_for
+from tl_bench.errors import first_line
+from tl_bench.tracking.logged_models import client_for
 from tl_bench.tracking.names import CHAMPION, MODEL_ID
 
 _PAGE = 1000
@@ -102,7 +103,7 @@ def version_problem(tracking_uri: str, version: ModelVersion) -> str | None:
         location = client.get_logged_model(model_id).artifact_location if model_id else version.source
         names = [f.path for f in get_artifact_repository(location, tracking_uri=tracking_uri).list_artifacts()]
     except (MlflowException, OSError) as err:
-        return f"its model cannot be read ({str(err).splitlines()[0][:120] if str(err) else type(err).__name__})"
+        return f"its model cannot be read ({first_line(err, 120)})"
     return None if "MLmodel" in names else "its model files are gone"
 
 

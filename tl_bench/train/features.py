@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterator
 import timm
 import torch
 
-from tl_bench.config import TrialConfig, weights_kind
+from tl_bench.config import TrialConfig, Weights
 from tl_bench.models import TransferModel
 from tl_bench.train.batches import ImageFeeder, batch_order, place
 from tl_bench.train.bn_stats import BnPass
@@ -51,7 +51,7 @@ def weights_identity(config: TrialConfig, model: TransferModel) -> dict[str, str
         path = config.weights  # a bare checkpoint path
     if path is not None:
         identity["weights_file"] = file_digest(path)
-    elif weights_kind(config.weights) not in ("pretrained", "timm"):
+    elif not Weights.parse(config.weights).from_hub:
         identity["weights_values"] = tensor_digest(list(model.backbone.state_dict().values()))
     return identity
 

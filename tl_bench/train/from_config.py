@@ -9,7 +9,7 @@ from typing import Callable
 import timm
 import torch
 
-from tl_bench.config import TrialConfig, TrialResult, weights_kind
+from tl_bench.config import TrialConfig, TrialResult, Weights
 from tl_bench.data import DatasetSplits, load_dataset_for
 from tl_bench.data.images import load_interpolation
 from tl_bench.models import TransferModel, build_model_for
@@ -38,8 +38,9 @@ def _interpolation_guess(config: TrialConfig) -> str:
     # exists, so start from timm's config of the chosen weights; train_config
     # checks it against the built backbone's data config.
     name = config.backbone
-    if weights_kind(config.weights) == "timm":
-        name = f"{name}.{config.weights.removeprefix('timm:')}"
+    weights = Weights.parse(config.weights)
+    if weights.kind == "timm":
+        name = f"{name}.{weights.tag}"
     return load_interpolation(getattr(timm.models.get_pretrained_cfg(name), "interpolation", None))
 
 

@@ -1,5 +1,5 @@
-"""Bad inputs of round 2 for the catalogue in ``test_bad_input``: hostile study files, command-line
-mistakes, tracking stores that cannot be used, and the UI and dashboard commands.
+"""More of the bad-input catalogue in ``test_bad_input``: study files past their size and depth limits,
+command-line mistakes, tracking stores that cannot be used, and the UI and dashboard commands.
 
 Each setup writes its files into a folder holding the spec's default stores and returns the command
 line; the catalogue runs it and checks exit code 2, one line, and stores unchanged.
@@ -140,7 +140,7 @@ def dashboard_out_outside(folder: Path) -> list[str]:
     return ["dashboard", "--tracking-uri", _store(folder), "--out", str(folder.parent / f"{folder.name}-no-such-dir" / "x.html")]
 
 
-MORE_CASES: dict[str, Case] = {
+LIMITS_STORES_UI_CASES: dict[str, Case] = {
     "yaml_alias_bomb": Case(yaml_alias_bomb, r"study\.yaml: line \d+, column \d+: YAML aliases expand to over 100,000 values",
                             r"accepted: a study file of at most 100,000 values"),
     "yaml_nested_too_deep": Case(yaml_nested_too_deep, r"study\.yaml: line 1, column \d+: mappings and lists are nested over 32 deep",
