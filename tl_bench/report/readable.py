@@ -28,15 +28,14 @@ from tl_bench.report.settings import outcome_text
 # Columns shown, in order, when present and not constant noise.
 SHOWN = (
     "rank", "dataset", "split", "backbone", "weights", "freeze_depth", "neck", "head", "val_acc_lcb", "val_acc",
-    "test_acc", "gain_vs_scratch", "scratch_ref",
+    "test_acc", "gain_vs_scratch",
     "mean_val_acc_lcb", "mean_val_acc", "mean_test_acc", "mean_rank", "wins", "n_datasets", "params_trainable",
     "mean_params_trainable", "train_time_s", "mean_train_time_s", "epochs", "lr", "n_seeds", "trial", "state",
 )
 # Short headers keep the table inside a terminal; the files keep the full names.
 HEADERS = {"freeze_depth": "freeze", "params_trainable": "trainable", "train_time_s": "time_s",
            "mean_params_trainable": "mean_trainable", "mean_train_time_s": "mean_time_s", "n_seeds": "seeds",
-           "val_acc_lcb": "val_lcb", "mean_val_acc_lcb": "mean_val_lcb", "gain_vs_scratch": "gain",
-           "scratch_ref": "vs_scratch"}
+           "val_acc_lcb": "val_lcb", "mean_val_acc_lcb": "mean_val_lcb", "gain_vs_scratch": "gain"}
 MISSING = "-"
 _IDENTIFIERS = frozenset({"rank", "trial", "seed"})
 _PER_DATASET = re.compile(r"\[.*\]$")  # ``val_acc_lcb[digits]`` of across_datasets
@@ -129,7 +128,7 @@ def _constant_noise(frame: pd.DataFrame, column: str) -> bool:
     or a lower bound equal to the mean everywhere (no repeated seeds)."""
     if column in ("dataset", "split"):
         return frame[column].nunique(dropna=False) == 1
-    if column in ("gain_vs_scratch", "scratch_ref"):
+    if column == "gain_vs_scratch":
         return bool(frame[column].isna().all())
     if column == "n_seeds":
         started = frame["n_seeds_started"] if "n_seeds_started" in frame.columns else frame[column]
