@@ -59,7 +59,7 @@ def _study(folder: Path, spec_data: dict, *, track: bool, trials: int, template:
         from tl_bench.models import count_stages
         from tl_bench.report import log_study_dashboard
         from tl_bench.study import DatasetStudy, RunEnv
-        from tl_bench.study.setup import checkpoint_resolver
+        from tl_bench.study.preflight import checkpoint_resolver
         from tl_bench.tracking import Tracker
         from tl_bench.train import train_config
 

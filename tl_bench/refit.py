@@ -35,7 +35,7 @@ from tl_bench.tracking import (
     config_params,
     trial_record,
 )
-from tl_bench.tracking.registry import register_version
+from tl_bench.tracking.model_registry import register_version
 from tl_bench.train.cache import FeatureCache
 from tl_bench.train.refit import RefitResult, refit
 

@@ -13,7 +13,7 @@ from tl_bench.report import leaderboard
 from tl_bench.spec import load_spec
 from tl_bench.study import RunOptions, run_spec
 from tl_bench.tracking import TRIAL
-from tl_bench.tracking.registry import champion
+from tl_bench.tracking.model_registry import champion
 from tl_bench.train import train_config
 
 from .test_kept_models import write_spec

@@ -36,7 +36,7 @@ from tl_bench.study import RunOptions, run_spec
 from tl_bench.tracking import MODEL_ID, TRIAL
 from tl_bench.tracking.loading import load_model
 from tl_bench.tracking.logged_models import find_models
-from tl_bench.tracking.registry import champion, registered_versions
+from tl_bench.tracking.model_registry import champion, registered_versions
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ from tl_bench.spec import load_spec
 from tl_bench.study import RunOptions, run_spec
 from tl_bench.tracking import KIND, TRIAL
 from tl_bench.tracking.logged_models import find_models
-from tl_bench.tracking.registry import aliased, champion
+from tl_bench.tracking.model_registry import aliased, champion
 
 from .test_kept_models import write_spec
 

@@ -27,7 +27,7 @@ from tl_bench.tracking.logged_models import (
     kept_models,
     log_trial_model,
 )
-from tl_bench.tracking.registry import champion, register_version, registered_versions, version_problem
+from tl_bench.tracking.model_registry import champion, register_version, registered_versions, version_problem
 
 CONFIG = TrialConfig(dataset="digits", backbone="test_resnet", img_size=16, freeze_depth="all")
 CLASSES = ["zero", "one", "two"]

@@ -22,7 +22,7 @@ def choose_model(tracking_uri: str, *, dataset: str, study: str | None, trial: i
 
     from tl_bench.tracking.logged_models import find_models
     from tl_bench.tracking.names import MODEL_ID
-    from tl_bench.tracking.registry import champion
+    from tl_bench.tracking.model_registry import champion
 
     models = find_models(tracking_uri, dataset=dataset, study=study)
     place = f"dataset {dataset!r}" + (f" of study {study!r}" if study else "")

@@ -117,7 +117,7 @@ def _print_models(console: Console, spec, outcomes, store: str) -> None:  # type
     """Each dataset study's registered winner, and the commands that use it."""
     from tl_bench.tracking.loading import shown_uri
     from tl_bench.tracking.names import TRIAL
-    from tl_bench.tracking.registry import champion
+    from tl_bench.tracking.model_registry import champion
 
     for outcome in outcomes:
         name = spec.registered_model_name(outcome.dataset)

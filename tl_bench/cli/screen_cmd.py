@@ -28,7 +28,7 @@ def screen(
     from tl_bench.screen import as_records, record_screening, screen_dataset
     from tl_bench.spec import load_spec
     from tl_bench.study.screen import probe_config_for
-    from tl_bench.study.setup import checkpoint_resolver, dataset_fingerprint
+    from tl_bench.study.preflight import checkpoint_resolver, dataset_fingerprint
     from tl_bench.tracking import Tracker
     from tl_bench.train import FeatureCache
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from tl_bench.data import transforms
 from tl_bench.data.images import INTERPOLATIONS, LazyImages
 from tl_bench.data.load import clear_cache, load_dataset, load_dataset_for
-from tl_bench.data.registry import DATASETS, DatasetInfo, resolve_name, resolve_options
+from tl_bench.data.catalog import DATASETS, DatasetInfo, resolve_name, resolve_options
 from tl_bench.data.shapes import SHAPE_NAMES, generate_shapes
 from tl_bench.data.splits import DatasetSplits, Split
 from tl_bench.data.torchvision_sets import TORCHVISION_SETS, default_root

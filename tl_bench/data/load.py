@@ -19,7 +19,7 @@ from typing import Any
 from tl_bench.config import DataSettings
 from tl_bench.data.fingerprint import fingerprint
 from tl_bench.data.images import check_interpolation
-from tl_bench.data.registry import NOT_FINGERPRINTED, resolve_name, resolve_options
+from tl_bench.data.catalog import NOT_FINGERPRINTED, resolve_name, resolve_options
 from tl_bench.data import source as _source
 from tl_bench.data.source import Source
 from tl_bench.data.splits import DatasetSplits, assign_splits, materialise

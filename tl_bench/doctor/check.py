@@ -20,7 +20,7 @@ from tl_bench.study.reconcile import (
     study_runs_filter,
     trial_number,
 )
-from tl_bench.study.setup import check_recorded_here
+from tl_bench.study.preflight import check_recorded_here
 from tl_bench.study.budget import Budget
 from tl_bench.study.storage import ERROR_ATTR, PARENT_RUN, RUN_ATTR, SURPLUS, fail_trial, make_storage, storage_faults
 from tl_bench.tracking import (
@@ -240,7 +240,7 @@ def record_trial_run(
 def _config_of(spec: StudySpec, ds: DatasetSpec, trial: FrozenTrial) -> TrialConfig | None:
     """The trial's TrialConfig rebuilt from its params, or None when the space no longer yields it."""
     from tl_bench.models import count_stages
-    from tl_bench.study.setup import checkpoint_resolver
+    from tl_bench.study.preflight import checkpoint_resolver
     from tl_bench.study.space import SearchSpace, build_config
 
     checkpoint_for = checkpoint_resolver(spec, None, pretrain=False)  # the checkpoint it used; never pretrain here

@@ -28,7 +28,7 @@ def _val_acc(version: Any) -> float:  # an MLflow ModelVersion
 
 def check_models(spec: StudySpec, *, repair: bool) -> list[Finding]:
     """One finding per kept model or registered version of the spec's dataset studies that cannot be loaded."""
-    from tl_bench.tracking.registry import champion, delete_version, registered_versions, set_champion, version_problem
+    from tl_bench.tracking.model_registry import champion, delete_version, registered_versions, set_champion, version_problem
 
     from tl_bench.tracking.logged_models import delete_model, experiment_id, files_missing, kept_models
 

@@ -16,7 +16,7 @@ from tl_bench.models.checkpoint import save_backbone_checkpoint
 from tl_bench.models.heads import HEADS, Head
 from tl_bench.models.model import TransferModel, build_model, build_model_for
 from tl_bench.models.necks import NECKS, Neck, check_neck_fits
-from tl_bench.models.registry import Registry
+from tl_bench.models.part_registry import Registry
 from tl_bench.models.stages import StageInfo
 from tl_bench.models.timm_model import backbone_has_class_token
 from tl_bench.models.weights import LoadReport

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tl_bench.errors import UnknownHeadError
-from tl_bench.models.registry import Registry
+from tl_bench.models.part_registry import Registry
 
 
 class Head(nn.Module):

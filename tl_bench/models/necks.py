@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from tl_bench.errors import ModelBuildError, UnknownNeckError
 from tl_bench.models.neck_base import Neck, as_tokens
 from tl_bench.models.prelogits import TimmNeck
-from tl_bench.models.registry import Registry
+from tl_bench.models.part_registry import Registry
 
 
 class GapNeck(Neck):

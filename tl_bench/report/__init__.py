@@ -2,7 +2,7 @@
 
 ``frame`` reads the runs (through ``tl_bench.tracking`` only), ``settings`` counts and
 averages the seeds of each setting, ``leaderboard`` ranks them with the columns of ``columns``, ``export`` writes and prints
-boards, ``pareto`` finds fronts, ``dashboard`` (with ``dashboard_spec`` and
+boards, ``pareto`` finds fronts, ``dashboard`` (with ``dashboard_definition`` and
 ``panels``) renders HTML pages, and ``ui`` starts the MLflow UI on a store.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from tl_bench.report.columns import COMBINATION, CSV_COLUMNS, DEFAULT_METRIC, EXTRA_COLUMNS
 from tl_bench.report.dashboard import dashboard_html, log_study_dashboard, render_dashboard
-from tl_bench.report.dashboard_spec import DEFAULT_DASHBOARD, Dashboard, load_dashboard
+from tl_bench.report.dashboard_definition import DEFAULT_DASHBOARD, Dashboard, load_dashboard
 from tl_bench.report.export import FORMATS, format_board, print_leaderboard, read_csv, write_board, write_csv
 from tl_bench.report.frame import importance_frame, trial_runs
 from tl_bench.report.leaderboard import Filters, across_datasets, leaderboard, rank_runs

@@ -18,7 +18,7 @@ import plotly.offline
 from tl_bench.errors import OutputError
 from tl_bench.spec import StudySpec
 from tl_bench.tracking import Tracker
-from tl_bench.report.dashboard_spec import (
+from tl_bench.report.dashboard_definition import (
     DEFAULT_DASHBOARD,
     Dashboard,
     ImportancePanel,

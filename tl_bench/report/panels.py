@@ -13,7 +13,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from tl_bench.report.dashboard_spec import (
+from tl_bench.report.dashboard_definition import (
     FreezeDepthPanel,
     HeatmapPanel,
     ImportancePanel,

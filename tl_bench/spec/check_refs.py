@@ -39,7 +39,7 @@ def check_datasets(spec: StudySpec) -> None:
 
 def check_dataset(spec: StudySpec, ds: DatasetSpec, path: str) -> None:
     """The name is a registry name and every option is one that dataset takes (nothing is loaded)."""
-    from tl_bench.data.registry import resolve_name, resolve_options
+    from tl_bench.data.catalog import resolve_name, resolve_options
 
     info = _ask(spec, resolve_name, ds.name, f"{path}.name", _DATASET_FORMS)[0]
     _ask(spec, lambda options: resolve_options(info, options), ds.options, f"{path}.options",

@@ -32,7 +32,7 @@ from tl_bench.study.options import DatasetOutcome, SummaryCallback
 from tl_bench.study.reconcile import ENDED, reconcile
 from tl_bench.study.samplers import grid_exhausted, make_pruner, make_sampler
 from tl_bench.study.screen import record_screen
-from tl_bench.study.setup import parent_run
+from tl_bench.study.preflight import parent_run
 from tl_bench.study.space import SearchSpace
 from tl_bench.study.start import candidate_starts
 from tl_bench.study.storage import HEARTBEAT_S, claim_summary, make_storage, open_study

@@ -34,7 +34,7 @@ from tl_bench.spec import StudySpec
 from tl_bench.study.ranked import ranked_settings, top_trials
 from tl_bench.tracking import DATASET, MODEL_ID, OPTUNA_STUDY, RUN_ID, STUDY, TRIAL, VERSION, Tracker, config_params
 from tl_bench.tracking import logged_models as tracked
-from tl_bench.tracking import registry
+from tl_bench.tracking import model_registry
 from tl_bench.train import TrainedModel
 
 
@@ -80,7 +80,7 @@ class ModelKeeper:
         return dropped
 
     def _registered(self, model: tracked.KeptModel) -> bool:
-        versions = registry.registered_versions(self._uri, run_id=model.run_id) if model.run_id else []
+        versions = model_registry.registered_versions(self._uri, run_id=model.run_id) if model.run_id else []
         return any(v.tags.get(MODEL_ID) == model.model_id for v in versions)
 
     def _log(self, number: int, run_id: str, config: TrialConfig, result: TrialResult, trained: TrainedModel) -> str:
@@ -124,7 +124,9 @@ def keeper_for(spec: StudySpec, study: optuna.Study, tracker: Tracker, dataset: 
     return ModelKeeper(spec.keep_models.top_k, tracker, study, spec.name, dataset)
 
 
-def publish_champion(spec: StudySpec, tracker: Tracker, study: optuna.Study, dataset: str) -> registry.Registered | None:
+def publish_champion(
+    spec: StudySpec, tracker: Tracker, study: optuna.Study, dataset: str
+) -> model_registry.Registered | None:
     """Settle the kept models, then register the best trial's model as ``<study>-<dataset>`` (a new
     version only when it changed) with the ``champion`` alias; None when it holds no model."""
     keeper = keeper_for(spec, study, tracker, dataset)
@@ -145,7 +147,7 @@ def publish_champion(spec: StudySpec, tracker: Tracker, study: optuna.Study, dat
     description = (f"The first setting of study {spec.name!r} on {dataset} by the leaderboard's rule "
                    f"(val_acc lcb {first.val_acc_lcb:.4f}, mean {first.val_acc:.4f} over {first.n_seeds} seed(s)); "
                    f"its best seed, trial {first.trial}.")
-    return registry.register_version(
+    return model_registry.register_version(
         str(tracker.tracking_uri), spec.registered_model_name(dataset), model_id=model.model_id,
         run_id=model.run_id, tags=tags, description=description,
     )

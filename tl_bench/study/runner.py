@@ -20,7 +20,7 @@ from tl_bench.study.dataset_study import DatasetStudy, RunEnv
 from tl_bench.study.options import DatasetOutcome, RunOptions
 from tl_bench.study.progress import StudyProgress
 from tl_bench.study.screen import screen
-from tl_bench.study.setup import check_stores, checkpoint_resolver, dataset_fingerprint
+from tl_bench.study.preflight import check_stores, checkpoint_resolver, dataset_fingerprint
 from tl_bench.study.storage import storage_faults
 from tl_bench.study.workers import spawn_workers, visible_cuda_devices
 from tl_bench.tracking import Tracker

@@ -26,7 +26,7 @@ from tl_bench.train.evaluate import evaluate
 from tl_bench.train.execution import Execution, autocast_for, compile_model, resolve_execution
 from tl_bench.train.features import FeatureFeeder
 from tl_bench.train.recipe import build_recipe
-from tl_bench.train.steps import EpochRunner
+from tl_bench.train.epoch_runner import EpochRunner
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 
@@ -87,15 +87,15 @@ def train_trial(
 
     recipe = build_recipe(config, model, model.backbone, execution,
                           steps_per_epoch=feeder.steps_per_epoch(), num_classes=data.num_classes)
-    step_fn = EpochRunner(model, feeder, recipe, autocast, device)
+    runner = EpochRunner(model, feeder, recipe, autocast, device)
     compile_s = 0.0
     if config.compile and not use_cache:  # a cached trial trains neck and head only, uncompiled
         first, _ = next(feeder.train_batches(torch.Generator().manual_seed(config.seed)))
         compile_s = compile_model(model, first, autocast, device)
-    tested = recipe.eval_model(model)
+    validated = recipe.eval_model(model)  # what validation reads each epoch: the model, or its EMA
 
-    def forward(inputs: Any) -> torch.Tensor:
-        return feeder.forward(tested, inputs)
+    def forward_with(network: torch.nn.Module) -> Callable[[Any], torch.Tensor]:
+        return lambda inputs: feeder.forward(network, inputs)
 
     # Seeded after all setup, so cached and uncached trials draw the same stream.
     torch.manual_seed(config.seed)
@@ -108,11 +108,11 @@ def train_trial(
     for epoch in range(1, config.epochs + 1):
         model.train()
         with timer("train"):
-            train_loss, lr, seen = step_fn.epoch(epoch, shuffle)
+            train_loss, lr, seen = runner.epoch(epoch, shuffle)
         images_seen += seen
         model.eval()
         with timer("eval"):
-            val = evaluate(forward, feeder.eval_batches("val"), data.num_classes, autocast=autocast)
+            val = evaluate(forward_with(validated), feeder.eval_batches("val"), data.num_classes, autocast=autocast)
         metrics = {"train_loss": train_loss, "val_acc": val["acc"], "val_loss": val["loss"], "lr": lr}
         if "top5" in val:
             metrics["val_top5"] = val["top5"]
@@ -121,18 +121,18 @@ def train_trial(
         if config.select == "last" or _improves(metrics, history, best_epoch):
             best_epoch = epoch
             if config.select == "best_val" and epoch < config.epochs:
-                best_state = step_fn.snapshot(tested)
+                best_state = runner.snapshot(validated)
         if on_epoch is not None:
             on_epoch(epoch, dict(metrics))
 
     if best_epoch != config.epochs and best_state is not None:
         model.load_state_dict(best_state, strict=False)
-    elif tested is not model:
-        model.load_state_dict(step_fn.snapshot(tested), strict=False)
+    elif validated is not model:
+        model.load_state_dict(runner.snapshot(validated), strict=False)
     # From here the model holds the weights that were selected (the EMA's when it is on).
-    tested = model
     with timer("eval"):
-        test = evaluate(forward, feeder.eval_batches("test"), data.num_classes, autocast=autocast, per_class=True)
+        test = evaluate(forward_with(model), feeder.eval_batches("test"), data.num_classes, autocast=autocast,
+                        per_class=True)
     growth_mb = memory.growth_mb()
 
     train_flops, total_flops = _training_flops(flops, feeder, images_seen)
