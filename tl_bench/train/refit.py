@@ -39,12 +39,12 @@ class RefitResult:
         return float(np.mean(self.test_accs))
 
     def interval(self, level: float = 0.95) -> tuple[float, float]:
-        """Student-t interval of the mean test accuracy over seeds; the mean itself with one seed."""
+        """Student-t interval of the mean test accuracy over seeds, within [0, 1]; the mean itself with one seed."""
         accs = self.test_accs
         if len(accs) < 2:
             return self.test_mean, self.test_mean
         half = stats.t.ppf(0.5 + level / 2, len(accs) - 1) * np.std(accs, ddof=1) / math.sqrt(len(accs))
-        return self.test_mean - float(half), self.test_mean + float(half)
+        return max(0.0, self.test_mean - float(half)), min(1.0, self.test_mean + float(half))
 
 
 def refit(config: TrialConfig, *, epochs: int, seeds: int, cache: FeatureCache | None = None) -> RefitResult:
