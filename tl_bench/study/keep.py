@@ -32,6 +32,7 @@ from tl_bench.models import InferenceNetwork, save_bundle
 from tl_bench.models.bundle import preprocessing_of
 from tl_bench.spec import StudySpec
 from tl_bench.study.ranked import ranked_settings, top_trials
+from tl_bench.study.summary import best_trial
 from tl_bench.tracking import DATASET, MODEL_ID, OPTUNA_STUDY, RUN_ID, STUDY, TRIAL, VERSION, Tracker, config_params
 from tl_bench.tracking import logged_models as tracked
 from tl_bench.tracking import model_registry
@@ -138,7 +139,7 @@ def publish_champion(
     if not ranked or ranked[0].trial not in kept:
         return None
     first = ranked[0]
-    best = next(t for t in study.get_trials(deepcopy=False) if t.number == first.trial)
+    best = best_trial(study, ranked)
     model = kept[first.trial]
     tags = {TRIAL: str(first.trial), "val_acc": repr(float(best.values[0])),
             "test_acc": repr(float(best.user_attrs.get("test_acc", float("nan")))),

@@ -16,7 +16,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from tl_bench.study.ranked import ranked_settings
+from tl_bench.study.ranked import RankedSetting, ranked_settings
 from tl_bench.study.screen import screen_tau
 from tl_bench.study.storage import RUN_ATTR
 from tl_bench.tracking import (
@@ -41,9 +41,10 @@ def count_states(study: optuna.Study) -> dict[str, int]:
     return counts
 
 
-def best_trial(study: optuna.Study) -> FrozenTrial | None:
-    """The representative trial of the study's first setting by the leaderboard's rule (its best seed)."""
-    ranked = ranked_settings(study)
+def best_trial(study: optuna.Study, ranked: list[RankedSetting] | None = None) -> FrozenTrial | None:
+    """The representative trial of the study's first setting by the leaderboard's rule (its best seed);
+    ``ranked``: the study's ``ranked_settings`` when the caller has them already."""
+    ranked = ranked_settings(study) if ranked is None else ranked
     if not ranked:
         return None
     return next(t for t in study.get_trials(deepcopy=False) if t.number == ranked[0].trial)
@@ -152,7 +153,7 @@ def write_summary(study: optuna.Study, tracker: Tracker, parent_run_id: str, des
     metrics: dict[str, float] = {f"n_{k.lower()}": float(v) for k, v in counts.items() if k != "WAITING"}
     tags: dict[str, str] = {}
     ranked = ranked_settings(study)
-    best = best_trial(study)
+    best = best_trial(study, ranked)
     if best is not None:
         metrics.update(best_val_acc=best.values[0], best_trial=float(best.number),
                        best_setting_val_acc=ranked[0].val_acc, best_setting_val_acc_lcb=ranked[0].val_acc_lcb,
