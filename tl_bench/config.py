@@ -30,6 +30,9 @@ Precision = Literal["auto", "fp32", "bf16", "fp16"]
 # Running statistics of frozen BatchNorm layers: kept as the weights brought them, or re-estimated on the
 # target's training images before training (AdaBN); auto re-estimates them for scratch weights only.
 BnStats = Literal["auto", "keep", "recalibrate"]
+# How the frozen stages adapt: not at all (full: freeze depth alone decides what trains), or through
+# their biases, their normalisation affines, LoRA or IA3 adapters (Hugging Face peft), or prompt tokens.
+Adaptation = Literal["full", "bitfit", "norm", "lora", "ia3", "prompt"]
 # Values of earlier versions still read as they meant: ``augment: true`` was today's light augmentation.
 LEGACY_VALUES: dict[str, dict[Any, Any]] = {"augment": {True: "light", False: "none"}}
 # Fields added after results were stored: left out of ``TrialConfig.digest`` while at their default,
@@ -38,7 +41,11 @@ _DIGEST_NEW_FIELDS = {
     "sched": "cosine", "decay_rate": 0.1, "decay_epochs": None, "patience_epochs": 1, "layer_decay": None,
     "drop_path_rate": 0.0, "mixup": 0.0, "cutmix": 0.0, "mixup_prob": 1.0, "ema_decay": None,
     "precision": "auto", "channels_last": "auto", "compile": False, "bn_stats": "auto",
+    "adaptation": "full", "lora_r": 8, "lora_alpha": 16.0, "lora_dropout": 0.0, "lora_targets": "all",
+    "prompt_tokens": 8,
 }
+# How serving cost is measured, not what a trial trains: never part of the digest.
+_DIGEST_IGNORED = frozenset({"latency_device", "latency_threads", "latency_batch_sizes"})
 
 
 @dataclass(frozen=True)
@@ -126,6 +133,12 @@ class TrialConfig(DataSettings):
     weights_path: str | None = None  # resolved checkpoint file when weights names a local file
     freeze_depth: FreezeDepth = 0  # leading backbone stages kept frozen; "all" = linear probe
     bn_stats: BnStats = "auto"  # frozen BatchNorm statistics: keep, recalibrate on the training images, auto
+    adaptation: Adaptation = "full"  # what trains inside the frozen stages (full: nothing; see models/adaptation.py)
+    lora_r: int = 8  # rank of LoRA adapters
+    lora_alpha: float = 16.0  # LoRA scaling numerator (scale = alpha / r)
+    lora_dropout: float = 0.0  # dropout on the LoRA branch's input
+    lora_targets: str = "all"  # LoRA/IA3 layers: all, or '+'-joined attn, mlp, conv, or module names (qkv, fc1)
+    prompt_tokens: int = 8  # learnable tokens inserted after a ViT's class token (adaptation prompt)
     neck: str = "gap"  # neck registry key
     head: str = "linear"  # head registry key
     neck_dim: int = 256  # output width of necks that project (bottleneck, mlp, multiscale)
@@ -160,12 +173,16 @@ class TrialConfig(DataSettings):
     channels_last: bool | Literal["auto"] = "auto"  # auto: on CUDA only
     compile: bool = False  # torch.compile the model (its compile time is reported apart)
     use_cache: bool = True  # use the frozen-feature cache when the config allows it
+    latency_device: str = "auto"  # where inference latency is measured: auto = the training device
+    latency_threads: int | None = None  # CPU threads of that measurement (None: torch's count)
+    latency_batch_sizes: tuple[int, ...] = (1, 32)  # batch sizes it is measured at
 
     def __post_init__(self) -> None:
         for name, legacy in LEGACY_VALUES.items():
             value = getattr(self, name)
             if isinstance(value, bool) and value in legacy:
                 object.__setattr__(self, name, legacy[value])
+        object.__setattr__(self, "latency_batch_sizes", tuple(int(b) for b in self.latency_batch_sizes))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -196,7 +213,8 @@ class TrialConfig(DataSettings):
 
     def digest(self) -> str:
         """Stable short hash of every field (sorted JSON); fields added later count only when set."""
-        values = {k: v for k, v in self.to_dict().items() if k not in _DIGEST_NEW_FIELDS or v != _DIGEST_NEW_FIELDS[k]}
+        values = {k: v for k, v in self.to_dict().items()
+                  if k not in _DIGEST_IGNORED and (k not in _DIGEST_NEW_FIELDS or v != _DIGEST_NEW_FIELDS[k])}
         if values["augment"] in ("none", "light"):
             values["augment"] = values["augment"] == "light"
         blob = json.dumps(values, sort_keys=True, default=str).encode()
@@ -235,6 +253,11 @@ class TrialResult:
     params_head: int = 0
     n_stages: int = 0
     trainable_fraction: float = 0.0
+    adapter_mb: float = 0.0  # what a task stores beside the shared backbone: trained tensors, changed statistics
+    # serving cost, measured on the tested model in eval mode as it would be served (train/serving.py)
+    latency_ms: float = 0.0  # median milliseconds per image at batch 1
+    infer_ips: float = 0.0  # images per second at the largest measured batch
+    latency_cv: float = 0.0  # largest coefficient of variation of the repeated medians
     # how it ran
     bn_recalibrated: int = 0  # frozen BatchNorm layers whose statistics were re-estimated on the training images
     bn_pass_time_s: float = 0.0  # that label-free pass over the training split, included in train_time_s
@@ -259,6 +282,7 @@ class TrialResult:
 
 
 __all__ = [
+    "Adaptation",
     "Augment",
     "BnStats",
     "CHECKPOINT_SUFFIXES",

@@ -35,6 +35,7 @@ from tl_bench.tracking import (
     config_params,
     trial_record,
 )
+from tl_bench.tracking.evaluation_record import PROMOTED, PROMOTION_REASON, PROMOTION_RULE
 from tl_bench.tracking.model_registry import register_version
 from tl_bench.train.cache import FeatureCache
 from tl_bench.train.refit import RefitResult, refit
@@ -97,7 +98,12 @@ def refit_dataset(spec: StudySpec, dataset: DatasetSpec, *, seeds: int = 3) -> R
                          spec_name=spec.name, dataset=dataset.key, trial=trial, extra_tags={KIND: KIND_REFIT})
     version_tags = {KIND: KIND_REFIT, TRIAL: str(trial), SOURCE_RUN: str(row["run_id"]),
                     "test_acc_mean": repr(result.test_mean), "test_acc_ci95": f"{low!r} {high!r}",
-                    "refit_seeds": str(seeds), "refit_epochs": str(epochs)}
+                    "refit_seeds": str(seeds), "refit_epochs": str(epochs),
+                    # the gate's tags, as every version carries them: no held-out evidence can judge a refit
+                    PROMOTION_RULE: spec.promote.rule, PROMOTED: "false",
+                    PROMOTION_REASON: "a refit trained on the validation images the gate compares on: it stays a "
+                                      "challenger (promote it by hand with the MLflow registry's alias if its "
+                                      "test interval convinces you)"}
     registered = register_version(uri, spec.registered_model_name(dataset.key), model_id=model_id, run_id=run_id,
                                   tags=version_tags, alias=CHALLENGER)
     return RefitOutcome(dataset.key, str(row["run_id"]), trial, epochs, result, run_id, registered.version)

@@ -29,7 +29,7 @@ def test_values_of_a_valid_study(base: dict[str, Any], write_spec: Callable[...,
     assert spec.space.freeze_depth == [0, 2, "all"]
     assert spec.space.hyper["lr"] == FloatRange(low=1e-4, high=1e-2, log=True)
     assert spec.space.hyper["epochs"] == CategoricalRange(choices=[1, 2])
-    assert spec.space.searched_names == ["backbone", "weights", "freeze_depth", "neck", "head", "lr", "epochs"]
+    assert spec.space.searched_names == ["backbone", "weights", "freeze_depth", "adaptation", "neck", "head", "lr", "epochs"]
     assert spec.objective.directions == ["maximize"] and spec.objective.metrics == ["val_acc"]
     assert spec.sampler.name == "tpe" and spec.sampler.options()["seed"] == 0
     assert spec.pruner.name == "median" and spec.pruner.options()["n_startup_trials"] == 5

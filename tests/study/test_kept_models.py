@@ -7,7 +7,6 @@ and topped up with a better trial; the tests below read the store it leaves.
 from __future__ import annotations
 
 import base64
-import io
 import json
 import os
 import shutil
@@ -37,6 +36,8 @@ from tl_bench.tracking import MODEL_ID, TRIAL
 from tl_bench.tracking.loading import load_model
 from tl_bench.tracking.logged_models import find_models
 from tl_bench.tracking.model_registry import champion, registered_versions
+
+from .conftest import served_test_accuracy
 
 pytestmark = pytest.mark.slow
 
@@ -107,17 +108,7 @@ def test_a_rerun_registers_nothing_and_a_better_top_up_moves_champion(lifecycle:
 @pytest.mark.parametrize("trial", [0, 1])
 def test_the_reloaded_model_reproduces_its_trials_test_accuracy(lifecycle: dict[str, Any], trial: int) -> None:
     spec = lifecycle["spec"]
-    pyfunc = load_model(f"models:/keep-digits/{trial + 1}", spec.tracking_uri)
-    preprocessing = pyfunc.metadata.metadata["preprocessing"]
-    data = load_dataset_for(spec.datasets[0].data_settings, interpolation=preprocessing["interpolation"])
-    files = []
-    for image in data.test.images:
-        buffer = io.BytesIO()
-        Image.fromarray(image.permute(1, 2, 0).numpy()).save(buffer, format="PNG")
-        files.append(buffer.getvalue())
-    predicted = pyfunc.predict(pd.DataFrame({"image": files}))["label"]
-    truth = [data.class_names[i] for i in data.test.labels.tolist()]
-    accuracy = sum(p == t for p, t in zip(predicted, truth)) / len(truth)
+    accuracy = served_test_accuracy(spec, f"models:/keep-digits/{trial + 1}")
     run_id = find_models(spec.tracking_uri, dataset="digits", study="keep")[trial].run_id
     assert accuracy == MlflowClient(spec.tracking_uri).get_run(run_id).data.metrics["test_acc"]
 

@@ -85,7 +85,10 @@ def test_on_epoch_sees_metrics_and_its_exception_stops_the_trial(make_config, di
     with pytest.raises(Stop):
         train_trial(config, build_for(config, digits.num_classes), digits, on_epoch=on_epoch)
     assert [e for e, _ in calls] == [1, 2]
-    assert set(calls[0][1]) == {"train_loss", "val_acc", "val_loss", "val_top5", "lr"}
+    assert set(calls[0][1]) == {"train_loss", "val_acc", "val_loss", "val_top5", "lr", "elapsed_train_s",
+                                "elapsed_train_flops", "params_trainable", "adapter_mb", "latency_ms", "infer_ips"}
+    assert calls[1][1]["elapsed_train_s"] > calls[0][1]["elapsed_train_s"] > 0
+    assert calls[1][1]["elapsed_train_flops"] > calls[0][1]["elapsed_train_flops"] > 0
     assert all(math.isfinite(v) for v in calls[0][1].values())
 
 

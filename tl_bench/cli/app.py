@@ -78,3 +78,12 @@ def _usage_line(err: typer.TyperException) -> str:
 def _fail(message: str, code: int) -> NoReturn:
     sys.stderr.write(f"error: {redact(message)}\n")
     raise SystemExit(code) from None
+
+
+# Commands defined as plain functions in modules that do not import this one, registered here.
+from tl_bench.cli.evaluate_cmd import evaluate_command  # noqa: E402
+from tl_bench.cli.soup_cmd import ensemble_command, soup_command  # noqa: E402
+
+app.command("evaluate")(evaluate_command)
+app.command("soup")(soup_command)
+app.command("ensemble")(ensemble_command)

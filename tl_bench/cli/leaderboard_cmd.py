@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -39,6 +39,9 @@ def leaderboard_command(
     weights: Optional[str] = typer.Option(None, "--weights", help="Only these weights, e.g. scratch, pretrained."),
     freeze_depth: Optional[str] = typer.Option(None, "--freeze-depth", help="Only this freeze depth (a number or all)."),
     min_epochs: Optional[int] = typer.Option(None, "--min-epochs", min=1, help="Only trials of at least N epochs."),
+    feasible_only: bool = typer.Option(False, "--feasible-only", help="Only settings that met the study's constraints."),
+    with_challengers: bool = typer.Option(False, "--with-challengers", help="Also list the study's soups, ensembles "
+                                                                            "and refits under the table."),
     across: bool = typer.Option(False, "--across-datasets", help="One row per combination run on every dataset."),
     metric: Optional[str] = typer.Option(None, "--metric", help="Metric that ranks (any logged metric); default "
                                                                  "val_acc_lcb, validation accuracy's lower bound over seeds."),
@@ -73,7 +76,8 @@ def leaderboard_command(
     if across:
         frame = across_datasets(uri, metric=metric, ascending=ascending, top=top, **filters)
     else:
-        frame = leaderboard(uri, metric=metric, ascending=ascending, top=top, **filters)  # type: ignore[arg-type]
+        frame = leaderboard(uri, metric=metric, ascending=ascending, top=top, feasible_only=feasible_only,
+                            **filters)  # type: ignore[arg-type]
     written = []
     if csv is not None:
         written.append(write_board(frame, csv, "csv"))
@@ -86,8 +90,36 @@ def leaderboard_command(
         order = "ascending" if ascending else "descending"
         what = "across datasets" if across else "per dataset"
         print_leaderboard(frame, title=f"Leaderboard {what}, ranked by {metric} ({order})", all_columns=all_columns)
+        if with_challengers and not across:
+            _print_challengers(uri, frame)
     for path in written:  # beside a board printed on stdout, the note goes to stderr
         typer.echo(f"wrote {len(frame)} row{'' if len(frame) == 1 else 's'} to {path}", err=printed)
+
+
+def _print_challengers(uri: str, frame: Any) -> None:
+    """The soups, ensembles and refits of each (study, dataset) on the board, one table each."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from tl_bench.report.challengers import challenger_rows
+
+    console = Console()
+    for study, dataset in frame[["study", "dataset"]].drop_duplicates().itertuples(index=False):
+        rows = challenger_rows(uri, str(study), str(dataset))
+        if rows.empty:
+            console.print(f"{study} / {dataset}: no soup, ensemble or refit yet")
+            continue
+        table = Table("kind", "version", "val_acc", "test_acc", "params_total", "champion",
+                      title=f"Challengers: {study} / {dataset}")
+        for row in rows.itertuples(index=False):
+            table.add_row(row.kind, str(row.version or "-"), _number(row.val_acc), _number(row.test_acc),
+                          "-" if row.params_total != row.params_total else f"{int(row.params_total):,}",
+                          "yes" if row.promoted else "")
+        console.print(table)
+
+
+def _number(value: float) -> str:
+    return "-" if value != value else f"{value:.4f}"
 
 
 @app.command("ui")

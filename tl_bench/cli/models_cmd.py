@@ -83,12 +83,28 @@ def inspect_model(
     layer_decay: Optional[float] = typer.Option(
         None, "--layer-decay", help="Show the per-layer lr scales this layer-wise lr decay gives."
     ),
+    adaptation: str = typer.Option(
+        "full", "--adaptation", help="What trains in the frozen stages: full, bitfit, norm, lora, ia3, prompt."
+    ),
+    lora_r: int = typer.Option(8, "--lora-r", help="Rank of LoRA adapters."),
+    lora_targets: str = typer.Option(
+        "all", "--lora-targets", help="LoRA/IA3 layers: all, or '+'-joined attn, mlp, conv or module names."
+    ),
+    prompt_tokens: int = typer.Option(8, "--prompt-tokens", help="Prompt tokens of adaptation prompt."),
     json_out: bool = _JSON,
 ) -> None:
     """Build one combination and show its stages (which are frozen), parameter counts and FLOPs."""
-    from tl_bench.models import build_model, check_backbone, count_params, default_img_size, measure_flops
+    from tl_bench.models import (
+        AdaptationSettings,
+        build_model,
+        check_backbone,
+        count_params,
+        default_img_size,
+        measure_flops,
+    )
 
-    _check_recipe(drop_path_rate=drop_path_rate, layer_decay=layer_decay)
+    _check_recipe(drop_path_rate=drop_path_rate, layer_decay=layer_decay, adaptation=adaptation, lora_r=lora_r,
+                  prompt_tokens=prompt_tokens)
     check_backbone(backbone)
     size = img_size or default_img_size(backbone)
     # text that is no depth goes on as text: the backbone refuses it naming its own range
@@ -103,6 +119,8 @@ def inspect_model(
         neck_dim=neck_dim,
         head_hidden=head_hidden,
         drop_path_rate=drop_path_rate,
+        adaptation=AdaptationSettings(adaptation, lora_r=lora_r, lora_targets=lora_targets,
+                                      prompt_tokens=prompt_tokens),
     )
     bb = model.backbone
     info: dict[str, Any] = {
@@ -115,6 +133,9 @@ def inspect_model(
         "n_stages": bb.n_stages,
         "freeze_depth": bb.freeze_depth,
         "fully_frozen": bb.fully_frozen,
+        "adaptation": bb.adaptation,
+        "adapter_params": sum(p.numel() for p in bb.adapter_parameters()),
+        "adapter_targets": bb.adapter.targets if bb.adapter is not None else [],
         **count_params(model),
         **measure_flops(model, size),
         "stages": [asdict(s) for s in bb.stages],
@@ -214,6 +235,11 @@ def _print_inspect(info: dict[str, Any]) -> None:
         console.print(layers)
     if info["weights_report"]:
         console.print(f"weights: {info['weights_report']}")
+    if info["adaptation"] != "full":
+        targets = info["adapter_targets"]
+        where = f" in {len(targets)} layers: {', '.join(targets)}" if targets else ""
+        console.print(f"adaptation {info['adaptation']}: {info['adapter_params']:,} parameters of the frozen stages "
+                      f"train{where}")
 
 
 __all__ = ["inspect_model", "list_backbones", "list_heads", "list_necks"]

@@ -38,10 +38,15 @@ def _reason(err: BaseException) -> str:
     return text.split(": ", 1)[1] if text.startswith("row ") and ": " in text else text
 
 
-def classify(model: Any, files: list[Path], *, top_k: int, shown: dict[Path, str]) -> tuple[list[dict[str, Any]], list[str]]:
+def classify(
+    model: Any, files: list[Path], *, top_k: int, shown: dict[Path, str], temperature: float | None = None
+) -> tuple[list[dict[str, Any]], list[str]]:
     """One row per readable image (file, then the top ``top_k`` classes and probabilities), and a
-    line for each file that was skipped."""
+    line for each file that was skipped. With ``temperature`` the probabilities are those of the
+    logits divided by it (``evaluation.rescale_probabilities``; the classes' order never changes)."""
     import pandas as pd
+
+    from tl_bench.evaluation import rescale_probabilities
 
     class_names = list((model.metadata.metadata or {}).get("class_names") or [])
     rows: list[dict[str, Any]] = []
@@ -52,6 +57,8 @@ def classify(model: Any, files: list[Path], *, top_k: int, shown: dict[Path, str
         for (path, _), (_, pred) in zip(batch, out.iterrows()):
             row: dict[str, Any] = {"file": shown[path]}
             probs = list(pred["probabilities"]) if class_names else [float(pred["probability"])]
+            if temperature is not None and class_names:
+                probs = rescale_probabilities([probs], temperature)[0].tolist()
             order = sorted(range(len(probs)), key=lambda i: -probs[i])[:top_k]
             for rank, index in enumerate(order, start=1):
                 row[f"label_{rank}"] = class_names[index] if class_names else str(pred["label"])
@@ -76,6 +83,17 @@ def classify(model: Any, files: list[Path], *, top_k: int, shown: dict[Path, str
     return rows, skipped
 
 
+def _temperature(tracking_uri: str | None, model: str) -> float:
+    """The temperature stored with a model in a store; ModelNotFoundError in one line when it has none."""
+    from tl_bench.tracking.evaluation_record import stored_temperature
+
+    found = stored_temperature(tracking_uri, model) if tracking_uri is not None else None
+    if found is None:
+        raise ModelNotFoundError(f"--calibrated: {model!r} has no stored temperature",
+                                 "a registered version: its evaluation report fits one on validation", lead="; use ")
+    return found
+
+
 @app.command("predict")
 def predict_command(
     model: str = typer.Argument(..., metavar="MODEL", help="models:/NAME@champion, models:/NAME/VERSION, "
@@ -86,6 +104,8 @@ def predict_command(
     tracking_uri: Optional[str] = _URI,
     top_k: int = typer.Option(3, "--top-k", min=1, help="Classes shown per image, most probable first."),
     csv: Optional[Path] = typer.Option(None, "--csv", help="Also write the rows to this CSV file."),
+    calibrated: bool = typer.Option(False, "--calibrated", help="Probabilities scaled by the temperature stored "
+                                    "with the model (fitted on validation when its evaluation report was made)."),
 ) -> None:
     """Classify images with a kept or registered model; files that are not images are skipped, each with a line."""
     from tl_bench.tracking import require_store
@@ -97,11 +117,12 @@ def predict_command(
         require_store(uri)
     elif not Path(model).is_dir():
         raise ModelNotFoundError(f"no model folder {model!r}", MODEL_WORDS)
+    temperature = _temperature(uri, model) if calibrated else None
     files = image_files(images)
     pyfunc = load_model(model, uri)
     base = images if images.is_dir() else images.parent
     shown = {path: str(path.relative_to(base)) if images.is_dir() else str(images) for path in files}
-    rows, skipped = classify(pyfunc, files, top_k=top_k, shown=shown)
+    rows, skipped = classify(pyfunc, files, top_k=top_k, shown=shown, temperature=temperature)
     err = Console(stderr=True)
     for line in skipped:
         err.print(line, soft_wrap=True, markup=False)
@@ -109,7 +130,8 @@ def predict_command(
         raise DatasetError(f"no readable image in {images}", IMAGES_WORDS)
     k = max(len([key for key in row if key.startswith("label_")]) for row in rows)
     table = Table("file", *[c for rank in range(1, k + 1) for c in (f"class {rank}", f"p {rank}")],
-                  title=f"{model}: {len(rows)} images" + (f", {len(skipped)} skipped" if skipped else ""))
+                  title=f"{model}: {len(rows)} images" + (f", {len(skipped)} skipped" if skipped else "")
+                  + (f", calibrated (temperature {temperature:.3f})" if temperature is not None else ""))
     for row in rows:
         cells = [row["file"]]
         for rank in range(1, k + 1):

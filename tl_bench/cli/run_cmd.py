@@ -114,10 +114,12 @@ def _print_results(spec, outcomes, top: int, *, store_option: str | None = None)
 
 
 def _print_models(console: Console, spec, outcomes, store: str) -> None:  # type: ignore[no-untyped-def]
-    """Each dataset study's registered winner, and the commands that use it."""
+    """Each dataset study's registered winner, why the latest version was or was not promoted, and the
+    commands that use the winner."""
+    from tl_bench.tracking.evaluation_record import PROMOTED, PROMOTION_REASON, REPORT_LINK, TEMPERATURE
     from tl_bench.tracking.loading import shown_uri
+    from tl_bench.tracking.model_registry import champion, latest_version
     from tl_bench.tracking.names import TRIAL
-    from tl_bench.tracking.model_registry import champion
 
     for outcome in outcomes:
         name = spec.registered_model_name(outcome.dataset)
@@ -127,6 +129,17 @@ def _print_models(console: Console, spec, outcomes, store: str) -> None:  # type
         uri = f"models:/{name}@champion"
         console.print(f"\nRegistered model:  {name} version {version.version} (alias champion; trial "
                       f"{version.tags.get(TRIAL, '?')})", soft_wrap=True)
+        latest = latest_version(spec.tracking_uri, name)
+        if latest is not None and PROMOTION_REASON in latest.tags:
+            verdict = "promoted" if latest.tags.get(PROMOTED) == "true" else "not promoted (alias challenger)"
+            console.print(f"  Latest version {latest.version} (trial {latest.tags.get(TRIAL, '?')}) {verdict}: "
+                          f"{latest.tags[PROMOTION_REASON]}", soft_wrap=True, markup=False)
+        if REPORT_LINK in version.tags:
+            tags = version.tags
+            console.print(f"  Evaluation report:  test top-1 {float(tags['eval_test_top1']):.4f}, ECE "
+                          f"{float(tags['eval_ece']):.4f} -> {float(tags['eval_ece_scaled']):.4f} at temperature "
+                          f"{float(tags[TEMPERATURE]):.3f}; in the MLflow UI at {tags[REPORT_LINK]}", soft_wrap=True,
+                          markup=False)
         console.print(f"  Predict:  tl-bench predict {uri} IMAGE_OR_FOLDER {store}", soft_wrap=True)
         console.print(f"  Export:  tl-bench export {store} --dataset {outcome.dataset} --out {name}", soft_wrap=True)
         console.print(f"  Serve:  MLFLOW_TRACKING_URI={shown_uri(spec.tracking_uri)} mlflow models serve -m {uri} "

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tl_bench.models.accounting import count_params, measure_flops
+from tl_bench.models.accounting import adapter_mb, count_params, measure_flops
+from tl_bench.models.adaptation import METHODS, AdaptationSettings, merged_adapters
 from tl_bench.models.backbone import (
     Backbone,
     check_backbone,
@@ -18,11 +19,13 @@ from tl_bench.models.model import TransferModel, build_model, build_model_for
 from tl_bench.models.necks import NECKS, Neck, check_neck_fits
 from tl_bench.models.part_registry import Registry
 from tl_bench.models.stages import StageInfo
-from tl_bench.models.timm_model import backbone_has_class_token
+from tl_bench.models.timm_model import backbone_has_class_token, backbone_takes_prompts
 from tl_bench.models.weights import LoadReport
 
 __all__ = [
+    "METHODS",
     "HEADS",
+    "AdaptationSettings",
     "NECKS",
     "Backbone",
     "Bundle",
@@ -33,8 +36,10 @@ __all__ = [
     "Registry",
     "StageInfo",
     "TransferModel",
+    "adapter_mb",
     "build_model",
     "backbone_has_class_token",
+    "backbone_takes_prompts",
     "build_model_for",
     "check_backbone",
     "check_neck_fits",
@@ -45,6 +50,7 @@ __all__ = [
     "frozen_stage_count",
     "load_bundle",
     "measure_flops",
+    "merged_adapters",
     "save_backbone_checkpoint",
     "save_bundle",
 ]

@@ -20,6 +20,7 @@ from typing import Callable
 
 import torch
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
 from tl_bench.models.model import TransferModel
@@ -59,6 +60,27 @@ def count_params(model: TransferModel) -> dict[str, float]:
         "params_head": n(model.head),
         "trainable_fraction": trainable / total if total else 0.0,
     }
+
+
+def adapter_state(model: TransferModel, *, bn_recalibrated: bool = False) -> dict[str, torch.Tensor]:
+    """What a task stores beside the shared pretrained backbone, by state-dict name: every trained
+    tensor (the adaptation method's parameters, later stages, neck and head) and the BatchNorm
+    statistics that training or the recalibration pass moved. A full fine-tune stores the whole
+    model; a linear probe its head."""
+    frozen = {id(m) for m in model.backbone.frozen_batchnorms()}
+    moved = {
+        f"{name}.{b}" if name else b
+        for name, module in model.named_modules()
+        if isinstance(module, _BatchNorm) and module.track_running_stats and (id(module) not in frozen or bn_recalibrated)
+        for b, _ in module.named_buffers(recurse=False)
+    }
+    trained = {name for name, p in model.named_parameters() if p.requires_grad}
+    return {name: t for name, t in model.state_dict(keep_vars=True).items() if name in trained | moved}
+
+
+def adapter_mb(model: TransferModel, *, bn_recalibrated: bool = False) -> float:
+    """MiB of ``adapter_state``: what a user stores per task."""
+    return sum(t.numel() * t.element_size() for t in adapter_state(model, bn_recalibrated=bn_recalibrated).values()) / 2**20
 
 
 def _count(fn: Callable[[], object]) -> int:
@@ -137,4 +159,4 @@ def _measure(model: TransferModel, size: int, batch_size: int, param: torch.Tens
     }
 
 
-__all__ = ["count_params", "measure_flops"]
+__all__ = ["adapter_mb", "adapter_state", "count_params", "measure_flops"]

@@ -19,6 +19,13 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from tl_bench.config import FreezeDepth
 from tl_bench.errors import FreezeDepthError, ModelBuildError
+from tl_bench.models.adaptation import (
+    AdaptationSettings,
+    Adapter,
+    apply_adaptation,
+    insert_prompts,
+    prompt_count,
+)
 from tl_bench.models.neck_base import FeatureInfo
 from tl_bench.models.prelogits import PreLogits
 from tl_bench.models.stages import StageInfo, frozen_roots, param_groups, stage_name
@@ -60,6 +67,7 @@ class Backbone(nn.Module):
         dropped_modules: list[str] | None = None,
         load_report: LoadReport | None = None,
         pre_logits: PreLogits | None = None,
+        adaptation: AdaptationSettings | None = None,
     ) -> None:
         super().__init__()
         self.model = model
@@ -68,7 +76,7 @@ class Backbone(nn.Module):
         self.weights = weights
         self.dropped_modules = list(dropped_modules or [])
         self.load_report = load_report
-        self.num_prefix_tokens = int(getattr(model, "num_prefix_tokens", 0) or 0)
+        self.num_prefix_tokens = int(getattr(model, "num_prefix_tokens", 0) or 0) + prompt_count(model)
         self.has_class_token = has_class_token(model)
         # held, not registered: the neck that takes it owns (and counts) its parameters
         self._pre_logits = (pre_logits,)
@@ -82,7 +90,12 @@ class Backbone(nn.Module):
         self.data_config["input_size"] = (3, img_size, img_size)
         self._frozen: list[nn.Module] = []
         self._mode = True  # the mode last asked for; self.training reads False when fully frozen
+        self._adapter: tuple[Adapter | None] = (None,)  # held, not registered: its modules are the model's
+        self.adapters_merged = False  # LoRA or IA3 merged into the weights (a kept model's rebuild)
         self.freeze(freeze_depth)
+        if adaptation is not None:
+            covered = {n for names in self.stage_params[: self.freeze_depth] for n in names}
+            self.set_adapter(apply_adaptation(model, covered, adaptation, name), merged=adaptation.merged)
 
     def _feature_indices(self, scales: int) -> list[int]:
         """timm feature indices of the maps before the final output, for multi-scale necks."""
@@ -107,6 +120,27 @@ class Backbone(nn.Module):
                 params[n].requires_grad_(index >= self.freeze_depth)
         self._frozen = frozen_roots(self.model)
         self.train(self._mode)
+
+    @property
+    def adapter(self) -> Adapter | None:
+        """What the adaptation method opened in the frozen stages (None for ``full``)."""
+        return self._adapter[0]
+
+    @property
+    def adaptation(self) -> str:
+        return self.adapter.method if self.adapter is not None else "full"
+
+    def set_adapter(self, adapter: Adapter | None, *, merged: bool = False) -> None:
+        """Hold ``adapter``; peft renames the layers it wraps, so the stages are read again."""
+        self._adapter = (adapter,)
+        self.adapters_merged = merged
+        if adapter is not None and (adapter.tuner is not None or merged):
+            self.stage_params = param_groups(self.model)
+        self.train(self._mode)
+
+    def adapter_parameters(self) -> list[nn.Parameter]:
+        """The parameters the adaptation method trains (empty for ``full``)."""
+        return self.adapter.parameters(self.model) if self.adapter is not None else []
 
     @property
     def pre_logits(self) -> PreLogits | None:
@@ -144,7 +178,8 @@ class Backbone(nn.Module):
 
     def train(self, mode: bool = True) -> "Backbone":
         self._mode = mode
-        if self._frozen == [self.model] and not self.training and not self.model.training:
+        live = self.adapter.live_modules if self.adapter is not None else []
+        if self._frozen == [self.model] and not self.training and not self.model.training and not live:
             return self  # fully frozen and in eval mode: whatever is asked, no module of it changes
         super().train(mode)
         if mode:
@@ -152,6 +187,8 @@ class Backbone(nn.Module):
             for module in self._frozen:
                 module.eval()
             self.training = self.model.training  # a fully frozen backbone reports eval mode too
+            for module in live:
+                module.train(mode)  # peft's layers in the frozen stages: their dropout follows the mode
         return self
 
     def forward(self, x: Tensor) -> list[Tensor]:
@@ -175,11 +212,13 @@ def create_backbone(
     scales: int = 1,
     keep_head: bool = False,
     drop_path_rate: float = 0.0,
+    adaptation: AdaptationSettings | None = None,
 ) -> Backbone:
     """Create the timm model, load its weights, drop unused head modules and freeze.
 
     ``keep_head`` moves the head-side modules (pool, pre-logits norm) into
-    ``Backbone.pre_logits`` with their weights instead of dropping them.
+    ``Backbone.pre_logits`` with their weights instead of dropping them. ``adaptation`` opens a
+    method's parameters in the frozen stages (models/adaptation.py).
     """
     check_backbone(name)
     choice = parse_weights(weights, weights_path)
@@ -187,6 +226,8 @@ def create_backbone(
     model = create_timm(name, img_size, pretrained_name, drop_path_rate)
     dropped, head = strip_head(model, name, img_size, keep_head=keep_head)
     report = load_backbone_file(model, choice.path, dropped, pre_logits=head) if choice.kind == "file" else None
+    if adaptation is not None and adaptation.method == "prompt":
+        insert_prompts(model, adaptation.prompt_tokens, name)  # after loading: the weights know no prompts
     return Backbone(
         model,
         name=name,
@@ -197,6 +238,7 @@ def create_backbone(
         dropped_modules=dropped,
         load_report=report,
         pre_logits=head,
+        adaptation=adaptation,
     )
 
 

@@ -105,6 +105,7 @@ def save_bundle(
         "num_classes": len(class_names),
         "class_names": list(class_names),
         "preprocessing": preprocessing_of(model, interpolation),
+        "adapters_merged": bool(model.backbone.adapters_merged),  # LoRA/IA3 folded into the weights
         **(extra or {}),
     }
     (folder / CONFIG_FILE).write_text(json.dumps(card, indent=2, default=str))
@@ -129,7 +130,8 @@ def load_bundle(folder: str | Path) -> Bundle:
     card = read_card(folder)
     config = TrialConfig.from_dict(card["config"])
     # The trained weights replace whatever the backbone started from.
-    model = build_model_for(config, int(card["num_classes"]), load_weights=False)
+    model = build_model_for(config, int(card["num_classes"]), load_weights=False,
+                            adapters_merged=bool(card.get("adapters_merged", False)))
     try:
         state = load_file(str(folder / WEIGHTS_FILE), device="cpu")
         model.load_state_dict(state, strict=True)

@@ -6,6 +6,7 @@ from torch import Tensor, nn
 
 from tl_bench.config import FreezeDepth, TrialConfig
 from tl_bench.errors import ModelBuildError
+from tl_bench.models.adaptation import AdaptationSettings, check_prompt_neck
 from tl_bench.models.backbone import Backbone, create_backbone
 from tl_bench.models.heads import HEADS, Head
 from tl_bench.models.necks import NECKS, Neck, check_neck_fits
@@ -46,7 +47,7 @@ class TransferModel(nn.Module):
         b = self.backbone
         return (
             f"backbone={b.name}, weights={b.weights}, freeze_depth={b.freeze_depth}/{b.n_stages}, "
-            f"neck={self.neck_name}, head={self.head_name}"
+            f"adaptation={b.adaptation}, neck={self.neck_name}, head={self.head_name}"
         )
 
 
@@ -63,6 +64,7 @@ def build_model(
     neck_dim: int = 256,
     head_hidden: int = 256,
     drop_path_rate: float = 0.0,
+    adaptation: AdaptationSettings | None = None,
 ) -> TransferModel:
     """Build backbone (timm, weights, frozen stages), neck and head from their names.
 
@@ -73,6 +75,8 @@ def build_model(
         raise ModelBuildError(f"num_classes and img_size must be positive, got {num_classes} and {img_size}")
     if neck_cls.needs_class_token:
         check_neck_fits(neck, backbone, backbone_has_class_token(backbone))
+    if adaptation is not None and adaptation.method == "prompt":
+        check_prompt_neck(neck, neck_cls.scales, neck_cls.keeps_head)
     bb = create_backbone(
         backbone,
         img_size=img_size,
@@ -82,15 +86,19 @@ def build_model(
         scales=neck_cls.scales,
         keep_head=neck_cls.keeps_head,
         drop_path_rate=drop_path_rate,
+        adaptation=adaptation,
     )
     nk = neck_cls.for_features(bb.feature_info, neck_dim=neck_dim)
     hd = head_cls(nk.out_dim, num_classes, hidden=head_hidden)
     return TransferModel(bb, nk, hd, neck_name=neck, head_name=head)
 
 
-def build_model_for(config: TrialConfig, num_classes: int, *, load_weights: bool = True) -> TransferModel:
+def build_model_for(
+    config: TrialConfig, num_classes: int, *, load_weights: bool = True, adapters_merged: bool = False
+) -> TransferModel:
     """The model a trial config names; ``load_weights=False`` starts the backbone from scratch,
-    for weights about to be replaced by trained ones (no checkpoint file or hub needed)."""
+    for weights about to be replaced by trained ones (no checkpoint file or hub needed), and
+    ``adapters_merged`` builds it for weights whose LoRA or IA3 layers were merged."""
     return build_model(
         config.backbone,
         num_classes=num_classes,
@@ -103,6 +111,7 @@ def build_model_for(config: TrialConfig, num_classes: int, *, load_weights: bool
         neck_dim=config.neck_dim,
         head_hidden=config.head_hidden,
         drop_path_rate=config.drop_path_rate,
+        adaptation=AdaptationSettings.of(config, merged=adapters_merged),
     )
 
 

@@ -149,6 +149,16 @@ def backbone_has_class_token(name: str) -> bool:
     return _on_meta(name, has_class_token)
 
 
+@functools.lru_cache(maxsize=None)
+def backbone_takes_prompts(name: str) -> bool:
+    """Whether the timm model ``name`` can carry prompt tokens (adaptation ``prompt``), without
+    allocating its weights."""
+    from tl_bench.models.adaptation import takes_prompts
+
+    check_backbone(name)
+    return _on_meta(name, takes_prompts)
+
+
 def _default_size(model: nn.Module) -> int:
     return int(model.pretrained_cfg.get("input_size", (3, 224, 224))[-1])
 
@@ -162,6 +172,7 @@ def default_img_size(name: str) -> int:
 
 __all__ = [
     "backbone_has_class_token",
+    "backbone_takes_prompts",
     "check_backbone",
     "count_stages",
     "create_timm",

@@ -15,30 +15,34 @@ CSV_COLUMNS: tuple[str, ...] = (
 )
 # After the fixed columns, in this order: seed spread and the second Pareto front, then the score
 # that chooses, ranks and draws the fronts, the seed counts, the cached backbone pass in train_time_s,
-# the dataset split the row was measured on, and the best scratch row of the same backbone with the
-# test accuracy gained over it.
+# the dataset split the row was measured on, the best scratch row of the same backbone with the
+# test accuracy gained over it, what trains inside the frozen stages with what a task stores, the
+# measured serving cost, and whether the setting met the study's constraints.
 EXTRA_COLUMNS: tuple[str, ...] = (
     "n_seeds", "test_acc_std", "val_acc_std", "is_pareto_params",
     "val_acc_lcb", "n_seeds_started", "n_seeds_pruned", "n_seeds_failed", "seeds_complete", "feature_time_s",
-    "split", "scratch_ref", "gain_vs_scratch",
+    "split", "scratch_ref", "gain_vs_scratch", "adaptation", "adapter_mb", "latency_ms", "infer_ips", "feasible",
 )
 # One row each; a dataset's split is part of its identity: accuracies on other splits do not compare.
-COMBINATION: tuple[str, ...] = ("dataset", "split", "backbone", "weights", "freeze_depth", "neck", "head")
+COMBINATION: tuple[str, ...] = ("dataset", "split", "backbone", "weights", "freeze_depth", "adaptation", "neck", "head")
 # What ranks by default, chooses each combination's setting and draws the Pareto fronts.
 DEFAULT_METRIC = "val_acc_lcb"
 # Metrics averaged over the seeds of a setting.
 MEAN_COLUMNS: tuple[str, ...] = (
     "test_acc", "val_acc", "params_total", "params_trainable", "flops_fwd_per_image",
-    "train_time_s", "train_throughput_ips", "peak_mem_mb", "feature_time_s",
+    "train_time_s", "train_throughput_ips", "peak_mem_mb", "feature_time_s", "adapter_mb", "latency_ms", "infer_ips",
 )
 INT_COLUMNS: tuple[str, ...] = (
     "rank", "n_stages", "params_total", "params_trainable", "epochs", "batch_size", "seed", "trial", "n_seeds",
     "n_seeds_started", "n_seeds_pruned", "n_seeds_failed",
 )
 # Params that say how a trial ran rather than what it was: runs differing in them are repeats.
-RUN_ONLY_PARAMS = frozenset({"seed", "device", "use_cache", "data_root", "download"})
+RUN_ONLY_PARAMS = frozenset({"seed", "device", "use_cache", "data_root", "download", "latency_device",
+                             "latency_threads", "latency_batch_sizes"})
 # Text columns whose values may look numeric (freeze depth "2"); read_csv pins them to text.
-TEXT_COLUMNS: tuple[str, ...] = ("dataset", "split", "backbone", "weights", "freeze_depth", "neck", "head", "study", "run_id")
+TEXT_COLUMNS: tuple[str, ...] = (
+    "dataset", "split", "backbone", "weights", "freeze_depth", "adaptation", "neck", "head", "study", "run_id",
+)
 
 
 def tidy_ints(frame: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:

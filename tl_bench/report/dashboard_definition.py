@@ -13,7 +13,8 @@ from tl_bench.report.columns import DEFAULT_METRIC
 from tl_bench.report.leaderboard import Filters
 
 Dimension = Literal["backbone", "weights", "freeze_depth", "neck", "head"]
-Cost = Literal["train_time_s", "params_trainable", "params_total", "flops_fwd_per_image", "peak_mem_mb"]
+Cost = Literal["train_time_s", "params_trainable", "adapter_mb", "params_total", "flops_fwd_per_image", "peak_mem_mb",
+               "latency_ms"]
 
 
 class _Strict(BaseModel):

@@ -48,6 +48,7 @@ class Filters(BaseModel):
     weights: str | None = None
     freeze_depth: int | str | None = None
     min_epochs: int | None = Field(default=None, ge=1)
+    feasible_only: bool = False  # only settings that met the study's constraints
 
 
 def leaderboard(
@@ -59,6 +60,7 @@ def leaderboard(
     weights: str | None = None,
     freeze_depth: int | str | None = None,
     min_epochs: int | None = None,
+    feasible_only: bool = False,
     metric: str = DEFAULT_METRIC,
     ascending: bool = False,
     include_unfinished: bool = False,
@@ -73,6 +75,7 @@ def leaderboard(
         backbone: an ``fnmatch`` pattern, e.g. ``"test_*"``.
         weights, freeze_depth: exact values (``freeze_depth`` compares as text: ``2`` or ``"all"``).
         min_epochs: keep trials configured for at least this many epochs.
+        feasible_only: keep the settings that met the study's ``constraints`` (every seed did).
         metric: the metric that ranks (``val_acc_lcb``, or any logged metric), ``ascending`` for costs.
         include_unfinished: also average pruned, failed and running trials (column ``state`` added).
         top: keep the first ``top`` rows of each dataset.
@@ -86,11 +89,12 @@ def leaderboard(
         ``tl_bench.report.settings``); ``run_id``, ``trial`` and ``seed`` name the seed run with
         the best validation accuracy. ``is_pareto``: on the front of ``val_acc_lcb`` (max)
         against ``train_time_s`` (min) within the dataset; ``is_pareto_params``: against
-        ``params_trainable``.
+        ``params_trainable``. Settings that missed the study's ``constraints`` (``feasible``
+        False) rank after every feasible one and are on no front.
     """
     # Built unchecked: from Python the filters were never validated (``min_epochs=0`` keeps every run).
     filters = Filters.model_construct(study=study, dataset=dataset, backbone=backbone, weights=weights,
-                                      freeze_depth=freeze_depth, min_epochs=min_epochs)
+                                      freeze_depth=freeze_depth, min_epochs=min_epochs, feasible_only=feasible_only)
     # Every run, whatever its state: pruned and failed seeds are counted even when not averaged.
     uri = locate_store(tracking_uri)
     runs = trial_runs(uri, study=study, dataset=dataset, include_unfinished=True)
@@ -159,12 +163,16 @@ def _filtered(settings: pd.DataFrame, filters: Filters) -> pd.DataFrame:
         settings = settings[settings["freeze_depth"] == str(filters.freeze_depth)]
     if filters.min_epochs is not None:
         settings = settings[settings["epochs"] >= filters.min_epochs]
+    if filters.feasible_only and "feasible" in settings.columns:
+        settings = settings[settings["feasible"].fillna(True).astype(bool)]
     return settings
 
 
 def _best_settings(settings: pd.DataFrame) -> pd.DataFrame:
-    # Per combination, the first setting by the ranking rule (test never chooses).
-    return order_settings(settings).drop_duplicates(list(COMBINATION)).reset_index(drop=True)
+    # Per combination, the first feasible setting by the ranking rule (test never chooses).
+    ordered = order_settings(settings)
+    ordered = ordered.iloc[(~_feasible(ordered)).to_numpy().argsort(kind="stable")]
+    return ordered.drop_duplicates(list(COMBINATION)).reset_index(drop=True)
 
 
 def _board_groups(board: pd.DataFrame) -> list[pd.Series]:
@@ -172,7 +180,7 @@ def _board_groups(board: pd.DataFrame) -> list[pd.Series]:
 
 
 def _rank(board: pd.DataFrame, metric: str, ascending: bool) -> pd.Series:
-    score = board[metric]
+    score = board[metric].where(_feasible(board))  # an infeasible setting ranks after every feasible one
     rank = score.groupby(_board_groups(board), dropna=False).rank(method="min", ascending=ascending)
     ranked = score.notna().groupby(_board_groups(board), dropna=False).transform("sum")
     return rank.fillna(ranked + 1)
@@ -180,9 +188,15 @@ def _rank(board: pd.DataFrame, metric: str, ascending: bool) -> pd.Series:
 
 def _pareto(board: pd.DataFrame, cost: str) -> pd.Series:
     mask = pd.Series(False, index=board.index)
-    for _, rows in board.groupby(["dataset", "split"], sort=False, dropna=False):
+    for _, rows in board[_feasible(board)].groupby(["dataset", "split"], sort=False, dropna=False):
         mask[rows.index] = pareto_mask(rows["val_acc_lcb"].to_numpy(), rows[cost].to_numpy())
     return mask
+
+
+def _feasible(board: pd.DataFrame) -> pd.Series:
+    if "feasible" not in board.columns:
+        return pd.Series(True, index=board.index)
+    return board["feasible"].fillna(True).astype(bool)
 
 
 def add_scratch_gain(board: pd.DataFrame) -> pd.DataFrame:

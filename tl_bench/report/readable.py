@@ -27,15 +27,17 @@ from tl_bench.report.settings import outcome_text
 
 # Columns shown, in order, when present and not constant noise.
 SHOWN = (
-    "rank", "dataset", "split", "backbone", "weights", "freeze_depth", "neck", "head", "val_acc_lcb", "val_acc",
-    "test_acc", "gain_vs_scratch",
+    "rank", "dataset", "split", "backbone", "weights", "freeze_depth", "adaptation", "neck", "head", "val_acc_lcb",
+    "val_acc", "test_acc", "gain_vs_scratch",
     "mean_val_acc_lcb", "mean_val_acc", "mean_test_acc", "mean_rank", "wins", "n_datasets", "params_trainable",
-    "mean_params_trainable", "train_time_s", "mean_train_time_s", "epochs", "lr", "n_seeds", "trial", "state",
+    "mean_params_trainable", "adapter_mb", "latency_ms", "train_time_s", "mean_train_time_s", "epochs", "lr", "n_seeds",
+    "trial", "state", "feasible",
 )
 # Short headers keep the table inside a terminal; the files keep the full names.
 HEADERS = {"freeze_depth": "freeze", "params_trainable": "trainable", "train_time_s": "time_s",
            "mean_params_trainable": "mean_trainable", "mean_train_time_s": "mean_time_s", "n_seeds": "seeds",
-           "val_acc_lcb": "val_lcb", "mean_val_acc_lcb": "mean_val_lcb", "gain_vs_scratch": "gain"}
+           "val_acc_lcb": "val_lcb", "mean_val_acc_lcb": "mean_val_lcb", "gain_vs_scratch": "gain",
+           "adaptation": "adapt", "latency_ms": "lat_ms"}
 MISSING = "-"
 _IDENTIFIERS = frozenset({"rank", "trial", "seed"})
 _PER_DATASET = re.compile(r"\[.*\]$")  # ``val_acc_lcb[digits]`` of across_datasets
@@ -128,6 +130,12 @@ def _constant_noise(frame: pd.DataFrame, column: str) -> bool:
     or a lower bound equal to the mean everywhere (no repeated seeds)."""
     if column in ("dataset", "split"):
         return frame[column].nunique(dropna=False) == 1
+    if column == "feasible":
+        return bool(frame[column].fillna(True).astype(bool).all())
+    if column == "latency_ms":
+        return bool(frame[column].fillna(0).eq(0).all())  # runs from before it was measured
+    if column in ("adaptation", "adapter_mb"):  # said once no row adapts the frozen stages
+        return "adaptation" not in frame.columns or bool((frame["adaptation"].fillna("full") == "full").all())
     if column == "gain_vs_scratch":
         return bool(frame[column].isna().all())
     if column == "n_seeds":

@@ -49,9 +49,13 @@ def trial_table(runs: pd.DataFrame, metric: str = "val_acc") -> pd.DataFrame:
     out["split"] = [split_label(*values) for values in sizes]
     for name in ("backbone", "weights", "freeze_depth", "neck", "head"):
         out[name] = _column(runs, "params." + name)
+    if "params.adaptation" in runs.columns:  # runs from before adaptation methods trained no method
+        runs = runs.assign(**{"params.adaptation": runs["params.adaptation"].fillna("full")})
+    out["adaptation"] = _column(runs, "params.adaptation").fillna("full")
     for name in ("lr", "batch_size", "epochs", "seed"):
         out[name] = pd.to_numeric(_column(runs, "params." + name), errors="coerce")
     out["trial"] = pd.to_numeric(runs["trial"], errors="coerce")
+    out["feasible"] = _column(runs, "feasible_tag").astype(str) != "false"  # untagged: no constraints
     out["pruned_epoch"] = pd.to_numeric(_column(runs, "pruned_epoch"), errors="coerce")
     out["pruned_reason"] = _column(runs, "pruned_reason")
     n_stages = pd.to_numeric(_column(runs, "metrics.n_stages"), errors="coerce")
@@ -109,6 +113,8 @@ def settings_table(trials: pd.DataFrame, metric: str = "val_acc", *, include_unf
     settings = settings.join(counts)
     settings["seeds_complete"] = settings["n_seeds"] == settings["n_seeds_started"]
     settings["test_acc_std"] = grouped["test_acc"].std()
+    # a setting meets the constraints only when every seed it finished does
+    settings["feasible"] = used.groupby("setting", sort=False)["feasible"].all()
     settings["val_acc_std"] = grouped["val_acc"].std()
     return add_lcb(settings).reset_index()
 

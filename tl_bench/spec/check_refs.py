@@ -85,6 +85,27 @@ def check_parts(spec: StudySpec) -> None:
                 hint = did_you_mean(name, registry)
                 spec.fail(f"space.{field}[{i}]", f"unknown {field} {name!r}{hint}", ", ".join(sorted(registry)))
     check_necks_fit(spec)
+    check_adaptation(spec)
+
+
+def check_adaptation(spec: StudySpec) -> None:
+    """Adaptation methods apply to frozen stages, and prompts to backbones with tokens."""
+    from tl_bench.models import NECKS, backbone_takes_prompts
+
+    for i, method in enumerate(spec.space.adaptation):
+        path = f"space.adaptation[{i}]"
+        if method != "full" and all(d == 0 for d in spec.space.freeze_depth):
+            spec.fail(path, f"adaptation {method!r} applies to the frozen stages and space.freeze_depth freezes none",
+                      "a freeze_depth above 0 or 'all' beside it, or adaptation full")
+        if method != "prompt":
+            continue
+        names = [b.name for b in spec.space.backbones]
+        if not any(_ask(spec, backbone_takes_prompts, name, "space.backbones", "") for name in names):
+            spec.fail(path, f"adaptation 'prompt' needs a ViT-like backbone with tokens and none of {names} has them",
+                      "full, bitfit, norm, lora or ia3 for these backbones")
+        if all(NECKS[n].scales > 1 or NECKS[n].keeps_head for n in spec.space.neck):
+            spec.fail(path, f"adaptation 'prompt' feeds no listed neck ({', '.join(spec.space.neck)}): each reads "
+                      "timm's intermediate maps or own pooling", "a neck reading the final tokens (gap, cls, mlp, ...)")
 
 
 def check_necks_fit(spec: StudySpec) -> None:
@@ -134,6 +155,7 @@ def _ask(spec: StudySpec, check: Callable[[Any], T], value: Any, path: str, fall
 
 
 __all__ = [
+    "check_adaptation",
     "check_backbones",
     "check_dataset",
     "check_datasets",

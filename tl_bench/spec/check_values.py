@@ -29,7 +29,7 @@ from tl_bench.spec.ranges import CategoricalRange, FloatRange, IntRange
 from tl_bench.spec.schema_words import choices_of
 from tl_bench.spec.study import StudySpec
 
-_SPACE_LISTS = "backbones, freeze_depth, neck, head"
+_SPACE_LISTS = "backbones, freeze_depth, adaptation, neck, head"
 
 
 def check_hyper(spec: StudySpec) -> None:
@@ -126,12 +126,15 @@ def check_tuning(spec: StudySpec) -> None:
     if sampler == "nsga2" and not multi:
         costs = f"objective.cost one of {', '.join(COST_METRICS)}, or sampler tpe, random, grid, gp or qmc"
         spec.fail("sampler.name", "nsga2 searches a Pareto front and needs objective.cost", costs)
-    if multi and pruner != "none":
-        # Trial.report raises for multi-objective studies, so no pruner ever gets a value.
-        what = f"Optuna cannot prune multi-objective studies (objective.cost is {spec.objective.cost})"
-        spec.fail("pruner.name", what, "none, or objective.cost: null")
+    if multi and pruner not in ("none", "mo_asha"):
+        # Trial.report raises for multi-objective studies, so no Optuna pruner ever gets a value.
+        what = f"Optuna's pruners are single-objective and objective.cost is {spec.objective.cost}"
+        spec.fail("pruner.name", what, "mo_asha (prunes on accuracy and cost), none, or objective.cost: null")
+    if pruner == "mo_asha" and not multi:
+        spec.fail("pruner.name", "mo_asha prunes on accuracy and a cost and objective.cost is not set",
+                  f"objective.cost one of {', '.join(COST_METRICS)}, or pruner median, successive_halving, hyperband")
     most = max_epochs(spec)
-    for key in ("min_resource", "max_resource"):
+    for key in ("min_resource", "max_resource", "min_epochs"):
         value = getattr(spec.pruner, key, None)
         if isinstance(value, int) and value > most:
             spec.fail(f"pruner.{key}", f"{value} epochs exceeds the most a trial runs ({most})", f"1..{most}")

@@ -18,10 +18,10 @@ from pydantic import TypeAdapter, ValidationError
 
 from tl_bench.config import LEGACY_VALUES, DataSettings, TrialConfig
 
-SPACE_FIELDS = ("backbone", "weights", "freeze_depth", "neck", "head")
+SPACE_FIELDS = ("backbone", "weights", "freeze_depth", "adaptation", "neck", "head")
 DATASET_FIELDS = tuple(f.name for f in dataclasses.fields(DataSettings))  # set per dataset under datasets
 # Settings of how a trial runs rather than what it is: fixable, never searched.
-RUNTIME_FIELDS = ("device", "use_cache")
+RUNTIME_FIELDS = ("device", "use_cache", "latency_device", "latency_threads", "latency_batch_sizes")
 # Filled in by the runner from the weights choice, never written by users.
 _RESOLVED_FIELDS = ("weights_path",)
 
@@ -83,6 +83,10 @@ _LOWER_BOUNDS: dict[str, tuple[float, bool]] = {
     "cutmix": (0, True),
     "mixup_prob": (0, True),
     "ema_decay": (0, False),
+    "lora_r": (1, True),
+    "lora_alpha": (0, False),
+    "lora_dropout": (0, True),
+    "prompt_tokens": (1, True),
 }
 # Upper bounds, likewise: (bound, inclusive).
 _UPPER_BOUNDS: dict[str, tuple[float, bool]] = {
@@ -91,6 +95,7 @@ _UPPER_BOUNDS: dict[str, tuple[float, bool]] = {
     "drop_path_rate": (1, False),
     "mixup_prob": (1, True),
     "ema_decay": (1, False),
+    "lora_dropout": (1, False),
 }
 
 

@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from tl_bench.config import DataSettings
+from tl_bench.config import Adaptation, DataSettings
 from tl_bench.spec.explain import spec_issue
 from tl_bench.spec.paths import absolute_weights_path, dataset_key, resolve_dataset_name, resolve_path
 from tl_bench.spec.ranges import HyperRange
@@ -36,7 +36,11 @@ COST_METRICS = {
     "train_time_s": "train_time_s",
     "flops_train": "train_flops_total",
     "params_trainable": "params_trainable",
+    "adapter_mb": "adapter_mb",
+    "latency_ms": "latency_ms",
+    "infer_ips": "infer_ips",
 }
+MAXIMISED_COSTS = frozenset({"infer_ips"})  # a cost whose higher values are better (throughput)
 # written in a study file as objective.cost; Literal[...] of the keys, so the schema lists them
 CostMetric = Literal[tuple(COST_METRICS)]  # type: ignore[valid-type]
 _DATASET_WORDS = "a dataset name: digits, shapes, imagefolder:PATH or torchvision:NAME"
@@ -132,14 +136,16 @@ class SpaceSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     accepted_text: ClassVar[str] = (
-        "a mapping with keys backbones, freeze_depth, neck, head and searchable TrialConfig fields"
+        "a mapping with keys backbones, freeze_depth, adaptation, neck, head and searchable TrialConfig fields"
     )
     # ``hyper`` is not written in YAML: the loader gathers the hyperparameter keys into it.
     flattened_fields: ClassVar[frozenset[str]] = frozenset({"hyper"})
-    _LISTS: ClassVar[tuple[str, ...]] = ("backbones", "freeze_depth", "neck", "head")
+    _LISTS: ClassVar[tuple[str, ...]] = ("backbones", "freeze_depth", "adaptation", "neck", "head")
 
     backbones: list[BackboneSpec] = Field(min_length=1)
     freeze_depth: list[StrictFreezeDepth] = Field(default_factory=lambda: [0], min_length=1)
+    # what trains inside the frozen stages (tl_bench/models/adaptation.py); full: nothing
+    adaptation: list[Adaptation] = Field(default_factory=lambda: ["full"], min_length=1)
     neck: list[str] = Field(default_factory=lambda: ["gap"], min_length=1)
     head: list[str] = Field(default_factory=lambda: ["linear"], min_length=1)
     hyper: dict[str, HyperRange] = Field(default_factory=dict)
@@ -155,7 +161,7 @@ class SpaceSpec(BaseModel):
             hyper = {**hyper.pop("hyper"), **hyper}
         return {**lists, "hyper": hyper}
 
-    @field_validator("backbones", "freeze_depth", "neck", "head")
+    @field_validator("backbones", "freeze_depth", "adaptation", "neck", "head")
     @classmethod
     def _distinct(cls, values: list[Any], info: ValidationInfo) -> list[Any]:
         keys = [v.name if isinstance(v, BackboneSpec) else v for v in values]
@@ -168,7 +174,7 @@ class SpaceSpec(BaseModel):
     @property
     def searched_names(self) -> list[str]:
         """Names of every searched TrialConfig field."""
-        return ["backbone", "weights", "freeze_depth", "neck", "head", *self.hyper]
+        return ["backbone", "weights", "freeze_depth", "adaptation", "neck", "head", *self.hyper]
 
     def backbone(self, name: str) -> BackboneSpec | None:
         return next((b for b in self.backbones if b.name == name), None)
@@ -190,6 +196,34 @@ class PretrainSpec(BaseModel):
     seed: int = 0
 
 
+class LatencySpec(BaseModel):
+    """Where a trial's inference latency is measured: on the training device (``auto``) or
+    another one (``cpu`` for a CPU deployment of a model trained on a GPU), with ``threads``
+    CPU threads (None: torch's count), at each of ``batch_sizes``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$")
+    threads: PositiveInt | None = None
+    batch_sizes: list[PositiveInt] = Field(default_factory=lambda: [1, 32], min_length=1, max_length=8)
+
+    def config_fields(self) -> dict[str, Any]:
+        """The TrialConfig fields this section sets."""
+        return {"latency_device": self.device, "latency_threads": self.threads,
+                "latency_batch_sizes": tuple(sorted(set(self.batch_sizes)))}
+
+
+class PromoteSpec(BaseModel):
+    """When a challenger (a better setting after a top-up, a soup, an ensemble) replaces
+    the champion (a refit stays a challenger: it trained on the validation images the gate reads): ``lcb`` (its setting's lower bound on validation accuracy exceeds the champion's
+    mean), ``paired_bootstrap`` (the 95% interval of the accuracy difference on the same validation
+    images lies above zero) or ``always``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rule: Literal["lcb", "paired_bootstrap", "always"] = "lcb"
+
+
 class ObjectiveSpec(BaseModel):
     """Validation accuracy, maximised; optionally a cost, minimised (Pareto front)."""
 
@@ -200,7 +234,9 @@ class ObjectiveSpec(BaseModel):
 
     @property
     def directions(self) -> list[str]:
-        return ["maximize"] if self.cost is None else ["maximize", "minimize"]
+        if self.cost is None:
+            return ["maximize"]
+        return ["maximize", "maximize" if self.cost in MAXIMISED_COSTS else "minimize"]
 
     @property
     def metrics(self) -> list[str]:
@@ -260,5 +296,7 @@ __all__ = [
     "ScreenSpec",
     "SpaceSpec",
     "StrictFreezeDepth",
+    "LatencySpec",
+    "PromoteSpec",
     "WarmStartSpec",
 ]

@@ -13,13 +13,16 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, 
 
 from tl_bench.errors import SpecError, did_you_mean
 from tl_bench.spec.explain import spec_issue
+from tl_bench.spec.constraints import Constraints
 from tl_bench.spec.keep import KeepModelsSpec
 from tl_bench.config import Weights
 from tl_bench.spec.sections import (
     BudgetSpec,
     DatasetSpec,
+    LatencySpec,
     ObjectiveSpec,
     PretrainSpec,
+    PromoteSpec,
     SafeName,
     ScreenSpec,
     SpaceSpec,
@@ -56,6 +59,9 @@ class StudySpec(BaseModel):
     tracking_uri: str | None = None  # MLflow tracking URI; resolved to the default when left out
     pretrain: dict[SafeName, PretrainSpec] = Field(default_factory=dict)
     keep_models: KeepModelsSpec = Field(default_factory=KeepModelsSpec)  # which trials keep their weights
+    constraints: Constraints = Field(default_factory=Constraints)  # bounds a feasible trial's metrics meet
+    latency: LatencySpec = Field(default_factory=LatencySpec)  # where and how inference latency is measured
+    promote: PromoteSpec = Field(default_factory=PromoteSpec)  # when a challenger replaces the champion
     screen: ScreenSpec | None = None  # transferability screening of the (backbone, weights) candidates
     warm_start: WarmStartSpec | None = None  # configurations of finished studies enqueued first
     start: Literal["sampler", "candidates"] = Field(
@@ -150,7 +156,7 @@ class StudySpec(BaseModel):
     def base_config(self, dataset: DatasetSpec | str) -> dict[str, Any]:
         """TrialConfig values shared by every trial of one dataset: its data settings and ``fixed``."""
         ds = dataset if isinstance(dataset, DatasetSpec) else self.dataset(dataset)
-        return {**dataclasses.asdict(ds.data_settings), **self.fixed}
+        return {**dataclasses.asdict(ds.data_settings), **self.latency.config_fields(), **self.fixed}
 
     def space_digest(self) -> str:
         """Short hash of the search space; a stored study with another digest is a different search."""

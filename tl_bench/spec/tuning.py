@@ -97,13 +97,23 @@ class HyperbandPrunerSpec(_Choice):
     bootstrap_count: NonNegativeInt = 0
 
 
+class MOSuccessiveHalvingSpec(_Choice):
+    """tl-bench's own pruner for studies with a cost (``study.mo_pruner``): at rung epochs
+    ``min_epochs * reduction_factor**k`` a trial dominated on (validation accuracy, cost so far)
+    and outside the best ``1/reduction_factor`` of the trials at that rung stops."""
+
+    name: Literal["mo_asha"]
+    min_epochs: PositiveInt = 1
+    reduction_factor: int = Field(default=3, ge=2)
+
+
 PrunerSpec = Annotated[
-    Union[NopPrunerSpec, MedianPrunerSpec, SuccessiveHalvingPrunerSpec, HyperbandPrunerSpec],
+    Union[NopPrunerSpec, MedianPrunerSpec, SuccessiveHalvingPrunerSpec, HyperbandPrunerSpec, MOSuccessiveHalvingSpec],
     Field(discriminator="name"),
 ]
 
 SAMPLER_NAMES = ("tpe", "random", "grid", "nsga2", "gp", "qmc")
-PRUNER_NAMES = ("none", "median", "successive_halving", "hyperband")
+PRUNER_NAMES = ("none", "median", "successive_halving", "hyperband", "mo_asha")
 
 __all__ = [
     "PRUNER_NAMES",
@@ -112,6 +122,7 @@ __all__ = [
     "GridSamplerSpec",
     "HyperbandPrunerSpec",
     "MedianPrunerSpec",
+    "MOSuccessiveHalvingSpec",
     "NSGAIISamplerSpec",
     "NopPrunerSpec",
     "PrunerSpec",

@@ -12,7 +12,10 @@ failed trials never reach this.
 When a dataset study ends, the model of its first setting (the first row of
 its leaderboard) becomes a version of ``<study>-<dataset>`` (only when no
 version holds it yet), tagged with the setting's bound, mean and seed count,
-and the ``champion`` alias points to it.
+with its evaluation report logged on its trial run (``tl_bench.champion``).
+The ``champion`` alias moves to it only when the promotion gate (the study
+file's ``promote.rule``) says the evidence is better than the champion's;
+otherwise it gets ``challenger``, and the version's tags say why either way.
 """
 
 from __future__ import annotations
@@ -25,17 +28,25 @@ from pathlib import Path
 import optuna
 import torch
 from PIL import Image
+from torch import nn
 
 import tl_bench
+from tl_bench.champion import gate_version, recorded_score, report_version, score_tags
+from tl_bench.champion.version_report import RegisteredVersion
 from tl_bench.config import TrialConfig, TrialResult
-from tl_bench.models import InferenceNetwork, save_bundle
+from tl_bench.data import LazyImages
+from tl_bench.errors import warn
+from tl_bench.evaluation import SettingScore
+from tl_bench.models import InferenceNetwork, merged_adapters, save_bundle
+from tl_bench.models.accounting import adapter_state
 from tl_bench.models.bundle import preprocessing_of
 from tl_bench.spec import StudySpec
-from tl_bench.study.ranked import ranked_settings, top_trials
+from tl_bench.study.ranked import SEED_PARAM, RankedSetting, ranked_settings, top_trials
 from tl_bench.study.summary import best_trial
-from tl_bench.tracking import DATASET, MODEL_ID, OPTUNA_STUDY, RUN_ID, STUDY, TRIAL, VERSION, Tracker, config_params
+from tl_bench.tracking import DATASET, KIND, MODEL_ID, OPTUNA_STUDY, RUN_ID, STUDY, TRIAL, VERSION, Tracker, config_params
 from tl_bench.tracking import logged_models as tracked
 from tl_bench.tracking import model_registry
+from tl_bench.tracking.evaluation_record import REPORT_LINK, read_val_predictions
 from tl_bench.train import TrainedModel
 
 
@@ -96,26 +107,39 @@ def log_model(
     """Log ``trained`` as the MLflow model of run ``run_id`` (its preprocessing and two test images with it);
     returns the model id. ``trial`` is the study trial the model comes from; without ``optuna_study`` the
     model is no kept model of that study's trials (a refit's)."""
-    model = trained.model.to("cpu", memory_format=torch.contiguous_format).eval()
-    test = trained.data.test.images
-    pixels = test[: min(2, len(test))]
-    pixels = pixels.repeat(2, 1, 1, 1) if len(pixels) == 1 else pixels  # two, so the batch size stays free
+    adapter = adapter_state(trained.model.to("cpu"), bn_recalibrated=result.bn_recalibrated > 0)
+    # served merged: LoRA and IA3 folded into the base layers cost nothing at inference
+    model = merged_adapters(trained.model).to("cpu", memory_format=torch.contiguous_format).eval()
     facts = {"study": spec_name, "dataset": dataset, "trial": trial, "run_id": run_id,
              "val_acc": result.val_acc, "test_acc": result.test_acc, "tl_bench_version": tl_bench.__version__}
     preprocessing = preprocessing_of(model, trained.interpolation)
     network = InferenceNetwork(model, preprocessing["mean"], preprocessing["std"]).eval()
-    tags = {STUDY: spec_name, DATASET: dataset, TRIAL: str(trial), VERSION: tl_bench.__version__,
-            "val_acc": repr(float(result.val_acc)), "test_acc": repr(float(result.test_acc)), **(extra_tags or {})}
+    tags = {STUDY: spec_name, DATASET: dataset, TRIAL: str(trial), **(extra_tags or {})}
     if optuna_study is not None:
         tags[OPTUNA_STUDY] = optuna_study
     with tempfile.TemporaryDirectory() as tmp:
-        bundle = save_bundle(model, Path(tmp), config=config, class_names=list(trained.data.class_names),
+        bundle = save_bundle(model, Path(tmp) / "bundle", config=config, class_names=list(trained.data.class_names),
                              interpolation=trained.interpolation, extra=facts)
-        return tracked.log_trial_model(
-            str(tracker.tracking_uri), tracker.experiment_id, run_id, network=network, bundle_dir=bundle,
-            pixels=pixels.numpy(), encoded=[_png(image) for image in pixels], tags=tags,
-            params=config_params(config),
-        )
+        model_id = log_classifier(tracker, run_id, network=network, bundle=bundle, test_images=trained.data.test.images,
+                                  val_acc=result.val_acc, test_acc=result.test_acc, tags=tags, params=config_params(config))
+        tracked.log_adapter(str(tracker.tracking_uri), run_id, adapter, Path(tmp))
+        return model_id
+
+
+def log_classifier(
+    tracker: Tracker, run_id: str, *, network: nn.Module, bundle: Path, test_images: torch.Tensor | LazyImages,
+    val_acc: float, test_acc: float, tags: dict[str, str], params: dict[str, str],
+) -> str:
+    """Log a served network (uint8 images in, probabilities out) and its files (``bundle``: config.json and
+    model.safetensors of a model, a soup or an ensemble) as the MLflow model of run ``run_id``, with two test
+    images as its example; returns the model id."""
+    pixels = test_images[: min(2, len(test_images))]
+    pixels = pixels.repeat(2, 1, 1, 1) if len(pixels) == 1 else pixels  # two, so the batch size stays free
+    tags = {VERSION: tl_bench.__version__, "val_acc": repr(float(val_acc)), "test_acc": repr(float(test_acc)), **tags}
+    return tracked.log_trial_model(
+        str(tracker.tracking_uri), tracker.experiment_id, run_id, network=network.eval(), bundle_dir=bundle,
+        pixels=pixels.numpy(), encoded=[_png(image) for image in pixels], tags=tags, params=params,
+    )
 
 
 def keeper_for(spec: StudySpec, study: optuna.Study, tracker: Tracker, dataset: str) -> ModelKeeper | None:
@@ -128,30 +152,78 @@ def keeper_for(spec: StudySpec, study: optuna.Study, tracker: Tracker, dataset: 
 def publish_champion(
     spec: StudySpec, tracker: Tracker, study: optuna.Study, dataset: str
 ) -> model_registry.Registered | None:
-    """Settle the kept models, then register the best trial's model as ``<study>-<dataset>`` (a new
-    version only when it changed) with the ``champion`` alias; None when it holds no model."""
+    """Settle the kept models, then register the first setting's model as a version of ``<study>-<dataset>``
+    (a new version only when it changed), report on it and let the promotion gate decide whether it becomes
+    ``champion`` (``Registered.moved``) or ``challenger``; None when it holds no model."""
     keeper = keeper_for(spec, study, tracker, dataset)
     if keeper is None:
         return None
     keeper.prune()  # workers that finished together may each have kept one
     ranked = ranked_settings(study)
-    kept = tracked.kept_models(str(tracker.tracking_uri), tracker.experiment_id, study.study_name)
+    uri = str(tracker.tracking_uri)
+    kept = tracked.kept_models(uri, tracker.experiment_id, study.study_name)
     if not ranked or ranked[0].trial not in kept:
         return None
     first = ranked[0]
     best = best_trial(study, ranked)
     model = kept[first.trial]
+    name = spec.registered_model_name(dataset)
+    current = model_registry.champion(uri, name)
+    if current is not None:
+        _refresh_score(uri, current, study, ranked)
+    score = SettingScore(first.val_acc, first.n_seeds, first.val_acc_lcb)
     tags = {TRIAL: str(first.trial), "val_acc": repr(float(best.values[0])),
             "test_acc": repr(float(best.user_attrs.get("test_acc", float("nan")))),
-            "setting_val_acc_lcb": repr(first.val_acc_lcb), "setting_val_acc_mean": repr(first.val_acc),
-            "setting_n_seeds": str(first.n_seeds), RUN_ID: model.run_id, VERSION: tl_bench.__version__}
+            **score_tags(score), RUN_ID: model.run_id, VERSION: tl_bench.__version__}
     description = (f"The first setting of study {spec.name!r} on {dataset} by the leaderboard's rule "
                    f"(val_acc lcb {first.val_acc_lcb:.4f}, mean {first.val_acc:.4f} over {first.n_seeds} seed(s)); "
                    f"its best seed, trial {first.trial}.")
-    return model_registry.register_version(
-        str(tracker.tracking_uri), spec.registered_model_name(dataset), model_id=model.model_id,
-        run_id=model.run_id, tags=tags, description=description,
-    )
+    registered = model_registry.register_version(uri, name, model_id=model.model_id, run_id=model.run_id, tags=tags,
+                                                 description=description, alias=None)
+    if current is not None and str(current.version) == registered.version:
+        return registered  # still the champion: nothing to judge
+    if not registered.created:  # judged before: its setting may have gained seeds since
+        model_registry.describe_version(uri, name, registered.version, tags=tags)
+    version = model_registry.get_version(uri, name, registered.version)
+    val = None
+    try:
+        if REPORT_LINK in version.tags:
+            val = read_val_predictions(uri, model.run_id)
+        else:
+            val = report_version(uri, version).val.frame()
+    except Exception as err:  # the report is an addition: registration and the gate go on without it
+        warn(f"the evaluation report of {name} version {registered.version} was not written", err)
+    decision = gate_version(uri, name, registered.version, rule=spec.promote.rule, score=score, val=val)
+    return model_registry.Registered(name, registered.version, registered.created, decision.promote)
 
 
-__all__ = ["ModelKeeper", "keeper_for", "log_model", "publish_champion"]
+def _refresh_score(tracking_uri: str, champion: RegisteredVersion, study: optuna.Study,
+                   ranked: list[RankedSetting]) -> None:
+    """Record the champion's setting's current score on it when it is a trial of this study (more seeds
+    may have moved its mean since it was registered), so the gate compares with what is known now."""
+    tags = champion.tags
+    number = tags.get(TRIAL, "")
+    if tags.get(KIND) or not number.isdigit():
+        return  # a refit, a soup or an ensemble: its recorded score is its own
+    setting = _setting_of(study, int(number), ranked)
+    if setting is None:
+        return
+    fresh = score_tags(SettingScore(setting.val_acc, setting.n_seeds, setting.val_acc_lcb))
+    recorded = recorded_score(champion)
+    if recorded is None or score_tags(recorded) != fresh:
+        model_registry.describe_version(tracking_uri, str(champion.name), str(champion.version), tags=fresh)
+
+
+def _setting_of(study: optuna.Study, number: int, ranked: list[RankedSetting]) -> RankedSetting | None:
+    """The ranked setting trial ``number`` is a seed of (same parameters but the seed); None when it has none."""
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    if number not in trials:
+        return None
+
+    def key(number: int) -> dict[str, object]:
+        return {k: v for k, v in trials[number].params.items() if k != SEED_PARAM}
+
+    return next((s for s in ranked if s.trial in trials and key(s.trial) == key(number)), None)
+
+
+__all__ = ["ModelKeeper", "keeper_for", "log_classifier", "log_model", "publish_champion"]

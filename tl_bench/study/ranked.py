@@ -4,7 +4,9 @@ The study side never reads the report side: it groups its own complete trials
 into settings (same parameters but the seed) and orders them with
 ``tl_bench.ranking``, the rule the leaderboard applies to the same trials'
 MLflow runs. The kept models, the summary's best trial and the champion all
-come from here, so the registered model is the leaderboard's first row.
+come from here, so the registered model is the leaderboard's first row. A
+setting with a seed that missed the study's constraints is left out, as the
+leaderboard ranks it after every feasible one.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import pandas as pd
 from optuna.trial import TrialState
 
 from tl_bench.ranking import rank_trials
+from tl_bench.study.feasibility import is_feasible
 from tl_bench.study.storage import THREADS_ATTR
 
 SEED_PARAM = "seed"
@@ -41,9 +44,11 @@ def _setting(trial: optuna.trial.FrozenTrial) -> str:
 def ranked_settings(study: optuna.Study) -> list[RankedSetting]:
     """The study's settings that completed a trial, first one first (the primary objective is validation accuracy)."""
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    missed = {_setting(t) for t in complete if not is_feasible(t)}
     trials = pd.DataFrame([{"setting": _setting(t), "seed": str(t.params.get(SEED_PARAM)),
                             "val_acc": float(t.values[0]), "trial": t.number} for t in complete])
-    ranked = rank_trials(trials)
+    ranked = rank_trials(trials)  # the bound pools the spread of every setting, as the leaderboard's does
+    ranked = ranked[~ranked["setting"].isin(missed)]
     return [RankedSetting(int(r.trial), float(r.val_acc), float(r.val_acc_lcb), int(r.n_seeds))
             for r in ranked.itertuples()]
 

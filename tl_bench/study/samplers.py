@@ -12,6 +12,9 @@ from typing import Any
 import optuna
 
 from tl_bench.spec import StudySpec
+from tl_bench.spec.sections import MAXIMISED_COSTS
+from tl_bench.study.mo_pruner import MOSuccessiveHalving
+from tl_bench.study.feasibility import sampler_options
 
 SAMPLER_CLASSES: dict[str, Any] = {
     "tpe": optuna.samplers.TPESampler,
@@ -26,6 +29,7 @@ PRUNER_CLASSES: dict[str, Any] = {
     "median": optuna.pruners.MedianPruner,
     "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
     "hyperband": optuna.pruners.HyperbandPruner,
+    "mo_asha": MOSuccessiveHalving,  # tl-bench's own rule (``mo_rule``); Optuna's pruner is then none
 }
 
 
@@ -38,7 +42,7 @@ def make_sampler(
     """The spec's sampler. ``seed_offset`` (e.g. the worker index) keeps parallel workers
     with a seeded sampler from proposing the same trials; ``grid_space`` (parameter name ->
     values, as the objective names its parameters) is required by the grid sampler."""
-    options = spec.sampler.options()
+    options = {**spec.sampler.options(), **sampler_options(spec.sampler.name, bool(len(spec.constraints)))}
     if options.get("seed") is not None:
         options["seed"] += seed_offset
     if spec.sampler.name == "grid":
@@ -49,8 +53,29 @@ def make_sampler(
 
 
 def make_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
-    """The spec's pruner; it reads the per-epoch validation accuracy reported at step = epoch."""
+    """The spec's pruner; it reads the per-epoch validation accuracy reported at step = epoch.
+    ``mo_asha`` prunes in tl-bench's own loop (``mo_rule``): Optuna's pruner is then none."""
+    if spec.pruner.name == "mo_asha":
+        return optuna.pruners.NopPruner()
     return PRUNER_CLASSES[spec.pruner.name](**spec.pruner.options())
+
+
+# objective.cost -> the epoch metric that says what a trial has cost so far (or costs, when fixed)
+_COST_SO_FAR = {"train_time_s": "elapsed_train_s", "flops_train": "elapsed_train_flops"}
+
+
+def mo_rule(spec: StudySpec) -> MOSuccessiveHalving | None:
+    """The multi-objective successive-halving rule of a ``pruner: mo_asha`` study, else None."""
+    if spec.pruner.name != "mo_asha":
+        return None
+    return PRUNER_CLASSES["mo_asha"](**spec.pruner.options())
+
+
+def cost_so_far(spec: StudySpec, metrics: Mapping[str, float]) -> float:
+    """The study's cost of a trial at an epoch, lower is better (throughput counts negatively)."""
+    cost = str(spec.objective.cost)
+    value = float(metrics[_COST_SO_FAR.get(cost, cost)])
+    return -value if cost in MAXIMISED_COSTS else value
 
 
 def grid_exhausted(study: optuna.Study) -> bool:
@@ -59,4 +84,5 @@ def grid_exhausted(study: optuna.Study) -> bool:
     return isinstance(sampler, optuna.samplers.GridSampler) and sampler.is_exhausted(study)
 
 
-__all__ = ["PRUNER_CLASSES", "SAMPLER_CLASSES", "grid_exhausted", "make_pruner", "make_sampler"]
+__all__ = ["PRUNER_CLASSES", "SAMPLER_CLASSES", "cost_so_far", "grid_exhausted", "make_pruner", "make_sampler",
+           "mo_rule"]

@@ -5,7 +5,16 @@ Conditional parts are named per backbone (``weights@test_vit``,
 freeze depths it really has: a depth beyond a backbone's stages is never
 offered for it, and ``all`` is not offered twice under another number.
 The grid sampler needs one fixed space, so there the valid
-(backbone, weights, depth, neck, head) combinations become one categorical.
+(backbone, weights, depth, neck, head, adaptation) combinations become one
+categorical (an adaptation other than ``full`` as a sixth part, so grids
+stored before adaptation existed read as they were).
+
+An adaptation method applies to frozen stages: at depth 0 only ``full`` is
+offered (a depth is not offered when the space leaves ``full`` out), and
+``prompt`` only where the backbone has tokens and the neck reads its final
+ones. The choice is the parameter ``adaptation`` when every listed method
+applies, else one named for the methods it offers (``adaptation@bitfit+lora``):
+Optuna keeps one distribution per name.
 """
 
 from __future__ import annotations
@@ -70,13 +79,28 @@ class SearchSpace:
         self.necks = list(spec.space.neck)
         self.heads = list(spec.space.head)
         self.hyper = dict(spec.space.hyper)
+        self.adaptations = list(spec.space.adaptation)
+        for name in self.backbones:
+            offered = [d for d in self.depths[name] if any(self.methods(name, d, n) for n in self.necks)]
+            if not offered:
+                raise SpecError(f"no adaptation in {self.adaptations} applies to backbone {name!r} at any listed "
+                                "freeze depth", "full, or a freeze depth above 0 with a method the backbone takes",
+                                source=str(spec.source_path), field="space.adaptation")
+            self.depths[name] = offered
+
+    def methods(self, backbone: str, depth: FreezeDepth, neck: str) -> list[str]:
+        """The listed adaptation methods that apply to (backbone, depth, neck)."""
+        if depth == 0:
+            return ["full"] if "full" in self.adaptations else []
+        return [m for m in self.adaptations if m != "prompt" or _prompts_fit(backbone, neck)]
 
     # -- combinations -----------------------------------------------------
     def combos(self) -> list[str]:
         out = []
         for bb in self.backbones:
             for w, d, n, h in itertools.product(self.weights[bb], self.depths[bb], self.necks, self.heads):
-                out.append(_SEP.join([bb, w, _depth_key(d), n, h]))
+                for method in self.methods(bb, d, n):
+                    out.append(_SEP.join([bb, w, _depth_key(d), n, h] + ([method] if method != "full" else [])))
         return out
 
     def grid_space(self) -> dict[str, list[Any]]:
@@ -93,8 +117,9 @@ class SearchSpace:
         here, or added to ``attrs`` for the caller to write with its own (one write instead of two).
         """
         if self.grid:
-            bb, w, d, neck, head = trial.suggest_categorical(COMBO, self.combos()).split(_SEP)
-            values: dict[str, Any] = {"backbone": bb, "weights": w, "freeze_depth": parse_freeze_depth(d), "neck": neck, "head": head}
+            bb, w, d, neck, head, *method = trial.suggest_categorical(COMBO, self.combos()).split(_SEP)
+            values: dict[str, Any] = {"backbone": bb, "weights": w, "freeze_depth": parse_freeze_depth(d), "neck": neck,
+                                      "head": head, "adaptation": method[0] if method else "full"}
         else:
             bb = trial.suggest_categorical("backbone", self.backbones)
             single: dict[str, str] = {}  # parts with one choice: user attributes
@@ -107,6 +132,9 @@ class SearchSpace:
                 "neck": self._choose(trial, "neck", self.necks, single),
                 "head": self._choose(trial, "head", self.heads, single),
             }
+            methods = self.methods(bb, values["freeze_depth"], values["neck"])
+            values["adaptation"] = "full" if methods == ["full"] else self._choose(
+                trial, adaptation_param(methods, self.adaptations), methods, single)
             if attrs is not None:
                 attrs.update(single)
             elif single:
@@ -137,6 +165,9 @@ class SearchSpace:
         if name in ("neck", "head"):
             offered = self.necks if name == "neck" else self.heads
             return offered if len(offered) > 1 else None
+        if part == "adaptation":
+            offered = backbone.split("+") if backbone else self.adaptations
+            return offered if len(offered) > 1 and set(offered) <= set(self.adaptations) else None
         return self.hyper.get(name)
 
     def accepts(self, params: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
@@ -174,8 +205,11 @@ class SearchSpace:
             "neck": baseline.get("neck", self.necks[0]),
             "head": baseline.get("head", self.heads[0]),
         }
+        methods = self.methods(bb, parse_freeze_depth(parts["freeze_depth"]), parts["neck"]) or ["full"]
+        method = baseline.get("adaptation", methods[0])
         if self.grid:
-            params[COMBO] = _SEP.join([bb, parts["weights"], parts["freeze_depth"], parts["neck"], parts["head"]])
+            params[COMBO] = _SEP.join([bb, parts["weights"], parts["freeze_depth"], parts["neck"], parts["head"]]
+                                      + ([method] if method != "full" else []))
         else:
             params["backbone"] = bb
             if len(self.weights[bb]) > 1:
@@ -185,10 +219,23 @@ class SearchSpace:
             for key in ("neck", "head"):
                 if len(getattr(self, key + "s")) > 1:
                     params[key] = parts[key]
+            if len(methods) > 1:
+                params[adaptation_param(methods, self.adaptations)] = method
         for name in self.hyper:
             if name in baseline:
                 params[name] = baseline[name]
         return params
+
+
+def adaptation_param(methods: list[str], listed: list[str]) -> str:
+    """Optuna's name for an adaptation choice among ``methods`` of the ``listed`` ones."""
+    return "adaptation" if methods == listed else "adaptation@" + "+".join(methods)
+
+
+def _prompts_fit(backbone: str, neck: str) -> bool:
+    from tl_bench.models import NECKS, backbone_takes_prompts
+
+    return backbone_takes_prompts(backbone) and NECKS[neck].scales <= 1 and not NECKS[neck].keeps_head
 
 
 def candidate_of(trial: FrozenTrial) -> str | None:
@@ -228,4 +275,4 @@ def build_config(
     return TrialConfig.from_dict(fields)
 
 
-__all__ = ["COMBO", "SearchSpace", "build_config", "candidate_key", "candidate_of", "valid_depths"]
+__all__ = ["COMBO", "SearchSpace", "adaptation_param", "build_config", "candidate_key", "candidate_of", "valid_depths"]

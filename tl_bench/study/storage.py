@@ -203,6 +203,11 @@ def _rdb_backend(study: optuna.Study) -> optuna.storages.RDBStorage | None:
     return backend if isinstance(backend, optuna.storages.RDBStorage) else None
 
 
+def set_system_attr(trial: optuna.Trial, key: str, value: Any) -> None:
+    """A system attribute of a running trial (Optuna 4 keeps a trial's constraints in one)."""
+    trial.storage.set_trial_system_attr(trial._trial_id, key, value)
+
+
 def set_trial_attrs(
     trial: optuna.Trial | optuna.trial.FixedTrial, attrs: Mapping[str, Any], steps: Mapping[int, float] | None = None
 ) -> None:
@@ -382,6 +387,7 @@ def fail_trial(study: optuna.Study, trial: FrozenTrial, reason: str) -> bool:
 
 
 __all__ = [
+    "set_system_attr",
     "DEVICES_ATTR",
     "ERROR_ATTR",
     "HOST_ATTR",

@@ -11,6 +11,7 @@ MLflow towards it), then the model keeper (only complete trials keep a model).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import socket
 from collections.abc import Callable, Mapping
@@ -25,6 +26,9 @@ from tl_bench.config import TrialConfig, TrialResult
 from tl_bench.errors import StorageError, first_line, warn
 from tl_bench.spec import DatasetSpec
 from tl_bench.study.budget import Budget
+from tl_bench.study.feasibility import feasibility_marks, record_constraints, verdict
+from tl_bench.study.mo_pruner import check_rung
+from tl_bench.study.samplers import cost_so_far, mo_rule
 from tl_bench.study.keep import ModelKeeper
 from tl_bench.study.space import SearchSpace, build_config
 from tl_bench.study.storage import (
@@ -178,6 +182,7 @@ def _train_and_tell(owner: TrialOwner, trial: optuna.Trial, on_progress: Progres
     multi = len(study.directions) > 1
     report_now = not multi and not isinstance(study.pruner, optuna.pruners.NopPruner)
     steps: dict[int, float] = {}
+    rule = mo_rule(env.spec) if multi else None
     chosen: dict[str, Any] = {}  # the parts with one choice, written with the trial's first attributes
     try:
         values = owner.space.suggest(trial, chosen)
@@ -196,6 +201,11 @@ def _train_and_tell(owner: TrialOwner, trial: optuna.Trial, on_progress: Progres
                                              f"at epoch {epoch}")
             elif not multi:
                 steps[epoch] = metrics["val_acc"]
+            elif rule is not None:  # tl-bench's own multi-objective pruner: accuracy against cost so far
+                reason = check_rung(rule, trial, epoch, max_epochs=config.epochs, acc=metrics["val_acc"],
+                                    cost=cost_so_far(env.spec, metrics))
+                if reason is not None:
+                    raise optuna.TrialPruned(reason)
 
         keep = {"on_trained": lambda model, _: trained.append(model)} if owner.keeper is not None else {}
         with system_metrics(owner.tracker.tracking_uri if owner.tracker.enabled else None, run_id):
@@ -206,12 +216,27 @@ def _train_and_tell(owner: TrialOwner, trial: optuna.Trial, on_progress: Progres
             # failed before its config (and so its run) existed: a run from what was sampled
             with contextlib.suppress(Exception):  # the store itself may be what failed; Optuna has the error
                 run_id = _start_run(owner, trial, {**owner.base, **values}, chosen)
+        if end.state == TrialState.PRUNED:
+            end = _judged(owner, trial, end, None)
     else:
         attrs = {key: getattr(result, key) for key in ("test_acc", "train_time_s", "params_trainable", "n_stages")}
         end = TrialEnd(TrialState.COMPLETE, "COMPLETE", values=[float(getattr(result, m)) for m in owner.metrics],
                        attrs=attrs, result=result)
+        end = _judged(owner, trial, end, result.metrics())
     return _record(owner, trial, end, run_id=run_id, history=history, config=config, steps=steps,
                    trained=trained)
+
+
+def _judged(owner: TrialOwner, trial: optuna.Trial, end: TrialEnd, metrics: Mapping[str, Any] | None) -> TrialEnd:
+    """``end`` with the study's constraints told to Optuna and marked on the trial and its run
+    (``study.feasibility``); unchanged in a study without constraints."""
+    constraints = owner.env.spec.constraints
+    if not len(constraints):
+        return end
+    values, feasible = verdict(constraints, metrics)
+    record_constraints(trial, values)
+    attrs, tags = feasibility_marks(feasible)
+    return dataclasses.replace(end, attrs={**end.attrs, **attrs}, tags={**(end.tags or {}), **tags})
 
 
 def _record(owner: TrialOwner, trial: optuna.Trial, end: TrialEnd, *, run_id: str,

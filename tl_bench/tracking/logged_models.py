@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
@@ -141,6 +142,19 @@ def log_trial_model(
     return model.model_id
 
 
+ADAPTER_FILE = "adapter/adapter.safetensors"
+
+
+def log_adapter(tracking_uri: str, run_id: str, state: dict[str, Any], scratch: Path) -> None:
+    """Log ``state`` (``models.accounting.adapter_state``: what a task stores beside the shared
+    backbone, unmerged) as the run's ``adapter/adapter.safetensors``."""
+    from safetensors.torch import save_file
+
+    path = scratch / Path(ADAPTER_FILE).name
+    save_file({k: v.detach().to("cpu").clone().contiguous() for k, v in state.items()}, str(path))
+    client_for(tracking_uri).log_artifact(run_id, str(path), str(Path(ADAPTER_FILE).parent))
+
+
 def logged_models(client: MlflowClient, experiment_ids: list[str], filter_string: str) -> Iterator[LoggedModel]:
     """Every logged model of the experiments that matches, all pages."""
     token = None
@@ -237,6 +251,7 @@ def experiment_id(tracking_uri: str, name: str) -> str | None:
 
 
 __all__ = [
+    "ADAPTER_FILE",
     "CODE_FILE",
     "IMAGE_COLUMN",
     "KeptModel",
@@ -248,6 +263,7 @@ __all__ = [
     "find_models",
     "image_signature",
     "kept_models",
+    "log_adapter",
     "log_trial_model",
     "logged_models",
     "quiet_mlflow",

@@ -2,7 +2,10 @@
 
 A registered version's source is its logged model's folder and its tags name
 the trial, the run, the accuracies and the logged model (``tlb.model_id``),
-which is how a model already registered is recognised.
+which is how a model already registered is recognised. Which version holds
+``champion`` is the promotion gate's decision (``tl_bench.champion``): a new
+version is registered without moving an alias, then the gate's outcome is
+written on it (``set_alias``, ``describe_version``).
 """
 
 from __future__ import annotations
@@ -13,9 +16,9 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
-from tl_bench.errors import first_line
+from tl_bench.errors import ModelNotFoundError, first_line
 from tl_bench.tracking.logged_models import client_for
-from tl_bench.tracking.names import CHAMPION, MODEL_ID
+from tl_bench.tracking.names import CHALLENGER, CHAMPION, MODEL_ID
 
 _PAGE = 1000
 
@@ -57,10 +60,12 @@ class Registered:
 
 def register_version(
     tracking_uri: str, name: str, *, model_id: str, run_id: str, tags: dict[str, str], description: str = "",
-    alias: str = CHAMPION,
+    alias: str | None = CHAMPION,
 ) -> Registered:
     """Register the model as a version of ``name`` unless a version already holds it, and point
-    ``alias`` (``champion``, or ``challenger`` for a model that has not earned it) at that version."""
+    ``alias`` (``champion``, or ``challenger`` for a model that has not earned it) at that version;
+    ``alias=None`` moves no alias (the promotion gate decides afterwards). A new version gets
+    ``description``."""
     client = client_for(tracking_uri)
     try:
         client.create_registered_model(name, description=description or None)
@@ -75,17 +80,72 @@ def register_version(
         # process-wide default store by MLflow's registry, not in this one.
         location = client.get_logged_model(model_id).artifact_location
         target = client.create_model_version(name, source=location, run_id=run_id,
-                                             tags={**tags, MODEL_ID: model_id}, model_id=model_id)
+                                             tags={**tags, MODEL_ID: model_id}, model_id=model_id,
+                                             description=description or None)
         created = True
-    current = aliased(tracking_uri, name, alias)
-    moved = current is None or current.version != target.version
-    if moved:
-        client.set_registered_model_alias(name, alias, str(target.version))
+    moved = alias is not None and set_alias(tracking_uri, name, alias, str(target.version))
     return Registered(name, str(target.version), created, moved)
 
 
+def set_alias(tracking_uri: str, name: str, alias: str, version: str) -> bool:
+    """Point ``alias`` at ``version``; returns whether it moved. Promoting a version to ``champion``
+    takes ``challenger`` off it, so an alias never names a version for a role it no longer has."""
+    current = aliased(tracking_uri, name, alias)
+    if current is not None and str(current.version) == version:
+        return False
+    client = client_for(tracking_uri)
+    client.set_registered_model_alias(name, alias, version)
+    if alias == CHAMPION:
+        other = aliased(tracking_uri, name, CHALLENGER)
+        if other is not None and str(other.version) == version:
+            client.delete_registered_model_alias(name, CHALLENGER)
+    return True
+
+
 def set_champion(tracking_uri: str, name: str, version: str) -> None:
-    client_for(tracking_uri).set_registered_model_alias(name, CHAMPION, version)
+    set_alias(tracking_uri, name, CHAMPION, version)
+
+
+def get_version(tracking_uri: str, name: str, version: str) -> ModelVersion:
+    return client_for(tracking_uri).get_model_version(name, version)
+
+
+def latest_version(tracking_uri: str, name: str) -> ModelVersion | None:
+    """The version registered last; None when the model has none."""
+    versions = registered_versions(tracking_uri, name=name)
+    return max(versions, key=lambda v: int(v.version)) if versions else None
+
+
+def describe_version(tracking_uri: str, name: str, version: str, *, tags: dict[str, str] | None = None,
+                     description: str | None = None) -> None:
+    """Set tags on a version and, when given, replace its description (Markdown in the MLflow UI)."""
+    client = client_for(tracking_uri)
+    for key, value in (tags or {}).items():
+        client.set_model_version_tag(name, version, key, value)
+    if description is not None:
+        client.update_model_version(name, version, description=description)
+
+
+VERSION_WORDS = "models:/NAME@ALIAS or models:/NAME/VERSION"
+
+
+def resolve_version(tracking_uri: str, reference: str) -> ModelVersion | None:
+    """The registered version ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` names; None for any
+    other reference (``runs:/``, a folder, ``models:/<model id>``); ModelNotFoundError when the
+    name, alias or version does not exist."""
+    scheme, _, rest = reference.partition(":/")
+    rest = rest.strip("/")
+    if scheme != "models" or not ("@" in rest or "/" in rest):
+        return None
+    client = client_for(tracking_uri)
+    try:
+        if "@" in rest:
+            name, _, alias = rest.partition("@")
+            return client.get_model_version_by_alias(name, alias)
+        name, _, number = rest.partition("/")
+        return client.get_model_version(name, number)
+    except MlflowException as err:
+        raise ModelNotFoundError(f"no registered version {reference!r}: {first_line(err, 160)}", VERSION_WORDS) from None
 
 
 def version_problem(tracking_uri: str, version: ModelVersion) -> str | None:
@@ -111,5 +171,6 @@ def delete_version(tracking_uri: str, name: str, version: str) -> None:
     client_for(tracking_uri).delete_model_version(name, version)
 
 
-__all__ = ["Registered", "aliased", "champion", "delete_version", "register_version", "registered_versions",
-           "set_champion", "version_problem"]
+__all__ = ["VERSION_WORDS", "Registered", "aliased", "champion", "delete_version", "describe_version", "get_version",
+           "latest_version", "register_version", "registered_versions", "resolve_version", "set_alias", "set_champion",
+           "version_problem"]

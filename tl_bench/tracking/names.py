@@ -28,6 +28,7 @@ STATE = "tlb.state"
 ERROR = "tlb.error"
 PRUNED_EPOCH = "tlb.pruned_epoch"  # the epoch after which a pruned trial was stopped
 PRUNED_REASON = "tlb.pruned_reason"  # the pruner and the value it judged
+FEASIBLE = "tlb.feasible"  # "true" or "false": whether the trial met the study's constraints
 N_STAGES = "tlb.n_stages"
 THREADS = "tlb.threads"  # torch threads of the worker that ran it
 CUDA_VISIBLE_DEVICES = "tlb.cuda_visible_devices"  # the worker's CUDA_VISIBLE_DEVICES ("" when unset)
@@ -149,6 +150,7 @@ def trial_tags(*, study: str, dataset: str, trial_number: int, state: str, paren
 
 
 __all__ = [
+    "FEASIBLE",
     "BEST_RUN_ID",
     "BEST_RUN_LINK",
     "BEST_TRIAL",

@@ -18,6 +18,7 @@ from tl_bench.errors import StorageError
 from tl_bench.faults import store_error
 from tl_bench.tracking.names import (
     DATASET,
+    FEASIBLE,
     KIND,
     KIND_TRIAL,
     N_STAGES,
@@ -35,7 +36,7 @@ PAGE_SIZE = 10_000  # MLflow's own page size for pandas searches; servers accept
 # Tags copied into the frame, under these column names.
 TAG_COLUMNS = {STUDY: "study", DATASET: "dataset", TRIAL: "trial", STATE: "state",
                N_STAGES: "n_stages_tag", PARENT_RUN_ID: "parent_run_id", PRUNED_EPOCH: "pruned_epoch",
-               PRUNED_REASON: "pruned_reason", THREADS: "threads"}
+               PRUNED_REASON: "pruned_reason", THREADS: "threads", FEASIBLE: "feasible_tag"}
 
 
 def search_runs(client: MlflowClient, experiment_ids: Sequence[str], filter_string: str = "") -> Iterator[Run]:

@@ -22,6 +22,11 @@ Autocast = Callable[[], AbstractContextManager[Any]]
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+def autocast_dtype(precision: str) -> torch.dtype | None:
+    """The autocast dtype of a resolved precision (None for fp32)."""
+    return _DTYPES.get(precision)
+
+
 def autocast_for(device: torch.device, precision: str = "auto") -> tuple[Autocast, str]:
     """Mixed precision context and its name (fp32, bf16, fp16) for ``precision`` on ``device``."""
     if precision == "auto":
@@ -91,4 +96,4 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-__all__ = ["Autocast", "Execution", "autocast_for", "compile_model", "resolve_execution"]
+__all__ = ["Autocast", "Execution", "autocast_dtype", "autocast_for", "compile_model", "resolve_execution"]

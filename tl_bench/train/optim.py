@@ -42,16 +42,18 @@ def no_decay_ids(model: nn.Module) -> set[int]:
 
 def param_groups(model: nn.Module, backbone: nn.Module, config: TrialConfig) -> list[dict]:
     """Trainable parameters split by part (backbone vs neck and head) and by decay (``no_decay_ids``).
-    With ``config.layer_decay`` the backbone is split further by ``layer_groups``."""
+    With ``config.layer_decay`` the backbone is split further by ``layer_groups``. The parameters an
+    adaptation method opens in the frozen stages learn at the head's rate, as part ``adapter``."""
     if config.layer_decay is not None:
         return layer_groups(model, backbone, config)
-    backbone_ids = {id(p) for p in backbone.parameters()}
+    adapter_ids = {id(p) for p in getattr(backbone, "adapter_parameters", list)()}
+    backbone_ids = {id(p) for p in backbone.parameters()} - adapter_ids
     exempt = no_decay_ids(model)
     buckets: dict[tuple[str, bool], list[nn.Parameter]] = {}
     for param in model.parameters():
         if not param.requires_grad:
             continue
-        part = "backbone" if id(param) in backbone_ids else "head"
+        part = "backbone" if id(param) in backbone_ids else "adapter" if id(param) in adapter_ids else "head"
         buckets.setdefault((part, id(param) not in exempt), []).append(param)
     groups = []
     for (part, decay), params in sorted(buckets.items()):

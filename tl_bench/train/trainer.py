@@ -16,7 +16,7 @@ import torch
 from tl_bench.config import TrialConfig, TrialResult
 from tl_bench.data import DatasetSplits
 from tl_bench.errors import TrainingSetupError
-from tl_bench.models import TransferModel, count_params, measure_flops
+from tl_bench.models import TransferModel, adapter_mb, count_params, measure_flops
 from tl_bench.train.augment import augment_for
 from tl_bench.train.batches import ImageFeeder
 from tl_bench.train.bn_stats import PASS_BATCH, BnPass, recalibrate_frozen_bn
@@ -26,6 +26,7 @@ from tl_bench.train.evaluate import evaluate
 from tl_bench.train.execution import Execution, autocast_for, compile_model, resolve_execution
 from tl_bench.train.features import FeatureFeeder
 from tl_bench.train.recipe import build_recipe
+from tl_bench.train.serving import serving_latency
 from tl_bench.train.epoch_runner import EpochRunner
 
 EpochCallback = Callable[[int, dict[str, float]], None]
@@ -61,7 +62,10 @@ def train_trial(
 
     ``on_epoch(epoch, metrics)`` runs after every epoch (1-based) with
     ``train_loss``, ``val_acc``, ``val_loss``, ``lr`` and, with at least five
-    classes, ``val_top5``; whatever it raises propagates and ends the trial.
+    classes, ``val_top5``; with the training cost so far (``elapsed_train_s``,
+    ``elapsed_train_flops``) and the costs fixed before training
+    (``params_trainable``, ``adapter_mb``, ``latency_ms``, ``infer_ips``), which
+    a cost-aware pruner reads; whatever it raises propagates and ends the trial.
     A non-finite training loss raises ``NonFiniteLossError`` with the epoch
     and the 1-based step within it. The training RNG (neck/head dropout,
     shuffling, augmentation) is seeded from ``config.seed`` here; the weights
@@ -82,6 +86,11 @@ def train_trial(
     # measurement starts; what computing them cost is added from the record below.
     feeder = feeder_for(config, model, data, device, cache, flops["flops_fwd_per_image"], execution)
     use_cache = isinstance(feeder, FeatureFeeder)
+    served = serving_latency(config, model, execution, data.num_classes)  # the architecture's, before the peak
+    # what a trial costs besides time, known before it trains: a cost-aware pruner reads them per epoch
+    fixed_costs = {"params_trainable": float(sizes["params_trainable"]), "latency_ms": served.latency_ms,
+                   "infer_ips": served.infer_ips,
+                   "adapter_mb": adapter_mb(model, bn_recalibrated=feeder.bn_pass.layers > 0)}
     memory, timer = PeakMemory(device, autocast), PhaseTimer(device)
     memory.start()
 
@@ -117,13 +126,17 @@ def train_trial(
         if "top5" in val:
             metrics["val_top5"] = val["top5"]
         history.append({"epoch": float(epoch), **metrics})
+        # the training cost so far, charged as the trial's train_time_s and train_flops_total are
+        metrics["elapsed_train_s"] = timer.get("train") + feeder.bn_pass.seconds + _feature_seconds(feeder)
+        metrics["elapsed_train_flops"] = (_training_flops(flops, feeder, images_seen)[1]
+                                          + flops["flops_fwd_per_image"] * feeder.bn_pass.images)
         recipe.schedule.step_epoch(epoch, val["loss"])
         if config.select == "last" or _improves(metrics, history, best_epoch):
             best_epoch = epoch
             if config.select == "best_val" and epoch < config.epochs:
                 best_state = runner.snapshot(validated)
         if on_epoch is not None:
-            on_epoch(epoch, dict(metrics))
+            on_epoch(epoch, {**metrics, **fixed_costs})
 
     if best_epoch != config.epochs and best_state is not None:
         model.load_state_dict(best_state, strict=False)
@@ -172,6 +185,10 @@ def train_trial(
         params_head=int(sizes["params_head"]),
         n_stages=int(model.backbone.n_stages),
         trainable_fraction=float(sizes["trainable_fraction"]),
+        adapter_mb=fixed_costs["adapter_mb"],
+        latency_ms=served.latency_ms,
+        infer_ips=served.infer_ips,
+        latency_cv=max(served.cv),
         bn_recalibrated=bn_pass.layers,
         bn_pass_time_s=bn_pass.seconds,
         cache_used=use_cache,
@@ -239,6 +256,11 @@ def _training_flops(
         return flops["flops_train_per_image"], flops["flops_train_per_image"] * images_seen
     per_image = flops["flops_head_train_per_image"]
     return per_image, per_image * images_seen + feeder.costs["train"].flops
+
+
+def _feature_seconds(feeder: Any) -> float:
+    """The cached training split's backbone pass, as its cache entry recorded it (0 without the cache)."""
+    return feeder.costs["train"].seconds if isinstance(feeder, FeatureFeeder) else 0.0
 
 
 def _improves(metrics: dict[str, float], history: list[dict[str, float]], best_epoch: int) -> bool:
