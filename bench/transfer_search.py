@@ -6,8 +6,9 @@ the varied style, 10-class shapes in the glyph style drawn with another seed). O
 pretrained on the quickstart's 6-class glyph source) is scored by screening (LogME and kNN), then
 fine-tuned on a grid (freeze depth all / 0, lr 3e-3 / 1e-2, 4 epochs, gap neck, linear head).
 Printed per target: Kendall's tau of each score against each candidate's best validation
-accuracy, and the rank each score gave the candidate that did best (it is in a kept top K when
-the rank is at most K).
+accuracy, beside the tau of the data-free static rankers a score has to beat (the backbone's
+parameter count and the probe's forward FLOPs, tau-b: the two weights of one backbone tie), and
+the rank each gave the candidate that did best (it is in a kept top K when the rank is at most K).
 
 Warm start: on a fifth target (digits with 300 training images, another split), a TPE search of
 ``--trials`` trials over the quickstart's space, with and without ``warm_start`` (top 1 each) from
@@ -18,6 +19,7 @@ splits, and ``tl-bench run`` warns so), for ``--seeds`` sampler seeds. Printed: 
 with the target, and the best validation accuracy after each number of trials, mean over seeds.
 
     python bench/transfer_search.py [--trials 8] [--seeds 3] [--warm-sources disjoint|all] [--out FOLDER]
+    python bench/transfer_search.py --screening-only   # the screening part alone (no warm start; ratio null)
     python bench/transfer_search.py --smoke    # one small target, 2 backbones, tiny pretraining: proves it runs
 
 Last line: one JSON object with every figure; ``ratio`` is warm start's best validation accuracy after
@@ -85,7 +87,7 @@ def _screening(folder: Path, pretrain: dict, backbones: list[dict], targets: lis
         "space": {"backbones": backbones, "freeze_depth": grid["freeze_depth"], "neck": ["gap"], "head": ["linear"],
                   "lr": grid["lr"]},
         "fixed": {**FIXED, "epochs": grid["epochs"]}, "sampler": {"name": "grid", "seed": 0},
-        "budget": {"n_trials": trials}, "screen": {"score": "logme"}, "pretrain": pretrain, "keep_models": "none"})
+        "budget": {"n_trials": trials}, "screen": {"score": "knn"}, "pretrain": pretrain, "keep_models": "none"})
     _run(folder, spec)
     rows = []
     for target in targets:
@@ -143,6 +145,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="keep the stores here (default: a temporary folder)")
     parser.add_argument("--warm-sources", choices=("disjoint", "all"), default="disjoint",
                         help="warm-start from the sources sharing no image with the target (default), or all four")
+    parser.add_argument("--screening-only", action="store_true",
+                        help="measure screening against the static rankers only; skip the warm-start searches")
     parser.add_argument("--smoke", action="store_true",
                         help="one small target, 2 backbones, tiny pretraining, 2 warm-start trials, 1 seed")
     args = parser.parse_args()
@@ -157,6 +161,13 @@ def main() -> None:
         folder = args.out or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
         screening = _screening(folder, pretrain, backbones, targets, grid)
+        if args.screening_only:
+            _print_screening(screening)
+            print(json.dumps({"benchmark": "transfer_search", "ratio": None,
+                              "ratio_reason": "--screening-only: no warm-start search was run",
+                              "target": "each score's tau above the static rankers' (params, flops) on every target",
+                              "screening": screening, "smoke": args.smoke}))
+            return
         overlaps = _overlaps(targets, warm_target)
         print(json.dumps({"overlap_with_warm_target": overlaps}), flush=True)
         disjoint = [t for t in targets if not any(overlaps[t["key"]].values())]
@@ -164,10 +175,7 @@ def main() -> None:
         sources = targets if args.warm_sources == "all" or args.smoke else disjoint
         warm = _warm_start(folder, pretrain, args.trials, args.seeds, space=space, sources=sources,
                            target=warm_target)
-    for score in ("logme", "knn"):
-        ranks = [row[f"best_rank_{score}"] for row in screening if f"best_rank_{score}" in row]
-        print(f"{score}: tau {[round(row.get(f'tau_{score}', float('nan')), 2) for row in screening]}, "
-              f"rank of the best candidate {ranks}")
+    _print_screening(screening)
     print(f"best val_acc after n trials, mean of {args.seeds} seeds: cold {warm['cold']}, warm {warm['warm']}")
     cold_end, warm_end = warm["cold"][-1], warm["warm"][-1]
     ratio = {"ratio": round(warm_end / cold_end, 3)} if cold_end > 0 else {
@@ -178,6 +186,16 @@ def main() -> None:
                       "target": "an accuracy study: screening ranks the best candidate first; warm start ahead of cold",
                       "screening": screening, "warm_start": warm, "warm_sources": [t["key"] for t in sources],
                       "overlap_with_warm_target": overlaps, "smoke": args.smoke}))
+
+
+def _print_screening(screening: list[dict]) -> None:
+    """Per score and static ranker: its tau on each target, and the rank it gave each target's winner."""
+    from tl_bench.screen import RECORDED
+
+    for name in RECORDED:
+        taus = [round(row.get(f"tau_{name}", float("nan")), 2) for row in screening]
+        ranks = [row[f"best_rank_{name}"] for row in screening if f"best_rank_{name}" in row]
+        print(f"{name}: tau {taus}, rank of the best candidate {ranks}")
 
 
 if __name__ == "__main__":

@@ -28,8 +28,8 @@ from tl_bench.train.optim import build_optimizer
 pytestmark = pytest.mark.slow
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
-SCRIPTS = ["cache", "gpu", "latency", "leaderboard", "loop", "mo_pruning", "study_overhead", "time_to_quality",
-           "tracking", "transfer_search", "workers"]
+SCRIPTS = ["boundary_cache", "cache", "gpu", "latency", "leaderboard", "loop", "mo_pruning", "study_overhead",
+           "time_to_quality", "tracking", "transfer_search", "workers"]
 NOT_BENCHMARKS = {"handwritten_search"}  # the baseline time_to_quality runs, not a benchmark of its own
 DATA = {"dataset": "digits", "img_size": 32, "train_size": 96, "val_size": 48, "split_seed": 0}
 

@@ -44,8 +44,8 @@ _DIGEST_NEW_FIELDS = {
     "adaptation": "full", "lora_r": 8, "lora_alpha": 16.0, "lora_dropout": 0.0, "lora_targets": "all",
     "prompt_tokens": 8,
 }
-# How serving cost is measured, not what a trial trains: never part of the digest.
-_DIGEST_IGNORED = frozenset({"latency_device", "latency_threads", "latency_batch_sizes"})
+# How serving cost is measured and how much disk a cache may take, not what a trial trains: never in the digest.
+_DIGEST_IGNORED = frozenset({"latency_device", "latency_threads", "latency_batch_sizes", "boundary_cache_mb"})
 
 
 @dataclass(frozen=True)
@@ -172,7 +172,8 @@ class TrialConfig(DataSettings):
     precision: Precision = "auto"  # auto: bf16 autocast on CUDA where supported, else fp32
     channels_last: bool | Literal["auto"] = "auto"  # auto: on CUDA only
     compile: bool = False  # torch.compile the model (its compile time is reported apart)
-    use_cache: bool = True  # use the frozen-feature cache when the config allows it
+    use_cache: bool = True  # use the frozen-feature (or freeze-boundary) cache when the config allows it
+    boundary_cache_mb: int = 2048  # disk bound of the freeze-boundary cache; larger activations train uncached
     latency_device: str = "auto"  # where inference latency is measured: auto = the training device
     latency_threads: int | None = None  # CPU threads of that measurement (None: torch's count)
     latency_batch_sizes: tuple[int, ...] = (1, 32)  # batch sizes it is measured at
@@ -263,6 +264,7 @@ class TrialResult:
     bn_pass_time_s: float = 0.0  # that label-free pass over the training split, included in train_time_s
     cache_used: bool = False
     cache_hit: bool = False  # the training split's features were found in the cache, not computed
+    boundary_cached: int = 0  # freeze depth whose boundary activation was cached (0: the frozen stages ran every step)
     ema_tested: bool = False  # validation, selection and test used the EMA weights
     compile_time_s: float = 0.0  # torch.compile's first passes, apart from train_time_s
     device: str = "cpu"

@@ -4,6 +4,7 @@ later probe reuses, and a study that searches only the candidates screening kept
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -47,14 +48,25 @@ def test_screen_ranks_every_candidate_records_a_run_and_fills_the_probe_cache(tm
     assert done.returncode == 0, done.stderr[-2000:]
     ranked = json.loads(done.stdout)["digits"]
     assert sorted(c["backbone"] for c in ranked) == ["test_convnext", "test_resnet", "test_vit"]
-    logmes = [c["logme"] for c in ranked]
-    assert logmes == sorted(logmes, reverse=True) and [c["rank"] for c in ranked] == [1, 2, 3]
-    assert all(0.0 <= c["knn"] <= 1.0 for c in ranked)
+    # Ranked by k-NN, the default score (equal accuracies share a rank).
+    knns = [c["knn"] for c in ranked]
+    assert knns == sorted(knns, reverse=True) and all(0.0 <= k <= 1.0 for k in knns)
+    assert [c["rank"] for c in ranked] == [1 + knns.index(k) for k in knns]
+    # Each candidate carries its static values: the backbones differ in size.
+    assert all(c["params"] > 0 and c["flops"] > 0 for c in ranked) and len({c["params"] for c in ranked}) == 3
 
     spec = load_spec(path)
     (run,) = _runs(spec, "screen")
-    assert run.data.metrics["logme/test_vit/scratch"] == pytest.approx(
-        next(c["logme"] for c in ranked if c["backbone"] == "test_vit"))
+    vit = next(c for c in ranked if c["backbone"] == "test_vit")
+    assert run.data.params["score"] == "knn"
+    for name in ("logme", "knn", "params", "flops"):
+        assert run.data.metrics[f"{name}/test_vit/scratch"] == pytest.approx(vit[name])
+    # The table shows the static values and each score's tau against them (features in the cache now).
+    shown = subprocess.run([sys.executable, "-m", "tl_bench", "screen", str(path)], capture_output=True, text=True,
+                           cwd=tmp_path, timeout=600, env={**os.environ, "COLUMNS": "200"})
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert "params" in shown.stdout and "flops" in shown.stdout and f"{vit['params']:,.0f}" in shown.stdout
+    assert "tau of each score against the static rankers" in shown.stdout and "knn: params" in shown.stdout
     # The probe of a screened candidate reads every split's features screening stored: nothing is extracted again.
     cache = FeatureCache(spec.cache_dir)
     values = {**spec.base_config(spec.datasets[0]), "backbone": "test_vit", "weights": "scratch",
@@ -83,13 +95,15 @@ def test_the_summary_says_how_well_screening_predicted_the_search(tmp_path: Path
     run_spec(spec, RunOptions(), quiet=True)
     (parent,) = _runs(spec, "study")
     assert parent.data.metrics["screen.n_candidates"] == 3
-    for name in ("logme", "knn"):
+    for name in ("logme", "knn", "params", "flops"):  # each score's tau beside the static rankers'
         assert -1.0 <= parent.data.metrics[f"screen.tau_{name}"] <= 1.0
+    assert "static rankers: params" in parent.data.tags["mlflow.note.content"]
     # Where each score ranked the candidate that did best, recomputed from what the study kept.
     study = optuna.load_study(study_name=f"{spec.name}/digits", storage=spec.storage)
     scores = study.user_attrs["screen_scores"]
+    assert all(set(v) == {"logme", "knn", "params", "flops"} for v in scores.values())
     best = max(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)), key=lambda t: t.values[0])
     winner = candidate_of(best)
-    for name in ("logme", "knn"):
+    for name in ("logme", "knn", "params", "flops"):
         ranked = sorted(scores, key=lambda k: -scores[k][name])
         assert parent.data.metrics[f"screen.best_rank_{name}"] == ranked.index(winner) + 1

@@ -87,3 +87,5 @@ from tl_bench.cli.soup_cmd import ensemble_command, soup_command  # noqa: E402
 app.command("evaluate")(evaluate_command)
 app.command("soup")(soup_command)
 app.command("ensemble")(ensemble_command)
+from tl_bench.cli.replay_cmd import replay_command  # noqa: E402
+app.command("replay")(replay_command)

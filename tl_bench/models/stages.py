@@ -13,10 +13,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from timm.models import group_parameters
-from torch import nn
+from timm.models.convnext import ConvNeXt
+from timm.models.efficientnet import EfficientNet
+from timm.models.mobilenetv3 import MobileNetV3
+from timm.models.resnet import ResNet
+from timm.models.vision_transformer import VisionTransformer
+from torch import Tensor, nn
 
 
 @dataclass(frozen=True)
@@ -161,9 +167,61 @@ def frozen_roots(model: nn.Module) -> list[nn.Module]:
     return out
 
 
+@dataclass(frozen=True)
+class ForwardStep:
+    """One call of a timm model's ``forward_features``, in order: ``run`` maps its input to its output;
+    ``owns`` says which parameters it reads (names under ``module``, plus the root parameters listed)."""
+
+    module: str
+    run: Callable[[Tensor], Tensor]
+    roots: tuple[str, ...] = ()
+
+    def owns(self, param: str) -> bool:
+        return param.startswith(f"{self.module}.") or param in self.roots
+
+
+def _children(model: nn.Module, names: list[str]) -> list[ForwardStep]:
+    return [ForwardStep(n, model.get_submodule(n)) for n in names]
+
+
+def _indexed(model: nn.Module, name: str) -> list[str]:
+    return [f"{name}.{i}" for i in range(len(model.get_submodule(name)))]
+
+
+def _vit_steps(model: nn.Module) -> list[ForwardStep]:
+    embed = ForwardStep("_pos_embed", model._pos_embed, roots=("cls_token", "reg_token", "pos_embed"))
+    return [*_children(model, ["patch_embed"]), embed, *_children(model, ["patch_drop", "norm_pre"]),
+            *_children(model, [*_indexed(model, "blocks"), "norm"])]
+
+
+# The families whose forward_features is a plain chain of calls, written out as timm's source has it
+# (timm 1.0): keyed by the class that defines forward_features, so a subclass overriding it is not taken.
+_CHAINS: dict[type, Callable[[nn.Module], list[ForwardStep]]] = {
+    ResNet: lambda m: _children(m, ["conv1", "bn1", "act1", "maxpool", "layer1", "layer2", "layer3", "layer4"]),
+    ConvNeXt: lambda m: _children(m, ["stem", *_indexed(m, "stages"), "norm_pre"]),
+    EfficientNet: lambda m: _children(m, ["conv_stem", "bn1", *_indexed(m, "blocks"), "conv_head", "bn2"]),
+    MobileNetV3: lambda m: _children(m, ["conv_stem", "bn1", *_indexed(m, "blocks")]),
+    VisionTransformer: _vit_steps,
+}
+
+
+def forward_steps(model: nn.Module) -> list[ForwardStep] | None:
+    """``forward_features`` of a timm model as the ordered calls it makes, or None for a family not
+    written out here (or one running gradient checkpointing, whose forward takes another route).
+
+    The caller still proves a cut: every parameter is owned by a step, and the chain reproduces
+    ``forward_features`` on an input (``train/boundary.py``)."""
+    family = next((cls for cls in _CHAINS if type(model).forward_features is cls.forward_features), None)
+    if family is None or any(getattr(m, "grad_checkpointing", False) for m in model.modules()):
+        return None
+    return _CHAINS[family](model)
+
+
 __all__ = [
+    "ForwardStep",
     "StageInfo",
     "drop_modules",
+    "forward_steps",
     "frozen_roots",
     "head_side_children",
     "param_groups",

@@ -37,8 +37,8 @@ INT_COLUMNS: tuple[str, ...] = (
     "n_seeds_started", "n_seeds_pruned", "n_seeds_failed",
 )
 # Params that say how a trial ran rather than what it was: runs differing in them are repeats.
-RUN_ONLY_PARAMS = frozenset({"seed", "device", "use_cache", "data_root", "download", "latency_device",
-                             "latency_threads", "latency_batch_sizes"})
+RUN_ONLY_PARAMS = frozenset({"seed", "device", "use_cache", "boundary_cache_mb", "data_root", "download",
+                             "latency_device", "latency_threads", "latency_batch_sizes"})
 # Text columns whose values may look numeric (freeze depth "2"); read_csv pins them to text.
 TEXT_COLUMNS: tuple[str, ...] = (
     "dataset", "split", "backbone", "weights", "freeze_depth", "adaptation", "neck", "head", "study", "run_id",

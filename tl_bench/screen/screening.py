@@ -1,5 +1,9 @@
 """Screen a dataset's (backbone, weights) candidates: score each from its frozen features, rank them,
 keep the best few, and record the scores (an MLflow run; the Optuna study keeps them too).
+
+Beside the scores, each candidate carries the data-free static rankers a score has to beat: its
+backbone's parameter count and the probe's forward FLOPs (``STATIC_RANKERS``; bigger ranks higher).
+Every weights of one backbone has the same values, so they tie there.
 """
 
 from __future__ import annotations
@@ -12,12 +16,14 @@ from dataclasses import asdict, dataclass, replace
 import tl_bench
 from tl_bench.config import TrialConfig
 from tl_bench.spec import DatasetSpec, StudySpec
-from tl_bench.screen.features import pooled_features
-from tl_bench.screen.scores import knn_accuracy, logme
+from tl_bench.screen.features import candidate_features
+from tl_bench.screen.scores import SCORES, knn_accuracy, logme
 from tl_bench.tracking import DATASET, KIND, KIND_SCREEN, STUDY, VERSION, Tracker
 from tl_bench.train import FeatureCache
 
 SEP = "|"  # candidate keys: "<backbone>|<weights>", as in the grid sampler's combinations
+STATIC_RANKERS = ("params", "flops")  # data-free rankings a score must beat to be worth its seconds
+RECORDED = SCORES + STATIC_RANKERS  # every value kept per candidate, and what ``Candidate.score`` reads
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,8 @@ class Candidate:
     seconds: float  # feature extraction (or cache read) and scoring
     rank: int = 0  # by the screening score, 1 = best; equal scores share the rank (1, 1, 3); 0 = not ranked
     tied: bool = False  # another candidate has exactly this score, so neither is ahead
+    params: float = math.nan  # the backbone's parameter count (static ranker)
+    flops: float = math.nan  # the probe's forward FLOPs per image at the screening input size (static ranker)
 
     @property
     def key(self) -> str:
@@ -40,7 +48,14 @@ class Candidate:
         return f"{self.rank} (tie)" if self.tied else str(self.rank)
 
     def score(self, name: str) -> float:
-        return self.logme if name == "logme" else self.knn
+        """The value ``name`` (a score or a static ranker, ``RECORDED``) gave this candidate."""
+        if name not in RECORDED:
+            raise ValueError(f"no screening value {name!r}; accepted: {', '.join(RECORDED)}")
+        return float(getattr(self, name))
+
+    def values(self) -> dict[str, float]:
+        """Every score and static value, by name (what the study keeps per candidate)."""
+        return {name: self.score(name) for name in RECORDED}
 
 
 def candidates_of(spec: StudySpec) -> list[tuple[str, str]]:
@@ -68,10 +83,11 @@ def screen_dataset(
     *,
     config_for: Callable[[str, str], TrialConfig],
     cache: FeatureCache,
-    score: str = "logme",
+    score: str = "knn",
 ) -> list[Candidate]:
     """Score every candidate, ranked by ``score`` (``rank_candidates``): LogME of the training split's
-    features, and the validation accuracy of a k-NN classifier fitted on the training split's.
+    features, and the validation accuracy of a k-NN classifier fitted on the training split's; with
+    each its static values (backbone parameters, probe forward FLOPs).
 
     ``config_for(backbone, weights)`` is the candidate's linear probe (whole backbone frozen,
     ``gap`` neck) on the dataset, so its features are the ones that probe caches.
@@ -79,10 +95,10 @@ def screen_dataset(
     out = []
     for backbone, weights in candidates_of(spec):
         start = time.perf_counter()
-        feats = pooled_features(config_for(backbone, weights), cache)
-        (train_x, train_y), (val_x, val_y) = feats["train"], feats["val"]
+        feats = candidate_features(config_for(backbone, weights), cache)
+        (train_x, train_y), (val_x, val_y) = feats.splits["train"], feats.splits["val"]
         out.append(Candidate(backbone, weights, logme(train_x, train_y), knn_accuracy(train_x, train_y, val_x, val_y),
-                             time.perf_counter() - start))
+                             time.perf_counter() - start, params=feats.params, flops=feats.flops))
     return rank_candidates(out, score)
 
 
@@ -110,12 +126,13 @@ def record_screening(
     tracker: Tracker, spec: StudySpec, dataset: DatasetSpec, candidates: list[Candidate], *, score: str,
     keep: int | None, start_ms: int,
 ) -> str:
-    """One MLflow run of kind ``screen``: a metric per candidate and score, the ranking as params."""
+    """One MLflow run of kind ``screen``: a metric per candidate and score or static value
+    (``knn/<backbone>/<weights>``, ``params/...``, ``flops/...``), the ranking as params."""
     if not tracker.enabled:
         return ""
     kept_now, dropped = kept(candidates, keep)
     metrics = [(f"{name}/{c.backbone}/{c.weights}".replace("|", "/"), c.score(name), 0)
-               for c in candidates for name in ("logme", "knn")]
+               for c in candidates for name in RECORDED]
     params = {"score": score, "keep": str(keep), "kept": ", ".join(c.key for c in kept_now)[:6000],
               "dropped": ", ".join(c.key for c in dropped)[:6000] or "none",
               # the candidates ranked first: several when they tie, none of them ahead of the others
@@ -132,5 +149,5 @@ def as_records(candidates: list[Candidate]) -> list[dict[str, object]]:
     return [asdict(c) for c in candidates]
 
 
-__all__ = ["Candidate", "SEP", "as_records", "candidates_of", "kept", "rank_candidates", "record_screening",
-           "screen_dataset", "ties"]
+__all__ = ["Candidate", "RECORDED", "SEP", "STATIC_RANKERS", "as_records", "candidates_of", "kept", "rank_candidates",
+           "record_screening", "screen_dataset", "ties"]

@@ -21,7 +21,8 @@ from tl_bench.config import LEGACY_VALUES, DataSettings, TrialConfig
 SPACE_FIELDS = ("backbone", "weights", "freeze_depth", "adaptation", "neck", "head")
 DATASET_FIELDS = tuple(f.name for f in dataclasses.fields(DataSettings))  # set per dataset under datasets
 # Settings of how a trial runs rather than what it is: fixable, never searched.
-RUNTIME_FIELDS = ("device", "use_cache", "latency_device", "latency_threads", "latency_batch_sizes")
+RUNTIME_FIELDS = ("device", "use_cache", "boundary_cache_mb", "latency_device", "latency_threads",
+                  "latency_batch_sizes")
 # Filled in by the runner from the weights choice, never written by users.
 _RESOLVED_FIELDS = ("weights_path",)
 

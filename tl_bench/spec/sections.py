@@ -254,8 +254,16 @@ class ScreenSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    score: Literal["logme", "knn"] = "logme"
+    # k-NN by default: an accuracy on the validation split the search is judged on, with no linear-
+    # Gaussian model of the features to trust; either score is worth keeping only where it beats the
+    # static rankers (screen.tau_params, screen.tau_flops) the study summary logs beside it.
+    score: Literal["logme", "knn"] = "knn"
     keep: PositiveInt | None = None  # None: score every candidate, drop none
+    # Input size of the screening features: the dataset's (what the search trains at; the features
+    # are the ones a later linear probe reuses from the cache), or each backbone's pretrained input
+    # size from timm's pretrained config (scores then see features at the resolution the weights
+    # learned; the cache keeps them apart, by size).
+    img_size: Literal["dataset", "pretrained"] = "dataset"
 
 
 class WarmStartSpec(BaseModel):

@@ -1,7 +1,9 @@
 """What a dataset study has produced, and its summary on the parent run.
 
 Counts by state, the best trial, Optuna's parameter importances (as
-``importance.*`` metrics, so dashboards read them from MLflow alone) and
+``importance.*`` metrics, so dashboards read them from MLflow alone),
+how well screening predicted the search (``screen.*`` metrics and a line of the
+run's description, each score's tau beside the static rankers') and
 Optuna's plots as one self-contained HTML artifact.
 """
 
@@ -17,7 +19,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from tl_bench.study.ranked import RankedSetting, ranked_settings
-from tl_bench.study.screen import screen_tau
+from tl_bench.study.screen import screen_tau, tau_line
 from tl_bench.study.storage import RUN_ATTR
 from tl_bench.tracking import (
     BEST_RUN_ID,
@@ -148,10 +150,12 @@ def write_summary(study: optuna.Study, tracker: Tracker, parent_run_id: str, des
     """Write counts, best trial, importances and plots to the parent run; returns what was written.
 
     The best trial is linked from the parent run: a ``tlb.best_run_link`` tag and a line of the run's
-    description (``description`` first), which the MLflow UI shows as a link."""
+    description (``description`` first), which the MLflow UI shows as a link. A screened study's
+    description also gets ``tau_line``: each score's tau beside the static rankers'."""
     counts = count_states(study)
     metrics: dict[str, float] = {f"n_{k.lower()}": float(v) for k, v in counts.items() if k != "WAITING"}
     tags: dict[str, str] = {}
+    lines: list[str] = []  # of the run's description, after ``description``
     ranked = ranked_settings(study)
     best = best_trial(study, ranked)
     if best is not None:
@@ -165,9 +169,13 @@ def write_summary(study: optuna.Study, tracker: Tracker, parent_run_id: str, des
         if run_id and tracker.enabled:
             link = "#" + run_path(tracker.experiment_id, run_id)
             tags[BEST_RUN_LINK] = link
-            line = f"Best trial: [trial {best.number}]({link}), val_acc {best.values[0]:.4f}"
-            tags[RUN_NOTE] = f"{description}\n\n{line}" if description else line
-    metrics.update(screen_tau(study))
+            lines.append(f"Best trial: [trial {best.number}]({link}), val_acc {best.values[0]:.4f}")
+    screening = screen_tau(study)
+    if screening:
+        metrics.update(screening)
+        lines.append(tau_line(screening))
+    if lines:
+        tags[RUN_NOTE] = "\n\n".join([description, *lines] if description else lines)
     imp = importances(study)
     metrics.update({f"{IMPORTANCE_PREFIX}{_metric_name(k)}": v for k, v in imp.items()})
     tags[IMPORTANCE_EVALUATOR] = EVALUATOR_NAME

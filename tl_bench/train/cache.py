@@ -22,7 +22,6 @@ import os
 import tempfile
 import threading
 from collections import OrderedDict
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -30,29 +29,12 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from tl_bench.train.boundary_store import BoundaryStore
+from tl_bench.train.fill_cost import FillCost
+
 _FORMAT = "2"  # bump when the meaning of a stored entry changes (2: entries carry their FillCost)
 _COST_KEY = "fill_cost"  # safetensors metadata key of an entry's FillCost (JSON)
 Features = list[torch.Tensor]
-
-
-@dataclass(frozen=True)
-class FillCost:
-    """What computing one cache entry cost, measured once when it was computed."""
-
-    seconds: float  # wall clock of the backbone pass over the split
-    flops: float  # forward FLOPs of that pass
-    peak_mb: float  # largest memory growth during it (PeakMemory), the features it produced included
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str | None) -> FillCost | None:
-        try:
-            values = json.loads(text) if text else None
-            return cls(**{k: float(values[k]) for k in ("seconds", "flops", "peak_mb")}) if values else None
-        except (ValueError, TypeError, KeyError):
-            return None
 
 
 def feature_key(parts: dict[str, Any]) -> str:
@@ -106,6 +88,15 @@ class FeatureCache:
         self._memory: OrderedDict[str, tuple[Features, FillCost | None]] = OrderedDict()
         self._lock = threading.Lock()
         self.stats = {"memory_hits": 0, "disk_hits": 0, "computed": 0}
+        self._boundary: Any = None
+
+    @property
+    def boundary(self) -> BoundaryStore:
+        """Freeze-boundary activations of partly frozen trials, beside these entries (``boundary/``
+        under ``root``; a temporary folder of this instance without one), shared like them."""
+        if self._boundary is None:
+            self._boundary = BoundaryStore(self.root / "boundary" if self.root is not None else None)
+        return self._boundary
 
     def path(self, key: str) -> Path | None:
         return None if self.root is None else self.root / f"{key}.safetensors"

@@ -8,12 +8,9 @@ take the same optimisation steps. Computing a split's features is measured
 (``FillCost``) and recorded with its cache entry: every trial using the entry
 is charged that record, whichever trial computed it.
 
-Only a wholly frozen backbone is cached. A frozen prefix would need the
-model resumed from the activation at the freeze boundary, and timm offers no
-such entry point for arbitrary models: stage groups partition parameters,
-not the forward pass (a ViT's position embedding, token concatenation and
-dropouts sit between groups in ``forward_features``), so a generic cut could
-silently compute something else.
+Here the whole backbone is frozen. A frozen prefix (the first k stages) is
+cached at the freeze boundary instead, for the families whose forward is
+written out as a chain of calls (``train/boundary.py``).
 """
 
 from __future__ import annotations
@@ -56,7 +53,59 @@ def weights_identity(config: TrialConfig, model: TransferModel) -> dict[str, str
     return identity
 
 
-class FeatureFeeder:
+def cache_key_parts(
+    config: TrialConfig, model: TransferModel, images: ImageFeeder, *, fingerprint: str, precision: str
+) -> dict[str, Any]:
+    """What determines a frozen pass's output besides the split: backbone and its weights, input size,
+    data, normalisation, precision, timm's version, recalibrated statistics and the memory format."""
+    parts: dict[str, Any] = {
+        "backbone": config.backbone,
+        **weights_identity(config, model),
+        "img_size": config.img_size,
+        "dataset": fingerprint,
+        "mean": images.mean,
+        "std": images.std,
+        # how many scales the neck asks the backbone for: one per feature point it returns
+        "n_scales": len(model.backbone.feature_dims),
+        "precision": precision,
+        "timm": timm.__version__,
+    }
+    if config.recalibrates_bn and model.backbone.frozen_batchnorms():
+        # the frozen statistics come from this dataset's training images, not from the weights label
+        parts["bn_stats"] = "recalibrate"
+    if images.channels_last != (images.device.type == "cuda"):
+        # a memory format other than the device's usual one may round differently; the usual one
+        # stays out of the key so entries computed before it was a setting stay valid
+        parts["channels_last"] = images.channels_last
+    return parts
+
+
+class StoredSplits:
+    """What a feeder of stored per-split tensors (cached features, boundary activations) shares: the
+    image feeder it stands in front of, which fills entries and still seeds and counts steps, and the
+    key of each split's entry."""
+
+    images: ImageFeeder
+    _key_parts: dict[str, Any]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def bn_pass(self) -> BnPass:
+        return self.images.bn_pass
+
+    def seed(self, seed: int) -> None:
+        self.images.seed(seed)
+
+    def steps_per_epoch(self) -> int:
+        return self.images.steps_per_epoch()
+
+    def key(self, split: str) -> str:
+        return feature_key({**self._key_parts, "split": split, "n_items": len(self.images.splits[split])})
+
+
+class FeatureFeeder(StoredSplits):
     """Neck-and-head training batches drawn from per-split backbone features."""
 
     def __init__(
@@ -79,44 +128,7 @@ class FeatureFeeder:
         self._features: dict[str, Features] = {}
         self.computed: set[str] = set()  # splits whose features this trial computed
         self.costs: dict[str, FillCost] = {}  # per split: what computing its features cost, as recorded
-        self._key_parts: dict[str, Any] = {
-            "backbone": config.backbone,
-            **weights_identity(config, model),
-            "img_size": config.img_size,
-            "dataset": fingerprint,
-            "mean": images.mean,
-            "std": images.std,
-            "n_scales": self._n_scales(),
-            "precision": precision,
-            "timm": timm.__version__,
-        }
-        if config.recalibrates_bn and model.backbone.frozen_batchnorms():
-            # the frozen statistics come from this dataset's training images, not from the weights label
-            self._key_parts["bn_stats"] = "recalibrate"
-        if images.channels_last != (self.device.type == "cuda"):
-            # a memory format other than the device's usual one may round differently; the usual one
-            # stays out of the key so entries computed before it was a setting stay valid
-            self._key_parts["channels_last"] = images.channels_last
-
-    def _n_scales(self) -> int:
-        # How many scales the neck asks the backbone for: one per feature point it returns.
-        return len(self.model.backbone.feature_dims)
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    @property
-    def bn_pass(self) -> BnPass:
-        return self.images.bn_pass
-
-    def seed(self, seed: int) -> None:
-        self.images.seed(seed)
-
-    def steps_per_epoch(self) -> int:
-        return self.images.steps_per_epoch()
-
-    def key(self, split: str) -> str:
-        return feature_key({**self._key_parts, "split": split, "n_items": len(self.images.splits[split])})
+        self._key_parts = cache_key_parts(config, model, images, fingerprint=fingerprint, precision=precision)
 
     def features(self, split: str) -> Features:
         """The split's features on the device, from the cache or computed now."""
@@ -166,5 +178,9 @@ class FeatureFeeder:
     def forward(self, model: TransferModel, feats: Features) -> torch.Tensor:
         return model.forward_from_features(feats)
 
+    def step_flops(self, flops: dict[str, float]) -> float:
+        """FLOPs per trained image of a step on cached features: neck and head only."""
+        return flops["flops_head_train_per_image"]
 
-__all__ = ["FeatureFeeder", "weights_identity"]
+
+__all__ = ["EXTRACT_BATCH", "FeatureFeeder", "cache_key_parts", "weights_identity"]

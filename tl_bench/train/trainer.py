@@ -5,7 +5,9 @@ config's ``select`` rule chose from validation alone. Cost is measured
 around the phases it names: training and evaluation. With the feature cache,
 the backbone pass that computed a split's features is added to its phase as
 recorded with the cache entry (``FillCost``), so a trial that found the entry
-and the trial that computed it are charged the same.
+and the trial that computed it are charged the same. A partly frozen backbone
+is cached at its freeze boundary where the cut is proven (``train/boundary.py``),
+charged the same way.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from tl_bench.models import TransferModel, adapter_mb, count_params, measure_flo
 from tl_bench.train.augment import augment_for
 from tl_bench.train.batches import ImageFeeder
 from tl_bench.train.bn_stats import PASS_BATCH, BnPass, recalibrate_frozen_bn
+from tl_bench.train.boundary import BoundaryFeeder, boundary_applies, log_fallback, plan_cut
 from tl_bench.train.cache import FeatureCache
 from tl_bench.train.cost import PeakMemory, PhaseTimer, model_mb
 from tl_bench.train.evaluate import evaluate
@@ -30,6 +33,7 @@ from tl_bench.train.serving import serving_latency
 from tl_bench.train.epoch_runner import EpochRunner
 
 EpochCallback = Callable[[int, dict[str, float]], None]
+CachedFeeder = (FeatureFeeder, BoundaryFeeder)  # feeders whose frozen pass ran once, charged as recorded
 
 
 def resolve_device(name: str) -> torch.device:
@@ -85,7 +89,7 @@ def train_trial(
     # Cached features are fetched (or computed, and recorded with their entry) before the
     # measurement starts; what computing them cost is added from the record below.
     feeder = feeder_for(config, model, data, device, cache, flops["flops_fwd_per_image"], execution)
-    use_cache = isinstance(feeder, FeatureFeeder)
+    use_cache = isinstance(feeder, CachedFeeder)
     served = serving_latency(config, model, execution, data.num_classes)  # the architecture's, before the peak
     # what a trial costs besides time, known before it trains: a cost-aware pruner reads them per epoch
     fixed_costs = {"params_trainable": float(sizes["params_trainable"]), "latency_ms": served.latency_ms,
@@ -98,7 +102,7 @@ def train_trial(
                           steps_per_epoch=feeder.steps_per_epoch(), num_classes=data.num_classes)
     runner = EpochRunner(model, feeder, recipe, autocast, device)
     compile_s = 0.0
-    if config.compile and not use_cache:  # a cached trial trains neck and head only, uncompiled
+    if config.compile and not use_cache:  # a cached trial trains from its cache's tensors, uncompiled
         first, _ = next(feeder.train_batches(torch.Generator().manual_seed(config.seed)))
         compile_s = compile_model(model, first, autocast, device)
     validated = recipe.eval_model(model)  # what validation reads each epoch: the model, or its EMA
@@ -153,7 +157,7 @@ def train_trial(
     total_flops += flops["flops_fwd_per_image"] * bn_pass.images
     chosen = history[best_epoch - 1]
     train_time, eval_time, feature_time = timer.get("train") + bn_pass.seconds, timer.get("eval"), 0.0
-    if isinstance(feeder, FeatureFeeder):
+    if isinstance(feeder, CachedFeeder):
         costs = feeder.costs
         feature_time = costs["train"].seconds
         train_time += feature_time
@@ -191,8 +195,9 @@ def train_trial(
         latency_cv=max(served.cv),
         bn_recalibrated=bn_pass.layers,
         bn_pass_time_s=bn_pass.seconds,
-        cache_used=use_cache,
-        cache_hit=isinstance(feeder, FeatureFeeder) and "train" not in feeder.computed,
+        cache_used=isinstance(feeder, FeatureFeeder),  # the whole backbone's features; boundary_cached says the other
+        cache_hit=use_cache and "train" not in feeder.computed,
+        boundary_cached=feeder.cut.depth if isinstance(feeder, BoundaryFeeder) else 0,
         ema_tested=recipe.ema is not None,
         compile_time_s=compile_s,
         device=str(device),
@@ -207,11 +212,12 @@ def feeder_for(
     cache: FeatureCache | None,
     fwd_flops_per_image: float,
     execution: Execution | None = None,
-) -> ImageFeeder | FeatureFeeder:
-    """Image batches, or cached-feature batches when the whole backbone is frozen (every split fetched now).
+) -> ImageFeeder | FeatureFeeder | BoundaryFeeder:
+    """Image batches; cached-feature batches when the whole backbone is frozen; boundary batches when
+    a frozen prefix can be cut off (``train/boundary.py``). Cached splits are all fetched now.
 
     Frozen BatchNorm statistics are re-estimated first when the config asks (``bn_stats``), so the
-    features cached are those of the recalibrated backbone; the feeder's ``bn_pass`` says what it did."""
+    tensors cached are those of the recalibrated backbone; the feeder's ``bn_pass`` says what it did."""
     execution = execution or resolve_execution(config, device)
     autocast, precision = execution.autocast, execution.precision
     images = ImageFeeder(
@@ -227,6 +233,8 @@ def feeder_for(
     )
     if config.recalibrates_bn:
         images.bn_pass = recalibrate_frozen_bn(model, images.eval_batches("train", PASS_BATCH), device, autocast)
+    if boundary_applies(config, model):
+        return _boundary_feeder(config, model, data, images, cache, execution)
     if not cache_applies(config, model):
         return images
     model.eval()
@@ -247,20 +255,45 @@ def feeder_for(
     return feeder
 
 
+def _boundary_feeder(
+    config: TrialConfig,
+    model: TransferModel,
+    data: DatasetSplits,
+    images: ImageFeeder,
+    cache: FeatureCache | None,
+    execution: Execution,
+) -> ImageFeeder | BoundaryFeeder:
+    """The boundary feeder with every split fetched, or the image feeder with the reason logged."""
+    cut = plan_cut(model, execution.autocast)
+    if isinstance(cut, str):
+        log_fallback(config, cut)
+        return images
+    store = (cache if cache is not None else FeatureCache(None)).boundary
+    feeder = BoundaryFeeder(model, images, config, cut, fingerprint=data.fingerprint, store=store,
+                            autocast=execution.autocast, precision=execution.precision)
+    if feeder.needed_mb() > config.boundary_cache_mb:
+        log_fallback(config, f"its activations take {feeder.needed_mb():.0f} MiB, over boundary_cache_mb "
+                             f"= {config.boundary_cache_mb}")
+        return images
+    for split in ("train", "val", "test"):
+        feeder.fetch(split)
+    return feeder
+
+
 def _training_flops(
-    flops: dict[str, float], feeder: ImageFeeder | FeatureFeeder, images_seen: int
+    flops: dict[str, float], feeder: ImageFeeder | FeatureFeeder | BoundaryFeeder, images_seen: int
 ) -> tuple[float, float]:
-    """FLOPs per trained image as actually run, and the trial's total (with the cache: the
-    backbone pass over the training split, as recorded with its entry, plus neck and head steps)."""
-    if not isinstance(feeder, FeatureFeeder):
+    """FLOPs per trained image as actually run, and the trial's total (with a cache: the frozen
+    pass over the training split, as recorded with its entry, plus the steps on what it cached)."""
+    if not isinstance(feeder, CachedFeeder):
         return flops["flops_train_per_image"], flops["flops_train_per_image"] * images_seen
-    per_image = flops["flops_head_train_per_image"]
+    per_image = feeder.step_flops(flops)
     return per_image, per_image * images_seen + feeder.costs["train"].flops
 
 
 def _feature_seconds(feeder: Any) -> float:
-    """The cached training split's backbone pass, as its cache entry recorded it (0 without the cache)."""
-    return feeder.costs["train"].seconds if isinstance(feeder, FeatureFeeder) else 0.0
+    """The cached training split's frozen pass, as its cache entry recorded it (0 without a cache)."""
+    return feeder.costs["train"].seconds if isinstance(feeder, CachedFeeder) else 0.0
 
 
 def _improves(metrics: dict[str, float], history: list[dict[str, float]], best_epoch: int) -> bool:
