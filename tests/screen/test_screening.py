@@ -107,3 +107,13 @@ def test_the_summary_says_how_well_screening_predicted_the_search(tmp_path: Path
     for name in ("logme", "knn", "params", "flops"):
         ranked = sorted(scores, key=lambda k: -scores[k][name])
         assert parent.data.metrics[f"screen.best_rank_{name}"] == ranked.index(winner) + 1
+
+
+def test_a_study_that_trains_with_augmentation_screens_without_it(tmp_path: Path) -> None:
+    path = _spec(tmp_path, fixed={"epochs": 1, "batch_size": 64, "augment": True, "mixup": 0.2})
+    done = subprocess.run([sys.executable, "-m", "tl_bench", "screen", str(path), "--json"], capture_output=True,
+                          text=True, cwd=tmp_path, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "scores frozen, unaugmented features: augment: light, mixup: 0.2 applies to the search only" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert len(json.loads(done.stdout)["digits"]) == 3

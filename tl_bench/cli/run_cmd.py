@@ -89,9 +89,23 @@ def run(
 
         Console(stderr=True).print("interrupted: the current trial was recorded as failed in Optuna and MLflow")
         raise typer.Exit(143 if isinstance(err, Terminated) else 130) from None
-    if quiet:
-        return
-    _print_results(spec, outcomes, top, store_option=f"--tracking-uri {redact(spec.tracking_uri)}" if tracking_uri else None)
+    if not quiet:
+        _print_results(spec, outcomes, top,
+                       store_option=f"--tracking-uri {redact(spec.tracking_uri)}" if tracking_uri else None)
+    _exit_without_a_result(outcomes)
+
+
+def _exit_without_a_result(outcomes) -> None:  # type: ignore[no-untyped-def]
+    """A dataset study that has run trials and completed none ends the command with exit 1, saying why
+    in one line per study: the distinct errors its trials failed with."""
+    empty = [o for o in outcomes if sum(o.counts.values()) and not o.counts.get("COMPLETE")]
+    for outcome in empty:
+        ended = ", ".join(f"{v} {k.lower()}" for k, v in outcome.counts.items() if v)
+        why = "; ".join(outcome.errors[:3]) + (f" (and {len(outcome.errors) - 3} more)" if len(outcome.errors) > 3 else "")
+        typer.echo(f"error: {outcome.study_name} has no complete trial ({ended})" + (f": {why}" if why else ""),
+                   err=True)
+    if empty:
+        raise typer.Exit(1)
 
 
 def _print_results(spec, outcomes, top: int, *, store_option: str | None = None) -> None:  # type: ignore[no-untyped-def]

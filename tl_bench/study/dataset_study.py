@@ -36,7 +36,7 @@ from tl_bench.study.preflight import parent_run
 from tl_bench.study.space import SearchSpace
 from tl_bench.study.start import candidate_starts
 from tl_bench.study.storage import HEARTBEAT_S, claim_summary, make_storage, open_study
-from tl_bench.study.summary import count_states, write_summary
+from tl_bench.study.summary import count_states, failure_reasons, write_summary
 from tl_bench.study.trial import run_trial
 from tl_bench.study.warm_start import record_data, warm_start
 from tl_bench.tracking import START, WARM_START, Tracker
@@ -172,7 +172,8 @@ class DatasetStudy:
         return run_trial(self, budget, on_progress or (lambda info: None))
 
     def outcome(self) -> DatasetOutcome:
-        return DatasetOutcome(self.dataset.key, self.study.study_name, self.parent_run_id, count_states(self.study))
+        return DatasetOutcome(self.dataset.key, self.study.study_name, self.parent_run_id, count_states(self.study),
+                              failure_reasons(self.study))
 
     def end(self, on_summary: SummaryCallback | None = None) -> None:
         """Summarise the study and close its parent run, unless a trial of it still runs somewhere.

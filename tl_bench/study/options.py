@@ -35,6 +35,7 @@ class DatasetOutcome:
     study_name: str
     parent_run_id: str
     counts: dict[str, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)  # the distinct errors its failed trials were recorded with
 
 
 # (spec, tracker, dataset key, parent run id): plain values, so the report side needs nothing of ``study``.

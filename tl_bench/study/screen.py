@@ -30,12 +30,22 @@ def probe_config_for(spec: StudySpec, dataset: DatasetSpec, checkpoint_for):  # 
     """(backbone, weights) -> the linear probe of that candidate on ``dataset`` (what screening scores),
     at the dataset's input size or, with ``screen.img_size: pretrained``, at the backbone's pretrained one."""
     at_pretrained = screen_settings(spec).img_size == "pretrained"
+    base = spec.base_config(dataset)
+    # Screening scores frozen features as they are: whatever the search trains with (augmentation,
+    # mixing, an adaptation method) is the search's, never the probe's.
+    unchanged = {"augment": "none", "mixup": 0.0, "cutmix": 0.0, "adaptation": "full", "use_cache": True}
+    overridden = [f"{k}: {base[k]}" for k in ("augment", "mixup", "cutmix", "adaptation")
+                  if k in base and base[k] not in (unchanged[k], False)]
+    if overridden:
+        sys.stderr.write(f"screening {dataset.key} scores frozen, unaugmented features: {', '.join(overridden)} "
+                         "applies to the search only\n")
 
     def config_for(backbone: str, weights: str):  # type: ignore[no-untyped-def]
-        values = {"backbone": backbone, "weights": weights, "freeze_depth": "all", "neck": "gap", "head": "linear"}
+        values = {"backbone": backbone, "weights": weights, "freeze_depth": "all", "neck": "gap", "head": "linear",
+                  **unchanged}
         if at_pretrained:
             values["img_size"] = default_img_size(backbone)
-        return build_config(values, base=spec.base_config(dataset), checkpoint_for=checkpoint_for)
+        return build_config(values, base=base, checkpoint_for=checkpoint_for)
 
     return config_for
 

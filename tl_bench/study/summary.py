@@ -20,7 +20,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from tl_bench.study.ranked import RankedSetting, ranked_settings
 from tl_bench.study.screen import screen_tau, tau_line
-from tl_bench.study.storage import RUN_ATTR
+from tl_bench.study.storage import ERROR_ATTR, RUN_ATTR
 from tl_bench.tracking import (
     BEST_RUN_ID,
     BEST_RUN_LINK,
@@ -41,6 +41,16 @@ def count_states(study: optuna.Study) -> dict[str, int]:
     for trial in study.get_trials(deepcopy=False):
         counts[trial.state.name] += 1
     return counts
+
+
+def failure_reasons(study: optuna.Study) -> list[str]:
+    """The distinct errors the study's failed trials were recorded with, first seen first."""
+    reasons: dict[str, None] = {}
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
+        reason = trial.user_attrs.get(ERROR_ATTR)
+        if reason:
+            reasons[str(reason)] = None
+    return list(reasons)
 
 
 def best_trial(study: optuna.Study, ranked: list[RankedSetting] | None = None) -> FrozenTrial | None:
