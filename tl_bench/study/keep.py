@@ -41,7 +41,7 @@ from tl_bench.models import InferenceNetwork, merged_adapters, save_bundle
 from tl_bench.models.accounting import adapter_state
 from tl_bench.models.bundle import preprocessing_of
 from tl_bench.spec import StudySpec
-from tl_bench.study.ranked import SEED_PARAM, RankedSetting, ranked_settings, top_trials
+from tl_bench.study.ranked import RankedSetting, ranked_settings, setting_of, top_trials
 from tl_bench.study.summary import best_trial
 from tl_bench.tracking import DATASET, KIND, MODEL_ID, OPTUNA_STUDY, RUN_ID, STUDY, TRIAL, VERSION, Tracker, config_params
 from tl_bench.tracking import logged_models as tracked
@@ -205,25 +205,13 @@ def _refresh_score(tracking_uri: str, champion: RegisteredVersion, study: optuna
     number = tags.get(TRIAL, "")
     if tags.get(KIND) or not number.isdigit():
         return  # a refit, a soup or an ensemble: its recorded score is its own
-    setting = _setting_of(study, int(number), ranked)
+    setting = setting_of(study, int(number), ranked)
     if setting is None:
         return
     fresh = score_tags(SettingScore(setting.val_acc, setting.n_seeds, setting.val_acc_lcb))
     recorded = recorded_score(champion)
     if recorded is None or score_tags(recorded) != fresh:
         model_registry.describe_version(tracking_uri, str(champion.name), str(champion.version), tags=fresh)
-
-
-def _setting_of(study: optuna.Study, number: int, ranked: list[RankedSetting]) -> RankedSetting | None:
-    """The ranked setting trial ``number`` is a seed of (same parameters but the seed); None when it has none."""
-    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
-    if number not in trials:
-        return None
-
-    def key(number: int) -> dict[str, object]:
-        return {k: v for k, v in trials[number].params.items() if k != SEED_PARAM}
-
-    return next((s for s in ranked if s.trial in trials and key(s.trial) == key(number)), None)
 
 
 __all__ = ["ModelKeeper", "keeper_for", "log_classifier", "log_model", "publish_champion"]

@@ -53,9 +53,18 @@ def ranked_settings(study: optuna.Study) -> list[RankedSetting]:
             for r in ranked.itertuples()]
 
 
+def setting_of(study: optuna.Study, number: int, ranked: list[RankedSetting]) -> RankedSetting | None:
+    """The ranked setting trial ``number`` is a seed of (the ranking's own setting key); None when it has none."""
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    if number not in trials:
+        return None
+    key = _setting(trials[number])
+    return next((s for s in ranked if s.trial in trials and _setting(trials[s.trial]) == key), None)
+
+
 def top_trials(study: optuna.Study, k: int) -> list[int]:
     """Representative trials of the first ``k`` settings."""
     return [s.trial for s in ranked_settings(study)[:k]]
 
 
-__all__ = ["RankedSetting", "SEED_PARAM", "ranked_settings", "top_trials"]
+__all__ = ["RankedSetting", "SEED_PARAM", "ranked_settings", "setting_of", "top_trials"]

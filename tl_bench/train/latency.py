@@ -142,6 +142,11 @@ def measure_latency(model: nn.Module, arch_key: Hashable, settings: LatencySetti
     return _measured[key]
 
 
+def stored_latency(arch_key: Hashable, settings: LatencySettings) -> Latency | None:
+    """The measurement ``measure_latency`` stored for (``arch_key``, ``settings``), if any."""
+    return _measured.get((arch_key, settings))
+
+
 def seconds_measuring() -> float:
     """Seconds this process has spent measuring (each stored measurement's own ``seconds``)."""
     return sum(latency.seconds for latency in _measured.values())
@@ -259,5 +264,6 @@ __all__ = [
     "forget_latencies",
     "measure_latency",
     "seconds_measuring",
+    "stored_latency",
     "time_inference",
 ]

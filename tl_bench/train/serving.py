@@ -16,7 +16,7 @@ import torch
 from tl_bench.config import TrialConfig
 from tl_bench.models import TransferModel, merged_adapters
 from tl_bench.train.execution import Execution, autocast_dtype
-from tl_bench.train.latency import Latency, LatencySettings, measure_latency
+from tl_bench.train.latency import Latency, LatencySettings, measure_latency, stored_latency
 
 
 def architecture_key(config: TrialConfig, num_classes: int) -> Hashable:
@@ -42,9 +42,10 @@ def latency_settings(config: TrialConfig, execution: Execution) -> LatencySettin
 
 
 def serving_latency(config: TrialConfig, model: TransferModel, execution: Execution, num_classes: int) -> Latency:
-    """The measured latency of ``model`` as served (memoised per architecture and settings)."""
-    served = merged_adapters(model)
-    return measure_latency(served, architecture_key(config, num_classes), latency_settings(config, execution))
+    """The measured latency of ``model`` as served (memoised per architecture and settings): the
+    adapters are merged, on a copy, only for an architecture not measured yet."""
+    key, settings = architecture_key(config, num_classes), latency_settings(config, execution)
+    return stored_latency(key, settings) or measure_latency(merged_adapters(model), key, settings)
 
 
 __all__ = ["architecture_key", "latency_settings", "serving_latency"]
