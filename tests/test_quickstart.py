@@ -62,6 +62,9 @@ def test_a_reduced_quickstart_runs_end_to_end(tmp_path: Path, mlflow_db: str) ->
     for backbone in ("test_resnet", "test_convnext", "test_vit"):
         assert f"pretraining {backbone} on shapes (1 epochs) for weights local:shapes" in done.stderr
     out = done.stdout
+    # A first run on a fresh folder: no library INFO lines (MLflow creating its tables, Optuna its study).
+    assert "Creating initial MLflow database tables" not in done.stderr + out
+    assert "A new study created" not in done.stderr + out
     assert "Leaderboard: digits" in out and f"tl-bench ui --spec {path}" in out
     assert f"mlflow ui --backend-store-uri {mlflow_db}" in out
     # The closing lines name the registered winner and the commands that use it.

@@ -63,3 +63,29 @@ def test_the_model_side_refuses_what_it_cannot_load() -> None:
 def test_auto_bn_statistics_follow_the_parsed_kind() -> None:
     assert TrialConfig(dataset="digits", backbone="test_resnet").recalibrates_bn
     assert not TrialConfig(dataset="digits", backbone="test_resnet", weights="timm:in1k").recalibrates_bn
+
+
+def test_a_checkpoint_file_is_shown_by_its_stem_and_a_digest_of_its_path(tmp_path: Path) -> None:
+    from tl_bench.config import weights_label
+
+    deep = tmp_path / "a very" / "deep+odd folder" / "my weights.v2.safetensors"
+    label = weights_label(str(deep))
+    stem, digest = label.rsplit("-", 1)
+    assert stem == "my_weights.v2" and len(digest) == 6 and int(digest, 16) >= 0
+    assert weights_label(str(deep)) == label  # stable
+    assert weights_label(str(tmp_path / "elsewhere" / "my weights.v2.safetensors")) != label  # another file
+    for other in ("scratch", "pretrained", "timm:in1k", "local:shapes"):
+        assert weights_label(other) == other
+
+
+def test_records_carry_the_label_and_the_full_path(tmp_path: Path) -> None:
+    from tl_bench.config import weights_label
+    from tl_bench.tracking import config_params, trial_run_name
+
+    path = str(tmp_path / "deep" / "folder" / "backbone.pth")
+    config = TrialConfig(dataset="digits", backbone="test_resnet", weights=path, weights_path=path)
+    params = config_params(config)
+    assert params["weights"] == weights_label(path) and params["weights_path"] == path
+    assert trial_run_name(config, 3) == f"test_resnet-{weights_label(path)}-f0-gap-linear-t3"
+    # a config that could not be built is recorded from its values: the path still lands in weights_path
+    assert config_params({"weights": path})["weights_path"] == path

@@ -12,11 +12,15 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal, Union
 
 FreezeDepth = Union[int, Literal["all"]]  # leading backbone stages kept frozen: 0..n_stages, or "all"
 CHECKPOINT_SUFFIXES = (".safetensors", ".pth", ".pt")  # weights files a backbone loads and pretraining writes
+# A pretrained backbone learns at a tenth of the head's rate unless told otherwise; a scratch one at the full rate.
+DEFAULT_BACKBONE_LR_SCALE = 0.1
 WeightsKind = Literal["scratch", "pretrained", "timm", "local", "file", "unknown"]
 Augment = Literal["none", "light", "randaug", "trivialaug", "autoaug"]  # training-time input augmentation
 # timm optimizer names (``timm.optim.create_optimizer_v2``) that suit fine-tuning on one device; timm's
@@ -82,10 +86,28 @@ class Weights:
         """Whether timm downloads these weights (``pretrained`` or ``timm:TAG``)."""
         return self.kind in ("pretrained", "timm")
 
+    @property
+    def short(self) -> str:
+        """The label shown and recorded as ``weights`` (leaderboards, run and metric names): the label
+        itself, except a checkpoint file: its stem and a digest of its absolute path
+        (``myweights-3f2a1c``), short and safe in an MLflow name; the path goes to ``weights_path``."""
+        if self.kind != "file":
+            return self.label
+        path = os.path.normpath(os.path.abspath(os.path.expanduser(self.path)))
+        stem = os.path.basename(path)
+        stem = stem[: -len(next(s for s in CHECKPOINT_SUFFIXES if stem.endswith(s)))]
+        stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", stem).strip("._")[:40] or "weights"
+        return f"{stem}-{hashlib.sha256(path.encode()).hexdigest()[:6]}"
+
 
 def weights_kind(weights: str) -> WeightsKind:
     """What a ``weights`` label names: ``Weights.parse(weights).kind``."""
     return Weights.parse(weights).kind
+
+
+def weights_label(weights: str) -> str:
+    """How ``weights`` is shown and recorded: ``Weights.parse(weights).short``."""
+    return Weights.parse(weights).short
 
 
 def parse_freeze_depth(text: str) -> int | str:
@@ -147,7 +169,8 @@ class TrialConfig(DataSettings):
     augment: Augment = "none"  # random training augmentation (any but none disables the feature cache)
     optimizer: Optimizer = "adamw"  # built by timm's create_optimizer_v2
     lr: float = 1e-3  # learning rate of neck and head
-    backbone_lr_scale: float = 0.1  # backbone lr = lr * backbone_lr_scale
+    # backbone lr = lr * backbone_lr_scale; None: 1.0 for scratch weights (nothing to preserve), else 0.1
+    backbone_lr_scale: float | None = None
     layer_decay: float | None = None  # backbone lr falls by this factor per timm layer group towards the stem
     weight_decay: float = 1e-4
     momentum: float = 0.9  # sgd only
@@ -184,6 +207,9 @@ class TrialConfig(DataSettings):
             if isinstance(value, bool) and value in legacy:
                 object.__setattr__(self, name, legacy[value])
         object.__setattr__(self, "latency_batch_sizes", tuple(int(b) for b in self.latency_batch_sizes))
+        if self.backbone_lr_scale is None:
+            scratch = Weights.parse(self.weights).kind == "scratch"
+            object.__setattr__(self, "backbone_lr_scale", 1.0 if scratch else DEFAULT_BACKBONE_LR_SCALE)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -210,6 +236,10 @@ class TrialConfig(DataSettings):
         return cls(**values)
 
     def replace(self, **changes: Any) -> "TrialConfig":
+        if "weights" in changes and "backbone_lr_scale" not in changes:
+            # A scale that was the default of the old weights follows the new weights' default.
+            was_default = self.backbone_lr_scale == dataclasses.replace(self, backbone_lr_scale=None).backbone_lr_scale
+            changes["backbone_lr_scale"] = None if was_default else self.backbone_lr_scale
         return dataclasses.replace(self, **changes)
 
     def digest(self) -> str:
@@ -301,4 +331,5 @@ __all__ = [
     "parse_freeze_depth",
     "split_label",
     "weights_kind",
+    "weights_label",
 ]

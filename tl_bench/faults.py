@@ -99,6 +99,8 @@ def store_error(err: BaseException, store: str, uri: str) -> StorageError:
     found = _found(err)
     name = f"{store} {redact(uri)!r}"
     if found is None:
+        if getattr(err, "error_code", None) == "INVALID_PARAMETER_VALUE":  # MLflow refused a name or value:
+            return StorageError(f"{name} refused a value: {first_line(err)}")  # the same write fails again
         return StorageError(f"{name} failed: {first_line(err)}", f"check it, {_AGAIN}", lead="; ")
     kind, current, detail = found
     if isinstance(current, OSError) and current.filename:  # a plain file (artifact, cache): name it
@@ -121,11 +123,22 @@ def faults_of(store: str, uri: str, *, also: tuple[type[BaseException], ...] = (
         raise store_error(err, store, uri) from err
 
 
+def check_links(folder: Path, name: str) -> None:
+    """StorageError when ``folder``, or a folder above it, is a symbolic link to nothing (a ``runs`` link
+    left behind by a moved disk): ``name`` (what lives there) could be neither read nor created."""
+    for step in (folder, *folder.parents):
+        if step.is_symlink() and not step.exists():
+            raise StorageError(f"{name} cannot be created: {step} is a link to {os.readlink(step)}, which does "
+                               "not exist", "a link to an existing folder, or a plain folder (or none: it is "
+                               "then created)")
+
+
 def check_sqlite_path(path: Path, store: str, *, write: bool = True) -> None:
     """StorageError when the SQLite file ``path`` cannot be a store: a folder on its way is a
     file, it is itself a folder or another kind of file, or (``write``) its folder is read-only."""
     path = Path(path)
     name = f"{store} {str(path)!r}"
+    check_links(path.parent, name)
     folder = next((p for p in path.parents if p.exists()), None)
     if folder is not None and not folder.is_dir():
         raise StorageError(f"{name} cannot be created: {folder} is a file, not a folder",
@@ -147,4 +160,4 @@ def check_sqlite_path(path: Path, store: str, *, write: bool = True) -> None:
             raise StorageError(f"{name} {what}: {which} is read-only", todo, lead=lead)
 
 
-__all__ = ["LOCK_WAIT_S", "check_sqlite_path", "classify", "faults_of", "store_error"]
+__all__ = ["LOCK_WAIT_S", "check_links", "check_sqlite_path", "classify", "faults_of", "store_error"]

@@ -5,14 +5,16 @@ A study spec declares named pretraining settings (``pretrain: {shapes: ...}``);
 pretrained on that source". The checkpoint is keyed by a hash of every
 setting that determines it, so it is trained once and reused by every trial,
 worker and later run; a file lock keeps two processes from training it twice,
-and the file appears under its final name only once it is complete.
+and the file appears under its final name only once it is complete. A process
+that finds the lock held says by whom (host, pid, since when: the holder writes
+them into the lock file) and waits at most ``pretrain_wait_s()``.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -21,10 +23,29 @@ from typing import TYPE_CHECKING
 import tl_bench
 from tl_bench.config import TrialConfig
 from tl_bench.errors import SpecError, TLBenchError, WeightsError
+from tl_bench.file_lock import locked
 
 if TYPE_CHECKING:  # annotations only: finding a checkpoint's path needs neither package (nor MLflow) loaded
     from tl_bench.spec import StudySpec
     from tl_bench.tracking import Tracker
+
+
+WAIT_ENV = "TL_BENCH_PRETRAIN_WAIT_S"
+PRETRAIN_WAIT_S = 600.0  # how long a process waits for another's pretraining of the same checkpoint, by default
+
+
+def pretrain_wait_s() -> float:
+    """Seconds to wait for a pretraining another process holds: ``$TL_BENCH_PRETRAIN_WAIT_S`` or ``PRETRAIN_WAIT_S``."""
+    given = os.environ.get(WAIT_ENV, "").strip()
+    if not given:
+        return PRETRAIN_WAIT_S
+    try:
+        value = float(given)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise TLBenchError(f"{WAIT_ENV}={given!r} is not a number of seconds", "a positive number, e.g. 1800")
+    return value
 
 
 def pretrain_config(spec: StudySpec, name: str, backbone: str) -> TrialConfig:
@@ -83,9 +104,16 @@ def ensure_pretrained(
     path = checkpoint_path(spec, name, backbone)
     if path.exists():
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    wait_s = pretrain_wait_s()
+    what = f"the pretraining of {backbone} for weights local:{name}"
+
+    def say_waiting(holder: str) -> None:
+        sys.stderr.write(f"waiting up to {wait_s:g} s for {what}: held by {holder} (lock file "
+                         f"{path.with_suffix('.lock')})\n")
+
+    with locked(path.with_suffix(".lock"), wait_s=wait_s, what=what, on_wait=say_waiting,
+                todo=f"wait for it to end or stop that process, then run the same command again ({WAIT_ENV} sets "
+                     "how many seconds to wait)"):
         if not path.exists():  # checked again: the lock's previous holder may have written it
             _train_and_save(spec, name, backbone, path, tracker=tracker, quiet=quiet)
     return path
@@ -145,4 +173,5 @@ def _train_and_save(
                                 end_ms=start_ms + int(elapsed * 1000))
 
 
-__all__ = ["checkpoint_metadata", "checkpoint_path", "ensure_pretrained", "pretrain_config"]
+__all__ = ["PRETRAIN_WAIT_S", "WAIT_ENV", "checkpoint_metadata", "checkpoint_path", "ensure_pretrained",
+           "pretrain_config", "pretrain_wait_s"]

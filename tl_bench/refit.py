@@ -17,9 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import tl_bench
+from tl_bench.champion.description import version_description
 from tl_bench.config import TrialConfig
 from tl_bench.errors import OutputError
 from tl_bench.report import leaderboard
+from tl_bench.shell import shell_command
 from tl_bench.spec import DatasetSpec, StudySpec
 from tl_bench.study.keep import log_model
 from tl_bench.tracking import (
@@ -74,7 +76,7 @@ def refit_dataset(spec: StudySpec, dataset: DatasetSpec, *, seeds: int = 3) -> R
     board = leaderboard(uri, study=spec.name, dataset=dataset.key)
     if board.empty:
         raise OutputError(f"study {spec.name!r} has no finished trial on {dataset.key!r} to refit",
-                          f"a dataset with finished trials (run `tl-bench run {spec.source_path}` first)")
+                          f"a dataset with finished trials (run `{shell_command('tl-bench', 'run', spec.source_path)}` first)")
     row = board.iloc[0]
     record = trial_record(uri, str(row["run_id"]))
     config = TrialConfig.from_dict(record["config"])
@@ -104,8 +106,13 @@ def refit_dataset(spec: StudySpec, dataset: DatasetSpec, *, seeds: int = 3) -> R
                     PROMOTION_REASON: "a refit trained on the validation images the gate compares on: it stays a "
                                       "challenger (promote it by hand with the MLflow registry's alias if its "
                                       "test interval convinces you)"}
+    headline = (f"**{spec.registered_model_name(dataset.key)}** refit: trial {trial}'s setting retrained on train + "
+                f"validation ({seeds} seed{'' if seeds == 1 else 's'}, {epochs} epochs); test accuracy "
+                f"{result.test_mean:.4f}, 95 % interval {low:.4f} to {high:.4f}. A challenger: nothing held out is "
+                "left to judge it on.")
+    description = version_description(headline, params, trial=trial, run_id=run_id, model_id=model_id)
     registered = register_version(uri, spec.registered_model_name(dataset.key), model_id=model_id, run_id=run_id,
-                                  tags=version_tags, alias=CHALLENGER)
+                                  tags=version_tags, description=description, alias=CHALLENGER)
     return RefitOutcome(dataset.key, str(row["run_id"]), trial, epochs, result, run_id, registered.version)
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import pickle
+import struct
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -230,6 +232,22 @@ def assert_labels_match_pixels(ds, values: dict[str, int], tolerance: int = 6) -
         assert np.abs(means.numpy() - expected).max() <= tolerance, split.name
 
 
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def write_giant_png(path: Path, width: int = 12_000, height: int = 12_000) -> Path:
+    """A valid all-black 8-bit grey PNG of ``width`` x ``height`` pixels (144 megapixels by default),
+    compressed row block by row block: the file is small (140 kB), decoding it is not."""
+    squeeze = zlib.compressobj(1)
+    rows = b"\x00" * (width + 1) * 1000  # each row: its filter byte, then the pixels
+    idat = b"".join(squeeze.compress(rows) for _ in range(height // 1000)) + squeeze.flush()
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", idat)
+                     + _png_chunk(b"IEND", b""))
+    return path
+
+
 class Files:
     """What the tests of this folder use, handed out by the ``files`` fixture
     (tests are imported with --import-mode=importlib, so they cannot import this module)."""
@@ -238,6 +256,7 @@ class Files:
     write_jpeg = staticmethod(write_jpeg)
     write_png = staticmethod(write_png)
     write_imagefolder = staticmethod(write_imagefolder)
+    write_giant_png = staticmethod(write_giant_png)
     assert_labels_match_pixels = staticmethod(assert_labels_match_pixels)
     torchvision = TORCHVISION_WRITERS
 

@@ -58,9 +58,12 @@ def test_one_image_under_two_names_is_one_item_and_the_test_copy_is_kept(tmp_pat
     _assert_no_image_in_two_splits(ds, root)
     assert len(ds.test) == 6 and all(i.startswith("test/") for i in ds.test.ids)
     reasons = dict(line.split(": ", 1) for line in ds.skipped)
-    assert reasons["train/c/linked.png"] == "the same file as test/b/1.png (duplicate left out)"
+    assert reasons["train/c/linked.png"] == ("the same file as test/b/1.png, which is kept as class 'b'; this copy "
+                                             "labels it 'c' (conflicting labels, duplicate left out)")
     assert reasons["train/c/copy.png"] == "same bytes as test/c/0.png (duplicate left out)"
-    assert reasons["train/b/0.png"] == "same bytes as test/a/0.png (duplicate left out)"
+    # The copies disagree on the class: the line names both, and which one the image keeps.
+    assert reasons["train/b/0.png"] == ("same bytes as test/a/0.png, which is kept as class 'a'; this copy labels it "
+                                        "'b' (conflicting labels, duplicate left out)")
     assert len(reasons) == 3 and len(ds.train) + len(ds.val) == 17
     # Within one folder too: duplicates are one item, so they cannot be split apart either.
     flat = tmp_path / "flat"

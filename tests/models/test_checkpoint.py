@@ -12,6 +12,7 @@ from safetensors import safe_open
 
 from tl_bench.errors import WeightsError
 from tl_bench.models import build_model, save_backbone_checkpoint
+from tl_bench.models.checkpoint import DIGEST_KEY
 
 IMG = 32
 
@@ -52,6 +53,7 @@ def test_safetensors_metadata_kept(tmp_path: Path) -> None:
     path = save_backbone_checkpoint(_model("test_resnet", 0), tmp_path / "m.safetensors", {"dataset": "shapes"})
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata()
+    assert len(meta.pop(DIGEST_KEY)) == 64  # the digest of its tensors, checked when it is read (verify_checkpoint)
     assert meta == {"backbone": "test_resnet", "dataset": "shapes"}
 
 

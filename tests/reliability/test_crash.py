@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import mlflow
 import optuna
 import pytest
 from optuna.trial import TrialState
@@ -110,6 +111,9 @@ def test_interrupt_mid_trial_records_it_and_exits_promptly(
     assert stopped.info.status == "KILLED" and stopped.data.tags["tlb.state"] == "INTERRUPTED"
     assert stopped.data.tags["tlb.error"] == reason
     assert {k: run_record(runs[k]) for k in runs_before} == runs_before and len(runs) == 2
+    # No trial runs any more: the study's parent run is closed as interrupted on the way out, not left RUNNING.
+    parent = mlflow.MlflowClient(mlflow_db).get_run(stopped.data.tags["mlflow.parentRunId"])
+    assert parent.info.status == "KILLED" and parent.data.tags["tlb.state"] == "INTERRUPTED"
 
 
 # A worker on another host: it takes a trial, sends one heartbeat and dies (the machine went away).

@@ -44,8 +44,9 @@ def test_passwords_never_shown_and_a_dead_server_is_one_line_then_repaired(
             done = cli(args, capfd)
             assert done.code == 0, done.err[-3000:]
             shown += [done.out, done.err]
-        assert "tl-bench ui --tracking-uri http://tlb:***@127.0.0.1" in shown[0]
-        assert f"MLflow UI: http://tlb:***@127.0.0.1:{server.port} (served by the tracking server)" in shown[2]
+        assert "tl-bench ui --tracking-uri 'http://tlb:***@127.0.0.1" in shown[0]  # shell-quoted, password hidden
+        assert (f"MLflow UI: http://tlb:***@127.0.0.1:{server.port}/#/experiments?workflowType=machine_learning "
+                "(served by the tracking server)") in shown[2]
         # Error lines: a server and a database that do not answer.
         for args in (["run", "study.yaml", "--tracking-uri", f"http://tlb:{SECRET}@127.0.0.1:{closed_port()}"],
                      ["run", "study.yaml", "--storage", f"postgresql://tlb:{SECRET}@127.0.0.1:{closed_port()}/tlb"]):

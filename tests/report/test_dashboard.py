@@ -30,6 +30,9 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> TrialStore:
         acc = 0.5 + 0.08 * i
         store.trial("digits", backbone=backbone, head=head, neck=neck, freeze_depth=depth, val_acc=acc,
                     test_acc=acc - 0.01, train_time_s=10.0 - i, params_trainable=1000 * (i + 1))
+    for depth, acc in ((0, 0.9), ("all", 0.85)):  # pretrained beside the scratch ones: the gain panels draw
+        store.trial("digits", backbone="test_resnet", weights="pretrained", freeze_depth=depth, val_acc=acc,
+                    test_acc=acc - 0.01)
     store.trial("shapes", backbone="test_vit", val_acc=0.7, test_acc=0.69)
     store.importances("digits", {"lr": 0.6, "freeze_depth": 0.3, "head": 0.1})
     return store

@@ -75,8 +75,8 @@ def test_markdown_is_the_readable_table(store: TrialStore, tmp_path: Path) -> No
     done = tl_bench("leaderboard", "--tracking-uri", store.uri, "--format", "md", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert lines[0] == ("| rank | dataset | backbone | weights | freeze | neck | head | val_acc | test_acc | trainable "
-                        "| time_s | epochs | lr | trial | pareto |")
+    assert lines[0] == ("| rank | dataset | backbone | weights | freeze_depth | neck | head | val_acc | test_acc "
+                        "| params_trainable | train_time_s | epochs | lr | trial | is_pareto |")  # the CSV's names
     assert "| 0.9100 | 2,561 | 3.00 |" in lines[2] and "| 94,331 |" in lines[3] and len(lines) == 6
     every = tl_bench("leaderboard", "--tracking-uri", store.uri, "--format", "md", "--all-columns", cwd=tmp_path)
     assert every.returncode == 0, every.stderr

@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from tl_bench.config import TrialConfig, TrialResult
-from tl_bench.tracking import RUN_STATUS, Tracker, config_params, trial_run_name
+from tl_bench.tracking import RUN_STATUS, Tracker, config_params, result_flags, result_metrics, trial_run_name
 
 _CONFIG_FIELDS = set(TrialConfig.__dataclass_fields__)
 _TEMPLATE: list[Path] = []
@@ -76,12 +76,13 @@ class TrialStore:
         result_values = {"val_acc": 0.5, "test_acc": 0.5, "train_time_s": 1.0, "params_total": 2000,
                          "params_trainable": 1000, "n_stages": n_stages}
         result_values.update({k: v for k, v in values.items() if k not in _CONFIG_FIELDS})
-        metrics = {k: v for k, v in TrialResult(**result_values).metrics().items() if k not in drop}
+        result = TrialResult(**result_values)
+        metrics = {k: v for k, v in result_metrics(result).items() if k not in drop}
         number = next(self._numbers)
         tags = {"tlb.kind": "trial", "tlb.study": study, "tlb.dataset": dataset, "tlb.trial": str(number),
                 "tlb.state": state, "tlb.n_stages": str(n_stages), MLFLOW_PARENT_RUN_ID: self.parent(dataset, study),
-                **(tags or {})}
-        run = self.client.create_run(self.experiment(study), run_name=trial_run_name(config, number), tags=tags)
+                **result_flags(result), **(tags or {})}
+        run = self.client.create_run(self.experiment(study), run_name=trial_run_name(config, number, dataset), tags=tags)
         now = int(time.time() * 1000)
         self.client.log_batch(
             run.info.run_id,
@@ -91,9 +92,11 @@ class TrialStore:
         self.client.set_terminated(run.info.run_id, RUN_STATUS[state])
         return run.info.run_id
 
-    def importances(self, dataset: str, values: dict[str, float]) -> None:
+    def importances(self, dataset: str, values: dict[str, float], n_trials: int | None = None) -> None:
+        """``importance.*`` metrics of the dataset's parent run (with ``importance_trials`` when ``n_trials``)."""
         now = int(time.time() * 1000)
         metrics = [Metric(f"importance.{k}", v, now, 0) for k, v in values.items()]
+        metrics += [Metric("importance_trials", float(n_trials), now, 0)] if n_trials is not None else []
         self.client.log_batch(self.parent(dataset), metrics=metrics)
 
 

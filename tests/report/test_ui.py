@@ -44,7 +44,8 @@ def test_a_tracking_server_is_announced_not_started_and_must_answer() -> None:
     finally:
         server.shutdown()
         server.server_close()
-    assert lines == [f"MLflow UI: http://user:***@127.0.0.1:{port} (served by the tracking server)"]
+    assert lines == [f"MLflow UI: http://user:***@127.0.0.1:{port}/#/experiments?workflowType=machine_learning "
+                     "(served by the tracking server)"]
     with pytest.raises(StorageError, match=rf"tracking server 'http://127.0.0.1:{port}' does not answer"):
         serve_ui(f"http://127.0.0.1:{port}", announce=lines.append)  # closed now: nothing is announced
     assert len(lines) == 1

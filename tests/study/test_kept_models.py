@@ -36,6 +36,7 @@ from tl_bench.tracking import MODEL_ID, TRIAL
 from tl_bench.tracking.loading import load_model
 from tl_bench.tracking.logged_models import find_models
 from tl_bench.tracking.model_registry import champion, registered_versions
+from tl_bench.tracking.names import shown_value
 
 from .conftest import served_test_accuracy
 
@@ -110,7 +111,7 @@ def test_the_reloaded_model_reproduces_its_trials_test_accuracy(lifecycle: dict[
     spec = lifecycle["spec"]
     accuracy = served_test_accuracy(spec, f"models:/keep-digits/{trial + 1}")
     run_id = find_models(spec.tracking_uri, dataset="digits", study="keep")[trial].run_id
-    assert accuracy == MlflowClient(spec.tracking_uri).get_run(run_id).data.metrics["test_acc"]
+    assert shown_value(accuracy) == MlflowClient(spec.tracking_uri).get_run(run_id).data.metrics["test_acc"]
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

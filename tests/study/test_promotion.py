@@ -95,8 +95,10 @@ def test_every_version_has_its_report_on_its_run_linked_from_its_description(gat
     version = client.get_model_version("gate-digits", number)
     route = version.tags["report_link"]
     experiment = client.get_run(version.run_id).info.experiment_id
-    assert route == f"#/experiments/{experiment}/runs/{version.run_id}/artifactPath/evaluation/report.md"
-    assert f"[report.md]({route})" in version.description and version.description.startswith("The first setting")
+    assert route == (f"#/experiments/{experiment}/runs/{version.run_id}/artifactPath/evaluation/report.md"
+                     "?workflowType=machine_learning")
+    assert f"[report.md]({route})" in version.description
+    assert version.description.startswith("**gate-digits**: the first setting")
     names = {f.path.split("/")[-1] for f in client.list_artifacts(version.run_id, "evaluation")}
     assert {"report.md", "report.html", "confusion.png", "confusion.csv", "per_class.csv", "summary.json",
             "val_predictions.csv"} <= names

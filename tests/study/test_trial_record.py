@@ -8,6 +8,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
+from tl_bench.config import weights_label
 from tl_bench.errors import WeightsError
 from tl_bench.models import build_model, count_stages, save_backbone_checkpoint
 from tl_bench.report import leaderboard
@@ -51,9 +52,11 @@ def test_a_trial_that_fails_building_its_config_has_a_failed_run(make_spec, tmp_
         assert "WeightsError: no checkpoint for test_resnet" in run.data.tags["tlb.error"]
         assert run.data.tags["tlb.trial"] == str(trial.number)
         params = run.data.params
-        assert params["weights"] == str(checkpoint) and params["backbone"] == "test_resnet"
+        # a checkpoint shows as its short label; its path is the weights_path param
+        assert params["weights"] == weights_label(str(checkpoint)) and params["weights_path"] == str(checkpoint)
+        assert params["backbone"] == "test_resnet"
         assert params["dataset"] == "digits" and params["seed"] in ("0", "1") and params["epochs"] == "1"
-        assert run.info.run_name.startswith("test_resnet-ckpt-fall-gap-linear-t")
+        assert f"test_resnet-{weights_label(str(checkpoint))}-fall-gap-linear-t" in run.info.run_name
     board = leaderboard(spec.tracking_uri, study=spec.name)
     assert board["weights"].tolist() == ["scratch"]  # nothing finished with the missing checkpoint
     assert board.loc[0, "n_seeds"] == 2 and board.loc[0, "seeds_complete"]

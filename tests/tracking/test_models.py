@@ -20,7 +20,7 @@ from tl_bench.models import InferenceNetwork, build_model_for, save_bundle
 from tl_bench.tracking import CHAMPION, MODEL_ID, OPTUNA_STUDY, TRIAL, Tracker
 from tl_bench.tracking.loading import load_model, shown_uri
 from tl_bench.tracking.logged_models import (
-    CODE_FILE,
+    DECODER_FILE,
     delete_model,
     files_missing,
     find_models,
@@ -67,7 +67,7 @@ def test_a_logged_model_takes_image_files_and_answers_class_names(mlflow_db: str
     out = pyfunc.predict(pd.DataFrame({"image": encoded}))
     with torch.no_grad():
         expected = network(images)
-    assert list(out.columns) == ["label", "probability", "probabilities"]
+    assert list(out.columns) == ["label", "probability", "probabilities", "classes"]
     assert np.array_equal(np.array(out["probabilities"].tolist(), dtype=np.float32), expected.numpy())
     assert out["label"].tolist() == [CLASSES[i] for i in expected.argmax(1).tolist()]
     assert pyfunc.metadata.metadata["class_names"] == CLASSES
@@ -82,7 +82,7 @@ def test_a_logged_model_takes_image_files_and_answers_class_names(mlflow_db: str
 
 
 def test_the_model_decodes_files_as_the_data_loader_does(tmp_path: Path) -> None:
-    decode_image = runpy.run_path(str(CODE_FILE))["decode_image"]  # the file MLflow runs, standing alone
+    decode_image = runpy.run_path(str(DECODER_FILE))["decode_bytes"]  # the file logged with a model, standing alone
     rng = np.random.default_rng(0)
     for fmt, size in (("PNG", (40, 23)), ("JPEG", (64, 64)), ("PNG", (16, 16))):
         buffer = io.BytesIO()

@@ -26,7 +26,8 @@ def test_locate_store_prefers_the_uri_then_the_environment_then_the_default_file
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     with pytest.raises(StorageError, match="--tracking-uri") as err:
         locate_store()
-    assert err.value.accepted == "--tracking-uri URL, --spec PATH or the MLFLOW_TRACKING_URI environment variable"
+    assert err.value.accepted == ("--tracking-uri PATH_OR_URL, --spec PATH or the MLFLOW_TRACKING_URI environment "
+                                  "variable")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:1")
     assert locate_store() == "http://127.0.0.1:1"
     assert locate_store("sqlite:///x.db") == "sqlite:///x.db"

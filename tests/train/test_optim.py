@@ -76,3 +76,15 @@ def test_scheduler_steps_per_batch_over_all_epochs() -> None:
     assert max(lrs) == pytest.approx(0.01)
     assert lrs.index(max(lrs)) == 5
     assert lrs[-1] < 0.001
+
+
+@pytest.mark.parametrize(("weights", "scale"), [("scratch", 1.0), ("pretrained", 0.1), ("local:shapes", 0.1)])
+def test_a_scratch_backbone_learns_at_the_full_rate_unless_told_otherwise(weights: str, scale: float) -> None:
+    model = Tiny()
+    unset = TrialConfig(dataset="digits", backbone="test_resnet", lr=0.01, weights=weights)
+    by_name = {g["name"]: g for g in build_optimizer(model, model.backbone, unset).param_groups}
+    assert by_name["backbone"]["lr"] == pytest.approx(0.01 * scale)
+    # A scale written out is kept whatever the weights, and one left to the default follows new weights.
+    assert unset.replace(backbone_lr_scale=0.5).backbone_lr_scale == 0.5
+    assert unset.replace(weights="scratch").backbone_lr_scale == 1.0
+    assert unset.replace(weights="pretrained").backbone_lr_scale == 0.1

@@ -156,7 +156,7 @@ def publish_report(tracking_uri: str, version: RegisteredVersion, evaluation: Ve
             "eval_val_top1": repr(evaluation.val.accuracy), "eval_ece": repr(float(s["ece"])),
             "eval_ece_scaled": repr(float(s["ece_scaled"]))}
     before = (version.description or "").split(REPORT_MARK)[0].rstrip()
-    html = route.rsplit("/", 1)[0] + "/report.html"
+    html = route.replace("/report.md", "/report.html", 1)
     line = f"{REPORT_MARK} [report.md]({route}), [report.html]({html}): test {headline(report)}."
     describe_version(tracking_uri, name, number, tags=tags, description=f"{before}\n\n{line}" if before else line)
     model_id = version.tags.get(MODEL_ID)

@@ -10,13 +10,28 @@ import json
 import sys
 from typing import Any, NoReturn
 
+import click
 import typer
+import typer.core
 
 from tl_bench.errors import TLBenchError, did_you_mean
 from tl_bench.redact import redact
 
+# `tl-bench --help` lists commands in the order a user meets them: search, read the results, look closer,
+# use the winner, then upkeep. A command missing here is listed after these.
+COMMAND_ORDER = ("run", "leaderboard", "ui", "dashboard", "inspect-data", "inspect", "list", "screen", "pretrain",
+                 "replay", "predict", "export", "evaluate", "refit", "soup", "ensemble", "doctor")
+
+
+class _OrderedGroup(typer.core.TyperGroup):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        names = super().list_commands(ctx)
+        return sorted(names, key=lambda n: COMMAND_ORDER.index(n) if n in COMMAND_ORDER else len(COMMAND_ORDER))
+
+
 app = typer.Typer(
     name="tl-bench",
+    cls=_OrderedGroup,
     help="Find which transfer-learning recipe works best for an image dataset, and at what cost.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,

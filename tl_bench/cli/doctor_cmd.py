@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tl_bench.cli.app import app, print_json
+from tl_bench.shell import shell_command
 
 if TYPE_CHECKING:
     from tl_bench.doctor.finding import DoctorReport
@@ -29,19 +30,24 @@ def doctor(
     Exits 0 when both stores agree (or every finding was repaired), 1 when findings remain.
     """
     from tl_bench.doctor import diagnose
+    from tl_bench.report import log_study_dashboard
     from tl_bench.spec import load_spec
 
     spec = load_spec(spec_path).with_overrides(storage=storage, tracking_uri=tracking_uri, datasets=dataset)
-    report = diagnose(spec, repair=repair)
+    report = diagnose(spec, repair=repair, on_summary=log_study_dashboard)
     if json_out:
         print_json(report.to_dict())
     else:
-        _print(report)
+        chosen = [*(["--storage", storage] if storage else []),
+                  *(["--tracking-uri", tracking_uri] if tracking_uri else []),
+                  *(word for name in dataset or [] for word in ("--dataset", name))]
+        _print(report, again=shell_command("tl-bench", "doctor", spec_path, *chosen, "--repair"))
     if report.left:
         raise typer.Exit(1)
 
 
-def _print(report: DoctorReport) -> None:
+def _print(report: DoctorReport, *, again: str) -> None:
+    """The findings, and what is left; ``again`` is the command that repairs them, quoted to paste."""
     console = Console()
     if report.findings:
         table = Table("kind", "study", "trial", "run", "what is wrong", "repair", "done")
@@ -53,7 +59,8 @@ def _print(report: DoctorReport) -> None:
     if not report.findings:
         console.print(f"consistent: {checked}")
     elif report.left:
-        hint = "" if report.repair else "; run again with --repair to fix them"
-        console.print(f"{len(report.left)} of {len(report.findings)} findings left ({checked}){hint}")
+        hint = "" if report.repair else f"; to fix them:  {again}"
+        console.print(f"{len(report.left)} of {len(report.findings)} findings left ({checked}){hint}", soft_wrap=True,
+                      markup=False)
     else:
         console.print(f"repaired {len(report.findings)} findings ({checked})")

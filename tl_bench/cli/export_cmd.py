@@ -70,7 +70,7 @@ def export_command(
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise OutputError(f"--out {out} is not an empty folder", "a new or empty folder")
     model, how = choose_model(uri, dataset=dataset, study=study or spec_study, trial=trial)
-    download_model(uri, model.model_id, out)
+    download_model(uri, model.model_id, out, what=f"the kept model of trial {model.trial} ({how})")
     typer.echo(f"exported trial {model.trial} of {model.study} on {model.dataset} ({how}) to {out}")
     typer.echo(f"  with MLflow:    mlflow.pyfunc.load_model({str(out)!r})")
     typer.echo(f"  without MLflow: tl_bench.models.load_bundle({str(out)!r})  (model.safetensors + config.json)")

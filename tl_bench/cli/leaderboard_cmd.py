@@ -12,7 +12,9 @@ from tl_bench.cli.app import app
 from tl_bench.errors import OutputError, did_you_mean
 
 _SPEC = typer.Option(None, "--spec", help="Study file: read its MLflow store (and, for the leaderboard, its study).")
-_URI = typer.Option(None, "--tracking-uri", help="MLflow tracking URI (sqlite:///..., a folder, http://...).")
+_URI = typer.Option(None, "--tracking-uri", help="MLflow store: sqlite:///..., a path to its .db file, a folder "
+                                                   "holding mlflow.db, or http://... (default: runs/mlflow.db or "
+                                                   "studies/runs/mlflow.db here).")
 
 
 def _store(tracking_uri: str | None, spec: Path | None) -> tuple[str, str | None, str | None]:
@@ -44,8 +46,12 @@ def leaderboard_command(
                                                                             "and refits under the table."),
     across: bool = typer.Option(False, "--across-datasets", help="One row per combination run on every dataset."),
     metric: Optional[str] = typer.Option(None, "--metric", help="Metric that ranks (any logged metric); default "
-                                                                 "val_acc_lcb, validation accuracy's lower bound over seeds."),
-    ascending: bool = typer.Option(False, "--ascending", help="Lower is better (costs)."),
+                                                                 "val_acc_lcb, validation accuracy's lower bound over seeds. "
+                                                                 "Accuracies rank highest first; times, sizes, memory, "
+                                                                 "FLOPs and latency lowest first."),
+    direction: Optional[str] = typer.Option(None, "--direction", help="max or min: which way --metric is better "
+                                                                       "(needed for a metric tl-bench does not know)."),
+    ascending: bool = typer.Option(False, "--ascending", help="Lower is better: the same as --direction min."),
     include_unfinished: bool = typer.Option(False, "--include-unfinished", help="Also pruned, failed, running trials."),
     top: Optional[int] = typer.Option(None, "--top", min=1, help="Rows per dataset (overall with --across-datasets)."),
     csv: Optional[Path] = typer.Option(None, "--csv", help="Write the leaderboard as CSV to this file."),
@@ -64,32 +70,39 @@ def leaderboard_command(
         format_board,
         leaderboard,
         print_leaderboard,
+        resolve_ascending,
         write_board,
     )
 
     metric = metric or DEFAULT_METRIC
     if fmt is not None and fmt not in FORMATS:
         raise OutputError(f"unknown --format {fmt!r}{did_you_mean(fmt, FORMATS)}", ", ".join(FORMATS))
+    # None: the metric's own direction (an unknown one is named once the store shows the metric exists)
+    order: bool | None = None
+    if direction is not None or ascending:
+        order = resolve_ascending(metric, direction=direction, ascending=True if ascending else None)
     uri, spec_study, _ = _store(tracking_uri, spec)
     filters = dict(study=study or spec_study, dataset=dataset, backbone=backbone, weights=weights,
                    freeze_depth=freeze_depth, min_epochs=min_epochs, include_unfinished=include_unfinished)
     if across:
-        frame = across_datasets(uri, metric=metric, ascending=ascending, top=top, **filters)
+        frame = across_datasets(uri, metric=metric, ascending=order, top=top, **filters)
     else:
-        frame = leaderboard(uri, metric=metric, ascending=ascending, top=top, feasible_only=feasible_only,
+        frame = leaderboard(uri, metric=metric, ascending=order, top=top, feasible_only=feasible_only,
                             **filters)  # type: ignore[arg-type]
+    shown = f"mean_{metric}" if across else metric  # the column that holds the ranking metric
     written = []
     if csv is not None:
         written.append(write_board(frame, csv, "csv"))
     if out is not None:
-        written.append(write_board(frame, out, fmt, all_columns=all_columns))
+        written.append(write_board(frame, out, fmt, all_columns=all_columns, metric=shown))
     printed = fmt is not None and out is None
     if printed:
-        sys.stdout.write(format_board(frame, fmt, all_columns=all_columns))  # type: ignore[arg-type]
+        sys.stdout.write(format_board(frame, fmt, all_columns=all_columns, metric=shown))  # type: ignore[arg-type]
     elif not written:  # a file asked for is the answer: one line says where, not the table again
-        order = "ascending" if ascending else "descending"
+        better = "lower" if resolve_ascending(metric, ascending=order) else "higher"
         what = "across datasets" if across else "per dataset"
-        print_leaderboard(frame, title=f"Leaderboard {what}, ranked by {metric} ({order})", all_columns=all_columns)
+        print_leaderboard(frame, title=f"Leaderboard {what}, ranked by {metric} ({better} is better)",
+                          all_columns=all_columns, metric=shown)
         if with_challengers and not across:
             _print_challengers(uri, frame)
     for path in written:  # beside a board printed on stdout, the note goes to stderr

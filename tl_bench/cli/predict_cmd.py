@@ -46,6 +46,7 @@ def classify(
     logits divided by it (``evaluation.rescale_probabilities``; the classes' order never changes)."""
     import pandas as pd
 
+    from tl_bench.data.images import FileRefused, read_file_bytes
     from tl_bench.evaluation import rescale_probabilities
 
     class_names = list((model.metadata.metadata or {}).get("class_names") or [])
@@ -69,7 +70,9 @@ def classify(
         batch = []
         for path in chunk:
             try:
-                batch.append((path, path.read_bytes()))
+                batch.append((path, read_file_bytes(path)))  # a regular file within the size bound, as training reads
+            except FileRefused as err:
+                skipped.append(f"skipped {shown[path]}: {err}")
             except OSError as err:
                 skipped.append(f"skipped {shown[path]}: cannot be read ({err.strerror})")
         try:
@@ -117,6 +120,10 @@ def predict_command(
         require_store(uri)
     elif not Path(model).is_dir():
         raise ModelNotFoundError(f"no model folder {model!r}", MODEL_WORDS)
+    if csv is not None:  # before any image is classified
+        from tl_bench.report.export import check_output
+
+        check_output(csv, "the predictions")
     temperature = _temperature(uri, model) if calibrated else None
     files = image_files(images)
     pyfunc = load_model(model, uri)
@@ -141,6 +148,7 @@ def predict_command(
     if csv is not None:
         import pandas as pd
 
-        csv.parent.mkdir(parents=True, exist_ok=True)
-        pd.DataFrame(rows).to_csv(csv, index=False)
+        from tl_bench.report.export import write_output
+
+        write_output(csv, pd.DataFrame(rows).to_csv(index=False, lineterminator="\n"), "the predictions")
         typer.echo(f"wrote {len(rows)} rows to {csv}", err=True)

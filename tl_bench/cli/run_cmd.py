@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 
 from tl_bench.cli.app import app
-from tl_bench.redact import redact
+from tl_bench.shell import shell_command
 
 
 def _sigterm_as_interrupt() -> None:
@@ -49,6 +49,7 @@ def run(
     worker_index: Optional[int] = typer.Option(None, "--worker-index", min=0, help="Distinct per host when many hosts share a storage; seeds the sampler."),
     top: int = typer.Option(10, "--top", help="Leaderboard rows shown per dataset at the end."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress display or leaderboard."),
+    continue_changed: bool = typer.Option(False, "--continue-changed", help="Go on with a stored study although the study file now changes what its trials measure (space, fixed, dataset, objective, pretraining); the change is recorded in the study."),
 ) -> None:
     """Search backbone x weights x freeze depth x neck x head x hyperparameters for each dataset."""
     from tl_bench.spec import load_spec
@@ -58,9 +59,13 @@ def run(
     spec = loaded.with_overrides(
         storage=storage, tracking_uri=tracking_uri, n_trials=n_trials, timeout_s=timeout, datasets=dataset
     )
+    import optuna
     import torch
 
     from tl_bench.study import RunOptions, run_spec
+
+    if optuna.logging.get_verbosity() == optuna.logging.INFO:  # its default; each trial is on the progress line
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     if worker_index is None:
         # A shared storage may have other hosts drawing from the same seed: offset by host and process.
@@ -73,6 +78,8 @@ def run(
         argv += ["--n-trials", str(n_trials)]
     if timeout is not None:
         argv += ["--timeout", str(timeout)]
+    if continue_changed:
+        argv += ["--continue-changed"]
     _sigterm_as_interrupt()
     if threads is not None:
         torch.set_num_threads(threads)
@@ -81,17 +88,18 @@ def run(
 
     options = RunOptions(n_trials=n_trials, timeout_s=timeout, workers=workers, worker_index=worker_index,
                          devices=device_ids, dask=dask, gpus_per_worker=gpus_per_worker,
-                         on_summary=log_study_dashboard)
+                         on_summary=log_study_dashboard, continue_changed=continue_changed)
     try:
         outcomes = run_spec(spec, options, worker_argv=argv, quiet=quiet)
     except KeyboardInterrupt as err:
         from tl_bench.study import Terminated
+        from tl_bench.study.interrupts import interrupt_line
 
-        Console(stderr=True).print("interrupted: the current trial was recorded as failed in Optuna and MLflow")
+        Console(stderr=True).print(interrupt_line(err), markup=False, soft_wrap=True)
         raise typer.Exit(143 if isinstance(err, Terminated) else 130) from None
     if not quiet:
         _print_results(spec, outcomes, top,
-                       store_option=f"--tracking-uri {redact(spec.tracking_uri)}" if tracking_uri else None)
+                       store_option=["--tracking-uri", spec.tracking_uri] if tracking_uri else None)
     _exit_without_a_result(outcomes)
 
 
@@ -108,9 +116,11 @@ def _exit_without_a_result(outcomes) -> None:  # type: ignore[no-untyped-def]
         raise typer.Exit(1)
 
 
-def _print_results(spec, outcomes, top: int, *, store_option: str | None = None) -> None:  # type: ignore[no-untyped-def]
-    """The leaderboards, then the commands that open this run's store (the one it used, as the user named it)."""
+def _print_results(spec, outcomes, top: int, *, store_option: list[str] | None = None) -> None:  # type: ignore[no-untyped-def]
+    """The leaderboards, then the commands that open this run's store (the one it used, as the user named it),
+    each quoted to paste into a shell."""
     from tl_bench.report import DEFAULT_METRIC, leaderboard, print_leaderboard
+    from tl_bench.report.ui import plain_ui_link
 
     console = Console()
     for outcome in outcomes:
@@ -119,15 +129,21 @@ def _print_results(spec, outcomes, top: int, *, store_option: str | None = None)
         frame = leaderboard(spec.tracking_uri, study=spec.name, dataset=outcome.dataset, top=top)
         print_leaderboard(frame, title=f"Leaderboard: {outcome.dataset} (top {top}, ranked by {DEFAULT_METRIC}; "
                                        "test_acc of the rows validation chose)")
-    # Commands to copy: never wrapped at the terminal's width.
-    store = store_option or f"--spec {_shown_path(spec.source_path)}"
-    console.print(f"\nBrowse every trial in the MLflow UI:  tl-bench ui {store}", soft_wrap=True)
-    console.print(f"  (or: mlflow ui --backend-store-uri {redact(spec.tracking_uri)})", soft_wrap=True)
-    console.print(f"Export the leaderboard:  tl-bench leaderboard {store} --csv leaderboard.csv", soft_wrap=True)
+    # Commands to copy: never wrapped at the terminal's width, never read as markup.
+    store = store_option or ["--spec", _shown_path(spec.source_path)]
+    console.print(f"\nBrowse every trial in the MLflow UI:  {shell_command('tl-bench', 'ui', *store)}",
+                  soft_wrap=True, markup=False)
+    console.print(f"  (or: {shell_command('mlflow', 'ui', '--backend-store-uri', spec.tracking_uri)})",
+                  soft_wrap=True, markup=False)
+    console.print(f"  then open {plain_ui_link(spec.tracking_uri, spec.name)}  (MLflow's model-training view)",
+                  soft_wrap=True, markup=False)
+    console.print("Export the leaderboard:  "
+                  f"{shell_command('tl-bench', 'leaderboard', *store, '--csv', 'leaderboard.csv')}",
+                  soft_wrap=True, markup=False)
     _print_models(console, spec, outcomes, store)
 
 
-def _print_models(console: Console, spec, outcomes, store: str) -> None:  # type: ignore[no-untyped-def]
+def _print_models(console: Console, spec, outcomes, store: list[str]) -> None:  # type: ignore[no-untyped-def]
     """Each dataset study's registered winner, why the latest version was or was not promoted, and the
     commands that use the winner."""
     from tl_bench.tracking.evaluation_record import PROMOTED, PROMOTION_REASON, REPORT_LINK, TEMPERATURE
@@ -154,10 +170,15 @@ def _print_models(console: Console, spec, outcomes, store: str) -> None:  # type
                           f"{float(tags['eval_ece']):.4f} -> {float(tags['eval_ece_scaled']):.4f} at temperature "
                           f"{float(tags[TEMPERATURE]):.3f}; in the MLflow UI at {tags[REPORT_LINK]}", soft_wrap=True,
                           markup=False)
-        console.print(f"  Predict:  tl-bench predict {uri} IMAGE_OR_FOLDER {store}", soft_wrap=True)
-        console.print(f"  Export:  tl-bench export {store} --dataset {outcome.dataset} --out {name}", soft_wrap=True)
-        console.print(f"  Serve:  MLFLOW_TRACKING_URI={shown_uri(spec.tracking_uri)} mlflow models serve -m {uri} "
-                      "--env-manager local --host 127.0.0.1 --port 5001", soft_wrap=True)
+        commands = {
+            "Predict": shell_command("tl-bench", "predict", uri, "IMAGE_OR_FOLDER", *store),
+            "Export": shell_command("tl-bench", "export", *store, "--dataset", outcome.dataset, "--out", name),
+            "Serve": shell_command("mlflow", "models", "serve", "-m", uri, "--env-manager", "local", "--host",
+                                   "127.0.0.1", "--port", "5001",
+                                   env={"MLFLOW_TRACKING_URI": shown_uri(spec.tracking_uri)}),
+        }
+        for label, line in commands.items():
+            console.print(f"  {label}:  {line}", soft_wrap=True, markup=False)
 
 
 def _shown_path(path: Path) -> str:

@@ -26,9 +26,10 @@ def screen(
     from rich.console import Console
     from rich.table import Table
 
+    from tl_bench.config import weights_label
     from tl_bench.screen import as_records, record_screening, screen_dataset, static_agreement
     from tl_bench.spec import load_spec
-    from tl_bench.study.preflight import checkpoint_resolver, dataset_fingerprint
+    from tl_bench.study.preflight import check_hub, checkpoint_resolver, dataset_fingerprint
     from tl_bench.study.screen import probe_config_for, screen_settings
     from tl_bench.tracking import Tracker
     from tl_bench.train import FeatureCache
@@ -36,6 +37,7 @@ def screen(
     spec = load_spec(spec_path).with_overrides(tracking_uri=tracking_uri, datasets=dataset)
     settings = screen_settings(spec)
     score, keep = settings.score, settings.keep
+    check_hub(spec)
     for ds in spec.datasets:
         dataset_fingerprint(ds, quiet=json_out)  # bad data fails here, before anything is recorded
     tracker = Tracker(spec.tracking_uri, spec.name, artifact_location=spec.artifact_location)
@@ -59,8 +61,8 @@ def screen(
             table.add_column(column, justify="left" if column in ("backbone", "weights") else "right")
         for c in ranked:  # tied candidates share a rank, and a tie at the cut is kept whole
             style = "dim" if keep is not None and c.rank > keep else None
-            table.add_row(c.rank_label, c.backbone, c.weights, f"{c.logme:.4f}", f"{c.knn:.4f}", f"{c.params:,.0f}",
-                          f"{c.flops:.3g}", f"{c.seconds:.2f}", style=style)
+            table.add_row(c.rank_label, c.backbone, weights_label(c.weights), f"{c.logme:.4f}", f"{c.knn:.4f}",
+                          f"{c.params:,.0f}", f"{c.flops:.3g}", f"{c.seconds:.2f}", style=style)
         console.print(table)
         console.print("Whether a score beats the static rankers at predicting the search: a screened study's "
                       "summary logs screen.tau_<score> beside screen.tau_params and screen.tau_flops.")

@@ -7,8 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tl_bench.data.images import resize_uint8
-from tl_bench.data.source import Part, Source, digest_arrays
+from tl_bench.data.source import Part, Source, array_images, digest_arrays
 
 
 def load_digits_source(
@@ -21,7 +20,7 @@ def load_digits_source(
     grey = np.rint(bunch.images * (255.0 / 16.0)).astype(np.uint8)  # (N, 8, 8)
     raw = torch.from_numpy(grey).unsqueeze(1).expand(-1, 3, -1, -1).contiguous()
     labels = bunch.target.astype(np.int64)
-    images = resize_uint8(raw, img_size, interpolation)
+    images = array_images(raw, img_size, interpolation, options.get("in_memory"))
     part = Part(labels=labels, ids=[f"digits/{i}" for i in range(len(labels))], images=images)
     return Source(
         class_names=[str(int(name)) for name in bunch.target_names],

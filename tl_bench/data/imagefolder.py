@@ -132,15 +132,24 @@ def _keep_first(file: _File) -> tuple[int, bool, str]:
     return PART_RANK[file.part], os.path.realpath(file.path) != os.path.abspath(file.path), file.rel
 
 
-def _one_per(files: list[_File], key: Callable[[_File], str], why: str) -> tuple[list[_File], list[str]]:
+def _one_per(files: list[_File], key: Callable[[_File], str], why: str,
+             class_names: list[str]) -> tuple[list[_File], list[str]]:
     """One file per ``key`` (the best by ``_keep_first``), in the original order; the others as
-    ``"<path>: <why> <kept path> (duplicate left out)"``."""
+    ``"<path>: <why> <kept path> (duplicate left out)"``, naming both classes when the copies disagree
+    (the label the kept copy gives the image is then the one trained or tested on)."""
     best: dict[str, _File] = {}
     for file in sorted(files, key=_keep_first):
         best.setdefault(key(file), file)
     kept = {id(f) for f in best.values()}
-    dropped = [f"{f.rel}: {why} {best[key(f)].rel} (duplicate left out)" for f in files if id(f) not in kept]
-    return [f for f in files if id(f) in kept], dropped
+
+    def reason(file: _File) -> str:
+        first = best[key(file)]
+        if first.label == file.label:
+            return f"{file.rel}: {why} {first.rel} (duplicate left out)"
+        return (f"{file.rel}: {why} {first.rel}, which is kept as class {class_names[first.label]!r}; this copy "
+                f"labels it {class_names[file.label]!r} (conflicting labels, duplicate left out)")
+
+    return [f for f in files if id(f) in kept], [reason(f) for f in files if id(f) not in kept]
 
 
 def load_imagefolder_source(
@@ -150,7 +159,7 @@ def load_imagefolder_source(
         raise DatasetError("imagefolder needs a folder", "imagefolder:PATH", lead=": write ")
     root = Path(target).expanduser()
     class_names, files, skipped = _scan(root)
-    files, same_file = _one_per(files, lambda f: os.path.realpath(f.path), "the same file as")
+    files, same_file = _one_per(files, lambda f: os.path.realpath(f.path), "the same file as", class_names)
     in_memory = keep_in_memory(len(files), img_size, options.get("in_memory"))
     # A lazy set is still decoded once here (at a small size) so unreadable files are found up front.
     check_size = img_size if in_memory else min(img_size, 32)
@@ -161,7 +170,8 @@ def load_imagefolder_source(
             skipped.append(f"{file.rel}: {reason}")
         else:
             read[id(file)] = (digest, image)
-    readable, same_bytes = _one_per([f for f in files if id(f) in read], lambda f: read[id(f)][0], "same bytes as")
+    readable, same_bytes = _one_per([f for f in files if id(f) in read], lambda f: read[id(f)][0], "same bytes as",
+                                    class_names)
     skipped += same_file + same_bytes
     kept: dict[str, list[tuple[_File, str, torch.Tensor | None]]] = {}
     for file in readable:

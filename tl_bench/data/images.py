@@ -1,14 +1,19 @@
-"""Decoding and resizing images into uint8 CHW tensors, eagerly or on access.
+"""Reading image files and decoding them into uint8 CHW tensors, eagerly or on access.
 
 Every dataset is resized once, to a square ``img_size``, with one of
-``INTERPOLATIONS``; the trainer only converts to float and normalises.
+``INTERPOLATIONS``; the trainer only converts to float and normalises. Decoding itself is
+``tl_bench.data.decode``, the module logged models carry too.
+
+Only regular files (links followed) of at most ``MAX_FILE_BYTES`` are read: a named pipe
+would block the reader for ever and a link to ``/dev/zero`` would be read until memory runs
+out. Anything else is left out with its reason, like a file that is not an image.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import os
+import stat
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -16,15 +21,41 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
-from torchvision.transforms import InterpolationMode
-from torchvision.transforms.v2 import functional as TF
 
+from tl_bench.data.decode import ImageTooLarge, UnsupportedMode, decode_bytes, pil_to_uint8, resize_uint8, to_rgb
 from tl_bench.errors import DatasetError, did_you_mean, first_line
 
 INTERPOLATIONS: tuple[str, ...] = ("nearest", "bilinear", "bicubic")
+# Bytes of the largest image file read: far above any photograph or scan a classifier trains on
+# (an uncompressed 89-megapixel RGB image, Pillow's pixel bound, is 268 MB).
+MAX_FILE_BYTES = 512 * 2**20
+_KINDS = ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+          (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"))
 
-# Resizing in chunks bounds the temporary float buffers of a large array dataset.
-_RESIZE_CHUNK = 2048
+
+class FileRefused(ValueError):
+    """A path that is not read: not a regular file, or larger than ``MAX_FILE_BYTES``."""
+
+
+def _check_file(info: os.stat_result) -> None:
+    if not stat.S_ISREG(info.st_mode):
+        kind = next((words for test, words in _KINDS if test(info.st_mode)), "a special file")
+        raise FileRefused(f"not a regular file ({kind})")
+    if info.st_size > MAX_FILE_BYTES:
+        raise FileRefused(f"file too large ({info.st_size:,} bytes; at most {MAX_FILE_BYTES:,} are read)")
+
+
+def read_file_bytes(path: str | os.PathLike[str]) -> bytes:
+    """The bytes of ``path`` if it is a regular file (after following links) of at most ``MAX_FILE_BYTES``;
+    FileRefused says why not, OSError when it cannot be read."""
+    _check_file(os.stat(path))  # nothing is opened that is not a regular file: opening a pipe blocks
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # O_NONBLOCK: a pipe swapped in since the stat opens at once
+    with os.fdopen(fd, "rb") as handle:
+        _check_file(os.fstat(handle.fileno()))
+        data = handle.read(MAX_FILE_BYTES + 1)  # a file still growing is read no further than the bound
+    if len(data) > MAX_FILE_BYTES:
+        raise FileRefused(f"file too large (over {MAX_FILE_BYTES:,} bytes; at most {MAX_FILE_BYTES:,} are read)")
+    return data
 
 
 def check_interpolation(interpolation: str) -> None:
@@ -40,71 +71,6 @@ def load_interpolation(timm_interpolation: object) -> str:
     return timm_interpolation if supported else "bilinear"  # type: ignore[return-value]
 
 
-def resize_uint8(images: torch.Tensor, size: int, interpolation: str) -> torch.Tensor:
-    """Resize uint8 (3,H,W) or (N,3,H,W) to a square ``size`` (antialiased when shrinking)."""
-    if images.shape[-2:] == (size, size):
-        return images.contiguous()
-    mode = InterpolationMode(interpolation)
-    if images.ndim == 3 or images.shape[0] <= _RESIZE_CHUNK:
-        return TF.resize(images, [size, size], interpolation=mode, antialias=True)
-    out = torch.empty((images.shape[0], images.shape[1], size, size), dtype=images.dtype)
-    for start in range(0, images.shape[0], _RESIZE_CHUNK):
-        chunk = images[start : start + _RESIZE_CHUNK]
-        out[start : start + len(chunk)] = TF.resize(chunk, [size, size], interpolation=mode, antialias=True)
-    return out
-
-
-class UnsupportedMode(ValueError):
-    """An image whose colour mode has no RGB conversion: the file is left out with this reason."""
-
-
-def to_rgb(image: Image.Image) -> Image.Image:
-    """8-bit RGB of any mode Pillow reads, scaled rather than clipped.
-
-    - 16-bit grey (``I;16``, ``I;16B``, ...): value / 257, so 65535 is white.
-    - 32-bit integer ``I``: by the smallest of the 8-, 16- and 32-bit ranges holding its values.
-    - float ``F``: values in 0..1 are scaled by 255; larger ones are read like ``I``.
-    - alpha (``RGBA``, ``LA``, ``PA``, palette transparency): dropped, as timm and torchvision do.
-    - everything else (``1``, ``L``, ``P``, ``CMYK``, ``YCbCr``, ``LAB``, ``HSV``): Pillow's conversion.
-
-    Raises UnsupportedMode for a mode Pillow cannot convert (the file is then skipped with that reason).
-    """
-    mode = image.mode
-    if mode == "RGB":
-        return image
-    if mode.startswith("I") or mode == "F":
-        values = np.asarray(image, dtype=np.float64)
-        top = float(values.max()) if values.size else 0.0
-        if mode.startswith("I;16"):
-            scale = 65535.0
-        elif mode == "F" and top <= 1.0:
-            scale = 1.0
-        else:
-            scale = next(limit for limit in (255.0, 65535.0, 4294967295.0, float("inf")) if top <= limit)
-            scale = top if scale == float("inf") else scale
-        grey = np.clip(np.rint(values / max(scale, 1e-12) * 255.0), 0, 255).astype(np.uint8)
-        return Image.fromarray(grey, mode="L").convert("RGB")
-    if mode == "P" and "transparency" in image.info:
-        image = image.convert("RGBA")  # Pillow warns when a palette with transparency goes straight to RGB
-    try:
-        return image.convert("RGB")
-    except ValueError:
-        raise UnsupportedMode(f"colour mode {mode} cannot be converted to RGB") from None
-
-
-def pil_to_uint8(image: Image.Image, size: int, interpolation: str) -> torch.Tensor:
-    return resize_uint8(TF.pil_to_tensor(to_rgb(image)), size, interpolation)
-
-
-def decode_bytes(data: bytes, size: int, interpolation: str) -> torch.Tensor:
-    """Decode an encoded image to uint8 (3, size, size); raises PIL's own errors."""
-    with Image.open(io.BytesIO(data)) as image:
-        # JPEG decoders can scale by 1/2..1/8 while decoding: far cheaper than a full decode.
-        image.draft("RGB", (size, size))
-        image.load()
-        return pil_to_uint8(image, size, interpolation)
-
-
 def read_image(job: tuple[str, int, str, bool]) -> tuple[str, torch.Tensor | None, str | None]:
     """Read one file given (path, size, interpolation, keep).
 
@@ -113,8 +79,9 @@ def read_image(job: tuple[str, int, str, bool]) -> tuple[str, torch.Tensor | Non
     """
     path, size, interpolation, keep = job
     try:
-        with open(path, "rb") as handle:
-            data = handle.read()
+        data = read_file_bytes(path)
+    except FileRefused as err:
+        return "", None, str(err)
     except OSError as err:
         return "", None, f"cannot be read ({err.strerror})"
     digest = hashlib.sha256(data).hexdigest()
@@ -122,7 +89,7 @@ def read_image(job: tuple[str, int, str, bool]) -> tuple[str, torch.Tensor | Non
         image = decode_bytes(data, size, interpolation)
     except UnidentifiedImageError:
         return digest, None, "not an image"
-    except UnsupportedMode as err:
+    except (UnsupportedMode, ImageTooLarge) as err:
         return digest, None, str(err)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
         return digest, None, f"corrupt image ({first_line(err)})"
@@ -159,8 +126,7 @@ class FileItems:
     def __call__(self, index: int) -> torch.Tensor:
         path = self.paths[index]
         try:
-            with open(path, "rb") as handle:
-                return decode_bytes(handle.read(), self.size, self.interpolation)
+            return decode_bytes(read_file_bytes(path), self.size, self.interpolation)
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
             raise DatasetError(f"cannot read image {path}: {err}") from None
 
@@ -206,8 +172,11 @@ class LazyImages(torch.utils.data.Dataset):
 
 __all__ = [
     "INTERPOLATIONS",
+    "MAX_FILE_BYTES",
     "ArrayItems",
     "FileItems",
+    "FileRefused",
+    "ImageTooLarge",
     "LazyImages",
     "UnsupportedMode",
     "check_interpolation",
@@ -215,6 +184,7 @@ __all__ = [
     "load_interpolation",
     "parallel_map",
     "pil_to_uint8",
+    "read_file_bytes",
     "read_image",
     "resize_uint8",
     "to_rgb",

@@ -26,6 +26,7 @@ from tl_bench.data.splits import DatasetSplits, assign_splits, materialise
 from tl_bench.errors import DatasetError
 
 _CACHE_SIZE = 8  # datasets kept per process; a study usually needs one or two
+MAX_IMG_SIZE = 4096  # the largest square side images are resized to (a study's bound may be lower: spec.memory_bound)
 _SOURCES: OrderedDict[str, Source] = OrderedDict()
 _SPLITS: OrderedDict[str, DatasetSplits] = OrderedDict()
 _SPLIT_OPTIONS = ("test_fraction", "val_fraction")
@@ -73,7 +74,7 @@ def load_dataset(
     are the dataset's extras (``DATASETS[...].options``). Raises DatasetError.
     """
     info, target = resolve_name(name)
-    _check_int("img_size", img_size, low=8, high=4096)
+    _check_int("img_size", img_size, low=8, high=MAX_IMG_SIZE)
     _check_int("train_size", train_size, low=1, allow_none=True)
     _check_int("val_size", val_size, low=1, allow_none=True)
     _check_int("seed", seed, low=0, high=2**32 - 1)
@@ -159,4 +160,4 @@ def clear_cache() -> None:
         _SPLITS.clear()
 
 
-__all__ = ["clear_cache", "load_dataset", "load_dataset_for"]
+__all__ = ["MAX_IMG_SIZE", "clear_cache", "load_dataset", "load_dataset_for"]

@@ -20,8 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tl_bench.data.images import resize_uint8
-from tl_bench.data.source import Part, Source, digest_arrays
+from tl_bench.data.source import Part, Source, array_images, check_fits, digest_arrays
 from tl_bench.errors import DatasetError
 
 # Ordered so that a small num_classes keeps the most distinct shapes.
@@ -207,12 +206,15 @@ def load_shapes_source(
     check_shapes_options(options)
     num_classes, n_per_class, seed = options["num_classes"], options["n_per_class"], options["data_seed"]
     size = img_size if options["size"] is None else options["size"]
+    count = num_classes * n_per_class
+    check_fits(f"rendering {count:,} shapes at {size}x{size}", count * 3 * size**2,
+               "a smaller img_size, the option size (rendered smaller, then resized) or fewer n_per_class")
     raw, labels = generate_shapes(num_classes, n_per_class, size, seed, options["style"])
     labels_np = labels.numpy().astype(np.int64)
     part = Part(
         labels=labels_np,
         ids=[f"shapes/{i}" for i in range(len(labels_np))],
-        images=resize_uint8(raw, img_size, interpolation),
+        images=array_images(raw, img_size, interpolation, options.get("in_memory")),
     )
     content = digest_arrays([raw, labels_np])
     return Source(class_names=list(SHAPE_NAMES[:num_classes]), parts={"all": part}, content=content)

@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from tl_bench.data.images import LazyImages
+from tl_bench.data.images import ArrayItems, LazyImages, resize_uint8
+from tl_bench.errors import DatasetError
+from tl_bench.host_memory import host_memory_bytes
 
 PART_NAMES = ("all", "train", "val", "test")
 
@@ -58,6 +60,22 @@ def keep_in_memory(n_items: int, size: int, in_memory: bool | None) -> bool:
     return n_items * 3 * size * size <= IN_MEMORY_LIMIT_BYTES
 
 
+def array_images(raw: torch.Tensor, size: int, interpolation: str, in_memory: bool | None) -> torch.Tensor | LazyImages:
+    """A raw uint8 (N,3,H,W) array at ``size``: resized now when it fits the budget (``keep_in_memory``),
+    else resized item by item on access (digits at img_size 4096 would take 90 GB at once)."""
+    if keep_in_memory(len(raw), size, in_memory):
+        return resize_uint8(raw, size, interpolation)
+    return LazyImages(ArrayItems(raw, size, interpolation), np.arange(len(raw)), size)
+
+
+def check_fits(what: str, nbytes: int, accepted: str) -> None:
+    """DatasetError in one line when making ``what`` would take more than half this machine's memory."""
+    memory = host_memory_bytes()
+    if 2 * nbytes > memory:
+        raise DatasetError(f"{what} would take {nbytes / 2**30:.1f} GiB; this machine has {memory / 2**30:.1f} GiB",
+                           accepted)
+
+
 def digest_arrays(arrays: Iterable[np.ndarray | torch.Tensor]) -> str:
     h = hashlib.sha256()
     for array in arrays:
@@ -67,4 +85,5 @@ def digest_arrays(arrays: Iterable[np.ndarray | torch.Tensor]) -> str:
     return h.hexdigest()
 
 
-__all__ = ["IN_MEMORY_LIMIT_BYTES", "PART_NAMES", "Part", "Source", "digest_arrays", "keep_in_memory"]
+__all__ = ["IN_MEMORY_LIMIT_BYTES", "PART_NAMES", "Part", "Source", "array_images", "check_fits", "digest_arrays",
+           "keep_in_memory"]

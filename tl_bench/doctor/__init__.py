@@ -25,15 +25,22 @@ What is looked for (``Finding.kind``):
 - ``model_without_files`` and ``version_without_model``: a kept model or a
   registered version of ``<study>-<dataset>`` whose run or model files are
   gone -> deleted (``kept_models``); the only deletions doctor makes, of
-  records that point at nothing.
+  records that point at nothing, and only while the artifact store can be
+  read (one that is away is one ``StorageError`` line, nothing deleted).
+- ``model_left_pending``: a trial's model a dead process never finalised ->
+  finished when its files are whole, else deleted (``kept_models``).
+- ``unfinished_summary``: the study's end (summary, champion) claimed by a
+  process that is gone before it was all written -> written (``study_end``).
 - ``pretrain_run_left_running`` and ``checkpoint_without_run``: local
   pretraining recorded short of its end (``pretraining``).
+- ``screen_run_left_running``: a screening run whose process died while it
+  was written -> FAILED (``screen_runs``).
 
 A store that cannot be used (another store than the study's, locked past the
 wait, read-only, full) ends the check with one ``StorageError`` line.
 
 ``finding`` holds what a check reports; ``check`` the trial and study checks
-and ``diagnose``; ``kept_models`` and ``pretraining`` the checks of those records.
+and ``diagnose``; ``kept_models``, ``study_end`` and ``pretraining`` the checks of those records.
 """
 
 from __future__ import annotations

@@ -11,10 +11,13 @@ from tl_bench.config import TrialConfig
 from tl_bench.doctor.finding import DoctorReport, Finding
 from tl_bench.doctor.kept_models import check_models
 from tl_bench.doctor.pretraining import pretrain_findings
+from tl_bench.doctor.screen_runs import screen_run_findings
+from tl_bench.doctor.study_end import check_end
 from tl_bench.spec import DatasetSpec, StudySpec
 from tl_bench.study.reconcile import (
     ENDED,
     abandoned_trials,
+    of_study,
     run_state,
     state_agrees,
     study_runs_filter,
@@ -22,12 +25,23 @@ from tl_bench.study.reconcile import (
 )
 from tl_bench.study.preflight import check_recorded_here
 from tl_bench.study.budget import Budget
-from tl_bench.study.storage import ERROR_ATTR, PARENT_RUN, RUN_ATTR, SURPLUS, fail_trial, make_storage, storage_faults
+from tl_bench.study.options import SummaryCallback
+from tl_bench.study.storage import (
+    ERROR_ATTR,
+    PARENT_RUN,
+    RUN_ATTR,
+    SURPLUS,
+    fail_trial,
+    make_storage,
+    optuna_study_id,
+    storage_faults,
+)
 from tl_bench.tracking import (
     DUPLICATE_OF,
     ERROR,
     N_STAGES,
     OPTUNA_STUDY,
+    OPTUNA_STUDY_ID,
     ORPHAN,
     REPAIRED,
     STATE,
@@ -41,11 +55,12 @@ from tl_bench.tracking import (
 )
 
 
-def diagnose(spec: StudySpec, *, repair: bool = False) -> DoctorReport:
+def diagnose(spec: StudySpec, *, repair: bool = False, on_summary: SummaryCallback | None = None) -> DoctorReport:
     """Check every dataset study of ``spec`` (stores from the spec or its overrides).
 
     Without ``repair`` nothing is written, not even a missing local store:
     no Optuna storage means nothing to check, no MLflow store means no runs.
+    A study end that is written again is handed to ``on_summary`` too (the caller's dashboard).
     """
     report = DoctorReport(repair=repair)
     with storage_faults(spec.storage_url):
@@ -60,7 +75,12 @@ def diagnose(spec: StudySpec, *, repair: bool = False) -> DoctorReport:
             _check_study(report, study, tracker, spec, ds, repair=repair)
         if tracker is not None:
             report.findings.extend(pretrain_findings(spec, tracker, repair=repair))
-            report.findings.extend(check_models(spec, repair=repair))
+            report.findings.extend(screen_run_findings(spec, tracker, repair=repair))
+            report.findings.extend(check_models(spec, studies, repair=repair))
+            for ds, study in studies:  # once its trials and kept models are in order
+                end = check_end(study, tracker, spec, ds, repair=repair, on_summary=on_summary)
+                if end is not None:
+                    report.findings.append(end)
     return report
 
 
@@ -99,7 +119,8 @@ def _check_study(
         report.findings.append(found)
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     report.trials += len(trials)
-    runs = list(tracker.runs(study_runs_filter(name))) if tracker is not None else []
+    study_id = optuna_study_id(study)
+    runs = [r for r in tracker.runs(study_runs_filter(name)) if of_study(r, study_id)] if tracker is not None else []
     report.runs += len(runs)
     claims: dict[int, list[Run]] = {}
     for run in runs:
@@ -221,7 +242,7 @@ def record_trial_run(
     params = config_params(config) if config is not None else {k: str(v) for k, v in trial.params.items()}
     tags = trial_tags(study=spec.name, dataset=ds.key, trial_number=trial.number, state=run_state(trial),
                       parent_run_id=_parent_run(tracker, spec, ds, study))
-    tags.update({OPTUNA_STUDY: study.study_name, REPAIRED: "trial_without_run"})
+    tags.update({OPTUNA_STUDY: study.study_name, OPTUNA_STUDY_ID: optuna_study_id(study), REPAIRED: "trial_without_run"})
     if trial.state == TrialState.FAIL:
         tags[ERROR] = str(trial.user_attrs.get(ERROR_ATTR) or "failed before its run was written")
     if "n_stages" in trial.user_attrs:
@@ -232,7 +253,7 @@ def record_trial_run(
     metrics += [(k, float(v), 0) for k, v in trial.user_attrs.items()
                 if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "pid"]
     metrics += [("epoch_val_acc", float(v), int(step)) for step, v in trial.intermediate_values.items()]
-    name = trial_run_name(config, trial.number) if config is not None else f"trial-t{trial.number}"
+    name = trial_run_name(config, trial.number, ds.key) if config is not None else f"{ds.key}-trial-t{trial.number}"
     return tracker.record_run(run_name=name, tags=tags, params=params, metrics=metrics, state=run_state(trial),
                               start_ms=start, end_ms=end)
 
@@ -255,9 +276,11 @@ def _config_of(spec: StudySpec, ds: DatasetSpec, trial: FrozenTrial) -> TrialCon
 
 def _parent_run(tracker: Tracker, spec: StudySpec, ds: DatasetSpec, study: optuna.Study) -> str:
     """The study's parent run, created when the study never had one (tracking was off)."""
-    run_id = study.user_attrs.get(PARENT_RUN) or tracker.find_parent_run(study.study_name)
+    study_id = optuna_study_id(study)
+    run_id = study.user_attrs.get(PARENT_RUN) or tracker.find_parent_run(study.study_name, study_id)
     if not run_id:
-        run_id = tracker.create_parent_run(study=spec.name, dataset=ds.key, optuna_study=study.study_name)
+        run_id = tracker.create_parent_run(study=spec.name, dataset=ds.key, optuna_study=study.study_name,
+                                           study_id=study_id)
         tracker.close_parent(run_id, _study_status(study.get_trials(deepcopy=False), spec))
     if study.user_attrs.get(PARENT_RUN) != run_id:
         study.set_user_attr(PARENT_RUN, run_id)

@@ -7,6 +7,14 @@
   (``models:/NAME@champion`` fails when the alias points to it) -> the version
   is deleted; when that takes the ``champion`` alias away, the alias moves to
   the best version left.
+- ``model_left_pending``: a trial's logged model never became READY, and the process that logged it
+  is gone (``tl_bench.study.pending``) -> finished when its files are whole (it loads and predicts
+  its input example), else deleted.
+
+Files are proven gone only while the experiment's artifact root can be read: a root that is missing
+or unreadable (an unmounted share, a folder renamed away) ends the check with one ``StorageError``
+line, before anything is deleted, with or without ``--repair``; so does a model folder that exists
+and cannot be read.
 """
 
 from __future__ import annotations
@@ -14,8 +22,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import optuna
+
 from tl_bench.doctor.finding import Finding
-from tl_bench.spec import StudySpec
+from tl_bench.spec import DatasetSpec, StudySpec
 from tl_bench.tracking.names import TRIAL
 
 
@@ -26,17 +36,44 @@ def _val_acc(version: Any) -> float:  # an MLflow ModelVersion
         return math.nan
 
 
-def check_models(spec: StudySpec, *, repair: bool) -> list[Finding]:
-    """One finding per kept model or registered version of the spec's dataset studies that cannot be loaded."""
-    from tl_bench.tracking.model_registry import champion, delete_version, registered_versions, set_champion, version_problem
-
+def check_models(spec: StudySpec, studies: list[tuple[DatasetSpec, optuna.Study]], *, repair: bool) -> list[Finding]:
+    """One finding per kept model or registered version of the spec's dataset studies that cannot be loaded,
+    and per model a dead process left PENDING (``studies``: those the Optuna storage holds)."""
+    from tl_bench.study.pending import abandoned_models, settle
+    from tl_bench.study.storage import optuna_study_id
+    from tl_bench.tracking.artifact_store import check_artifact_store, check_model_folder
     from tl_bench.tracking.logged_models import delete_model, experiment_id, files_missing, kept_models
+    from tl_bench.tracking.model_registry import champion, delete_version, registered_versions, set_champion, version_problem
 
     uri = spec.tracking_uri
     findings: list[Finding] = []
     experiment = experiment_id(uri, spec.name)
+    opened = {ds.key: study for ds, study in studies}
+    root_checked = False
+
+    def readable_root() -> None:  # once, before the first model is judged: a store that is away proves nothing
+        nonlocal root_checked
+        if not root_checked and experiment is not None:
+            check_artifact_store(uri, experiment)
+            root_checked = True
+
     for ds in spec.datasets:
-        for number, model in sorted(kept_models(uri, experiment, spec.study_name(ds)).items() if experiment else []):
+        study = opened.get(ds.key)
+        for number, model in abandoned_models(study, uri, experiment) if study is not None and experiment else []:
+            readable_root()
+            found = Finding("model_left_pending", spec.study_name(ds), number, model.source_run_id,
+                            f"the model of trial {number} is PENDING: its process stopped while logging it",
+                            "finish it when its files are whole, else delete it")
+            if repair:
+                found.repair = "finished it: its files are whole" if settle(uri, experiment, model) else \
+                    "deleted it: its files were cut short"
+                found.repaired = True
+            findings.append(found)
+        study_id = optuna_study_id(study) if study is not None else ""
+        for number, model in sorted(kept_models(uri, experiment, spec.study_name(ds), study_id).items()
+                                    if experiment else []):
+            readable_root()
+            check_model_folder(uri, f"models:/{model.model_id}")
             if files_missing(uri, model.model_id):
                 found = Finding("model_without_files", spec.study_name(ds), number, model.run_id,
                                 f"the model of trial {number} has no files", "delete the logged model")
@@ -48,6 +85,8 @@ def check_models(spec: StudySpec, *, repair: bool) -> list[Finding]:
         versions = registered_versions(uri, name=name)
         broken = []
         for version in versions:
+            readable_root()
+            check_model_folder(uri, version.source)
             problem = version_problem(uri, version)
             if problem is None:
                 continue

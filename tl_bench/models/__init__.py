@@ -13,7 +13,7 @@ from tl_bench.models.backbone import (
     frozen_stage_count,
 )
 from tl_bench.models.bundle import Bundle, InferenceNetwork, load_bundle, save_bundle
-from tl_bench.models.checkpoint import save_backbone_checkpoint
+from tl_bench.models.checkpoint import save_backbone_checkpoint, verify_checkpoint
 from tl_bench.models.heads import HEADS, Head
 from tl_bench.models.model import TransferModel, build_model, build_model_for
 from tl_bench.models.necks import NECKS, Neck, check_neck_fits
@@ -53,4 +53,5 @@ __all__ = [
     "merged_adapters",
     "save_backbone_checkpoint",
     "save_bundle",
+    "verify_checkpoint",
 ]

@@ -24,6 +24,9 @@ from tl_bench.config import CHECKPOINT_SUFFIXES, Weights
 from tl_bench.errors import WeightsError, did_you_mean
 
 _log = logging.getLogger(__name__)
+# huggingface_hub prints its warnings (a download's retries) through its own handler; the root handler that
+# MLflow's import installs printed each of them a second time.
+logging.getLogger("huggingface_hub").propagate = False
 
 # ".safetensors, .pth or .pt": how messages name the checkpoint files
 SUFFIX_WORDS = f"{', '.join(CHECKPOINT_SUFFIXES[:-1])} or {CHECKPOINT_SUFFIXES[-1]}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 from tl_bench.report.columns import COMBINATION, CSV_COLUMNS, DEFAULT_METRIC, EXTRA_COLUMNS
 from tl_bench.report.dashboard import dashboard_html, log_study_dashboard, render_dashboard
 from tl_bench.report.dashboard_definition import DEFAULT_DASHBOARD, Dashboard, load_dashboard
+from tl_bench.report.directions import DIRECTIONS, metric_direction, resolve_ascending
 from tl_bench.report.export import FORMATS, format_board, print_leaderboard, read_csv, write_board, write_csv
 from tl_bench.report.frame import importance_frame, trial_runs
 from tl_bench.report.leaderboard import Filters, across_datasets, leaderboard, rank_runs
@@ -19,6 +20,9 @@ from tl_bench.report.settings import settings_table, trial_table
 from tl_bench.report.ui import LOOPBACK, check_host, check_port, free_port, is_loopback, serve_ui, ui_command
 
 __all__ = [
+    "DIRECTIONS",
+    "metric_direction",
+    "resolve_ascending",
     "COMBINATION",
     "CSV_COLUMNS",
     "DEFAULT_DASHBOARD",

@@ -37,6 +37,7 @@ from tl_bench.report.panels import (
     note,
     pareto_panel,
     pruned_list,
+    scratch_gain_panel,
 )
 from tl_bench.tracking import locate_store
 
@@ -93,7 +94,8 @@ def dashboard_html(dash: Dashboard = DEFAULT_DASHBOARD, tracking_uri: str | None
             elif isinstance(panel, LeaderboardPanel):
                 body = leaderboard_panel(board(metric), panel, metric) + pruned_list(trial_table(runs))
             else:
-                render = {"pareto": pareto_panel, "heatmap": heatmap_panel, "freeze_depth": freeze_depth_panel}
+                render = {"pareto": pareto_panel, "heatmap": heatmap_panel, "freeze_depth": freeze_depth_panel,
+                          "scratch_gain": scratch_gain_panel}
                 body = render[panel.kind](board(metric), panel, metric)  # type: ignore[operator]
         except OutputError as err:  # e.g. a metric no run logged: the other panels still render
             body = note(str(err))

@@ -50,6 +50,18 @@ class FreezeDepthPanel(_Strict):
     metric: str | None = None
 
 
+class ScratchGainPanel(_Strict):
+    """Per dataset and backbone, the best metric over ``rows`` x ``columns`` and the gain of pretrained weights
+    over scratch: with ``rows: weights`` each weights row against the scratch row at the same column, else the
+    best pretrained trial of each cell against the best scratch one."""
+
+    kind: Literal["scratch_gain"]
+    title: str = "Pretrained against scratch: weights x freeze depth"
+    rows: Dimension = "weights"
+    columns: Dimension = "freeze_depth"
+    metric: str | None = None
+
+
 class ImportancePanel(_Strict):
     kind: Literal["importance"]
     title: str = "Parameter importances (Optuna)"
@@ -57,11 +69,12 @@ class ImportancePanel(_Strict):
 
 
 Panel = Annotated[
-    Union[LeaderboardPanel, ParetoPanel, HeatmapPanel, FreezeDepthPanel, ImportancePanel],
+    Union[LeaderboardPanel, ParetoPanel, HeatmapPanel, FreezeDepthPanel, ScratchGainPanel, ImportancePanel],
     Field(discriminator="kind"),
 ]
 PANEL_KINDS = {get_args(m.model_fields["kind"].annotation)[0]: m
-               for m in (LeaderboardPanel, ParetoPanel, HeatmapPanel, FreezeDepthPanel, ImportancePanel)}
+               for m in (LeaderboardPanel, ParetoPanel, HeatmapPanel, FreezeDepthPanel, ScratchGainPanel,
+                         ImportancePanel)}
 
 
 class Dashboard(_Strict):
@@ -79,6 +92,9 @@ DEFAULT_DASHBOARD = Dashboard(
         HeatmapPanel(kind="heatmap", title="Best accuracy: backbone x head", rows="backbone", columns="head"),
         HeatmapPanel(kind="heatmap", title="Best accuracy: backbone x neck", rows="backbone", columns="neck"),
         FreezeDepthPanel(kind="freeze_depth"),
+        ScratchGainPanel(kind="scratch_gain"),
+        ScratchGainPanel(kind="scratch_gain", title="Pretrained against scratch: neck x head", rows="neck",
+                         columns="head"),
         ImportancePanel(kind="importance"),
     ],
 )
@@ -144,6 +160,7 @@ __all__ = [
     "ImportancePanel",
     "LeaderboardPanel",
     "ParetoPanel",
+    "ScratchGainPanel",
     "load_dashboard",
     "parse_dashboard",
 ]

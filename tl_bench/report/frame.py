@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from tl_bench.errors import OutputError, did_you_mean
-from tl_bench.tracking import IMPORTANCE_PREFIX, KIND_STUDY, KIND_TRIAL, read_runs
+from tl_bench.tracking import IMPORTANCE_PREFIX, IMPORTANCE_TRIALS, KIND_STUDY, KIND_TRIAL, read_runs
 
 
 def trial_runs(
@@ -53,8 +53,9 @@ def _names(names: list[str]) -> str:
 def importance_frame(tracking_uri: str, *, study: str | None = None, dataset: str | None = None) -> pd.DataFrame:
     """Optuna parameter importances logged on parent runs as ``importance.<param>`` metrics.
 
-    Columns ``study, dataset, param, importance``; when a dataset study has several
-    parent runs (resumed studies), the latest one that logged importances wins.
+    Columns ``study, dataset, param, importance, n_trials`` (the complete trials they rest on; NaN for runs
+    written before it was recorded); when a dataset study has several parent runs (resumed studies), the
+    latest one that logged importances wins.
     """
     runs = read_runs(tracking_uri, kind=KIND_STUDY, study=study, dataset=dataset, finished_only=False)
     prefix = "metrics." + IMPORTANCE_PREFIX
@@ -69,8 +70,10 @@ def importance_frame(tracking_uri: str, *, study: str | None = None, dataset: st
         if (study is not None and key[0] != study) or (dataset is not None and key[1] != dataset):
             continue
         seen.add(key)
-        rows.extend({"study": key[0], "dataset": key[1], "param": p, "importance": v} for p, v in values.items())
-    frame = pd.DataFrame(rows, columns=["study", "dataset", "param", "importance"])
+        n_trials = run.get("metrics." + IMPORTANCE_TRIALS, float("nan"))
+        rows.extend({"study": key[0], "dataset": key[1], "param": p, "importance": v, "n_trials": n_trials}
+                    for p, v in values.items())
+    frame = pd.DataFrame(rows, columns=["study", "dataset", "param", "importance", "n_trials"])
     return frame.sort_values(["study", "dataset", "importance"], ascending=[True, True, False], ignore_index=True)
 
 

@@ -21,6 +21,7 @@ from fnmatch import fnmatchcase
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from tl_bench.config import weights_label
 from tl_bench.errors import OutputError, did_you_mean
 from tl_bench.ranking import order_settings
 from tl_bench.report.columns import (
@@ -31,6 +32,7 @@ from tl_bench.report.columns import (
     INT_COLUMNS,
     tidy_ints,
 )
+from tl_bench.report.directions import MIN, metric_direction, resolve_ascending
 from tl_bench.report.frame import check_scope, trial_runs
 from tl_bench.report.pareto import pareto_mask
 from tl_bench.report.settings import settings_table, trial_table
@@ -62,7 +64,7 @@ def leaderboard(
     min_epochs: int | None = None,
     feasible_only: bool = False,
     metric: str = DEFAULT_METRIC,
-    ascending: bool = False,
+    ascending: bool | None = None,
     include_unfinished: bool = False,
     top: int | None = None,
 ) -> pd.DataFrame:
@@ -76,7 +78,10 @@ def leaderboard(
         weights, freeze_depth: exact values (``freeze_depth`` compares as text: ``2`` or ``"all"``).
         min_epochs: keep trials configured for at least this many epochs.
         feasible_only: keep the settings that met the study's ``constraints`` (every seed did).
-        metric: the metric that ranks (``val_acc_lcb``, or any logged metric), ``ascending`` for costs.
+        metric: the metric that ranks (``val_acc_lcb``, or any logged metric).
+        ascending: lower is better; None takes the metric's direction (``report.directions``:
+            accuracies descending, times, sizes, memory and latency ascending), an OutputError for a
+            metric of unknown direction.
         include_unfinished: also average pruned, failed and running trials (column ``state`` added).
         top: keep the first ``top`` rows of each dataset.
 
@@ -93,6 +98,8 @@ def leaderboard(
         False) rank after every feasible one and are on no front.
     """
     # Built unchecked: from Python the filters were never validated (``min_epochs=0`` keeps every run).
+    # A checkpoint file's runs carry its short label: the file's path finds them too.
+    weights = weights_label(weights) if weights is not None else None
     filters = Filters.model_construct(study=study, dataset=dataset, backbone=backbone, weights=weights,
                                       freeze_depth=freeze_depth, min_epochs=min_epochs, feasible_only=feasible_only)
     # Every run, whatever its state: pruned and failed seeds are counted even when not averaged.
@@ -100,6 +107,9 @@ def leaderboard(
     runs = trial_runs(uri, study=study, dataset=dataset, include_unfinished=True)
     if runs.empty:  # a misspelled study or dataset is named as such, not shown as an empty board
         check_scope(uri, study=study, dataset=dataset)
+    if ascending is None and metric_direction(metric) is None and f"metrics.{metric}" not in runs.columns:
+        ascending = False  # a metric no run has: ``trial_table`` names it, with the metrics there are
+    ascending = resolve_ascending(metric, ascending=ascending)
     _check_values(runs, filters)
     return rank_runs(runs, filters, metric=metric, ascending=ascending, include_unfinished=include_unfinished,
                      top=top)
@@ -128,7 +138,7 @@ def rank_runs(
     filters: Filters = Filters(),
     *,
     metric: str = DEFAULT_METRIC,
-    ascending: bool = False,
+    ascending: bool | None = None,
     include_unfinished: bool = False,
     top: int | None = None,
 ) -> pd.DataFrame:
@@ -136,7 +146,9 @@ def rank_runs(
     ``include_unfinished=True`` so that pruned and failed seeds are counted).
 
     ``filters.study`` and ``filters.dataset`` are the reader's: ``trial_runs`` applies them.
+    ``ascending`` None: the metric's known direction, descending when it has none.
     """
+    ascending = metric_direction(metric) == MIN if ascending is None else ascending
     # Settings first, filters after: a row's bound borrows the spread of its whole study and split.
     settings = settings_table(trial_table(runs, metric), metric, include_unfinished=include_unfinished)
     board = _best_settings(_filtered(settings, filters))
@@ -226,7 +238,7 @@ def across_datasets(
     source: pd.DataFrame | str | None = None,
     *,
     metric: str = DEFAULT_METRIC,
-    ascending: bool = False,
+    ascending: bool | None = None,
     top: int | None = None,
     **filters: object,
 ) -> pd.DataFrame:
@@ -242,6 +254,7 @@ def across_datasets(
     """
     board = source if isinstance(source, pd.DataFrame) else leaderboard(source, metric=metric, ascending=ascending,
                                                                           **filters)  # type: ignore[arg-type]
+    ascending = resolve_ascending(metric, ascending=ascending)
     if metric not in board.columns:
         raise OutputError(f"the leaderboard has no column {metric!r}", ", ".join(board.columns))
     combo = list(COMBINATION[2:])

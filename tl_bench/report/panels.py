@@ -19,9 +19,11 @@ from tl_bench.report.dashboard_definition import (
     ImportancePanel,
     LeaderboardPanel,
     ParetoPanel,
+    ScratchGainPanel,
 )
 from tl_bench.report.pareto import pareto_mask
 from tl_bench.report.settings import outcome_text
+from tl_bench.tracking.names import MIN_IMPORTANCE_TRIALS
 
 TABLE_COLUMNS = ("rank", "dataset", "backbone", "weights", "freeze_depth", "neck", "head", "test_acc", "val_acc",
                  "n_seeds", "test_acc_std", "params_trainable", "train_time_s", "epochs", "lr", "trial", "is_pareto")
@@ -128,9 +130,11 @@ def freeze_depth_panel(board: pd.DataFrame, panel: FreezeDepthPanel, metric: str
         rows = rows.assign(freeze_depth=rows["freeze_depth"].astype(str))
         order = _depth_order(rows["freeze_depth"])
         fig = go.Figure()
-        for backbone, lines in rows.groupby("backbone", sort=True):
+        # one line per backbone and weights: pretrained and scratch apart at each depth (scratch dashed)
+        for (backbone, weights), lines in rows.groupby(["backbone", rows["weights"].astype(str)], sort=True):
             best = lines.groupby("freeze_depth")[metric].max().reindex(order).dropna()
-            fig.add_trace(go.Scatter(x=list(best.index), y=best.to_numpy(), mode="lines+markers", name=str(backbone)))
+            fig.add_trace(go.Scatter(x=list(best.index), y=best.to_numpy(), mode="lines+markers",
+                                     name=f"{backbone} {weights}", line=dict(dash="dash" if weights == SCRATCH else "solid")))
         fig.update_layout(title=dataset, xaxis_title="freeze depth (leading stages frozen)", yaxis_title=f"best {metric}")
         fig.update_xaxes(type="category", categoryorder="array", categoryarray=order)
         return figure_html(fig)
@@ -138,14 +142,85 @@ def freeze_depth_panel(board: pd.DataFrame, panel: FreezeDepthPanel, metric: str
     return _per_dataset(board, metric, draw)
 
 
+SCRATCH = "scratch"  # the weights label of a randomly initialised backbone
+
+
+def _grid(rows: pd.DataFrame, panel: ScratchGainPanel, metric: str) -> pd.DataFrame:
+    grid = rows.pivot_table(index=panel.rows, columns=panel.columns, values=metric, aggfunc="max")
+    for axis, name in ((0, panel.rows), (1, panel.columns)):
+        if name == "freeze_depth":
+            order = _depth_order(pd.Series(grid.axes[axis]))
+            grid = grid.reindex(order, axis=axis)
+    return grid
+
+
+def scratch_gain(rows: pd.DataFrame, panel: ScratchGainPanel, metric: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(best, gain) grids of one backbone's rows: the best ``metric`` per cell, and its gain over scratch.
+
+    With ``rows == "weights"`` each row is one weights choice and its gain is measured against the scratch
+    row at the same column (NaN for the scratch row itself); otherwise ``best`` holds the best pretrained
+    (non-scratch) trial of each cell and ``gain`` that minus the best scratch trial of the same cell."""
+    rows = rows.assign(**{c: rows[c].astype(str) for c in (panel.rows, panel.columns, "weights")})
+    if panel.rows == "weights":
+        best = _grid(rows, panel, metric)
+        base = best.loc[SCRATCH] if SCRATCH in best.index else pd.Series(float("nan"), index=best.columns)
+        gain = best.sub(base, axis=1)
+        if SCRATCH in gain.index:
+            gain.loc[SCRATCH] = float("nan")
+        return best, gain
+    pretrained, scratch = rows[rows["weights"] != SCRATCH], rows[rows["weights"] == SCRATCH]
+    best = _grid(pretrained, panel, metric) if len(pretrained) else _grid(rows, panel, metric) * float("nan")
+    base = _grid(scratch, panel, metric).reindex_like(best) if len(scratch) else best * float("nan")
+    return best, best - base
+
+
+def scratch_gain_panel(board: pd.DataFrame, panel: ScratchGainPanel, metric: str) -> str:
+    """One heatmap per dataset and backbone: colour and number the best ``metric``, the number in brackets its
+    gain over scratch; a backbone with only scratch or only pretrained trials says what is missing."""
+    def draw(dataset: str, rows: pd.DataFrame) -> str:
+        parts = []
+        for backbone, own in rows.groupby("backbone", sort=True):
+            kinds = set(own["weights"].astype(str))
+            if kinds == {SCRATCH} or SCRATCH not in kinds:
+                missing = "pretrained weights" if kinds == {SCRATCH} else "scratch"
+                parts.append(note(f"{dataset}, {backbone}: no {missing} trial to compare with."))
+                continue
+            best, gain = scratch_gain(own, panel, metric)
+            text = [[("" if pd.isna(v) else f"{v:.3f}") + ("" if pd.isna(g) else f" ({g:+.3f})")
+                     for v, g in zip(vr, gr)] for vr, gr in zip(best.to_numpy(), gain.to_numpy())]
+            what = "best" if panel.rows == "weights" else "best pretrained"
+            fig = go.Figure(go.Heatmap(z=best.to_numpy(), x=[str(c) for c in best.columns], y=[str(i) for i in best.index],
+                                       text=text, texttemplate="%{text}", colorscale="Viridis",
+                                       colorbar=dict(title=metric), customdata=gain.to_numpy(),
+                                       hovertemplate=f"{panel.rows} %{{y}}<br>{panel.columns} %{{x}}<br>{what} {metric} "
+                                                     "%{z:.4f}<br>gain over scratch %{customdata:+.4f}<extra></extra>"))
+            fig.update_layout(title=f"{dataset}: {backbone} ({what} {metric}, gain over scratch in brackets)",
+                              xaxis_title=panel.columns, yaxis_title=panel.rows)
+            fig.update_xaxes(type="category")
+            fig.update_yaxes(type="category")
+            parts.append(figure_html(fig, height=max(300, 80 + 40 * len(best.index))))
+        return "\n".join(parts)
+
+    return _per_dataset(board, metric, draw)
+
+
 def importance_panel(importances: pd.DataFrame, panel: ImportancePanel) -> str:
+    """Per dataset, the importances with the number of complete trials they rest on; a dataset with fewer
+    than ``MIN_IMPORTANCE_TRIALS`` gets a line saying why it has none (importances from so few trials are noise)."""
     if importances.empty:
-        return note("No parameter importances logged yet: Optuna computes them once a study has a few finished trials.")
+        return note(f"No parameter importances logged yet: a study computes them once it has {MIN_IMPORTANCE_TRIALS} "
+                    "complete trials; below that they are noise (compare settings on the leaderboard instead).")
     parts = []
     for dataset, rows in importances.groupby("dataset", sort=True):
+        n_trials = rows["n_trials"].iloc[0] if "n_trials" in rows.columns else float("nan")
+        if pd.notna(n_trials) and n_trials < MIN_IMPORTANCE_TRIALS:
+            parts.append(note(f"{dataset}: importances left out: {int(n_trials)} complete trials, fewer than "
+                              f"{MIN_IMPORTANCE_TRIALS}; below that they are noise."))
+            continue
+        basis = f"{int(n_trials)} complete trials" if pd.notna(n_trials) else "number of trials not recorded"
         rows = rows.sort_values("importance", ascending=False).head(panel.top).iloc[::-1]
         fig = go.Figure(go.Bar(x=rows["importance"], y=rows["param"], orientation="h", marker_color="#2e86c1"))
-        fig.update_layout(title=str(dataset), xaxis_title="importance (Optuna; the values sum to 1)")
+        fig.update_layout(title=f"{dataset} ({basis})", xaxis_title="importance (Optuna; the values sum to 1)")
         parts.append(figure_html(fig, height=max(260, 60 + 28 * len(rows))))
     return "\n".join(parts)
 
@@ -159,4 +234,6 @@ __all__ = [
     "note",
     "pareto_panel",
     "pruned_list",
+    "scratch_gain",
+    "scratch_gain_panel",
 ]

@@ -1,6 +1,7 @@
 """The readable view of a leaderboard: which columns a person sees, under which headers, and how
 each number is written. The terminal table and the Markdown board both show this view; CSV and
-JSON keep every column and the raw values.
+JSON keep every column and the raw values. Markdown names columns as CSV and JSON do; the
+terminal table uses short labels and keeps, in ``PRIORITY`` order, the columns that fit its width.
 
 Numbers follow one rule per kind of column, whatever the table:
 
@@ -9,8 +10,10 @@ Numbers follow one rule per kind of column, whatever the table:
 - accuracies: four decimals, ``0.9123``;
 - times in seconds: two decimals with separators, ``1,234.57``;
 - identifiers (rank, trial, seed): as they are, ``12``;
-- anything else (learning rate, memory, throughput): four significant digits, separators from
-  a thousand up (``0.001``, ``123.5``, ``5,432``).
+- rates (learning rate, weight decay): three significant digits, in scientific form below 0.01
+  (``3.00e-04``, ``1.00e-03``, ``0.05``), so every row of a column reads the same way;
+- anything else (memory, throughput): four significant digits, separators from a thousand up
+  (``123.5``, ``5,432``).
 """
 
 from __future__ import annotations
@@ -33,45 +36,92 @@ SHOWN = (
     "mean_params_trainable", "adapter_mb", "latency_ms", "train_time_s", "mean_train_time_s", "epochs", "lr", "n_seeds",
     "trial", "state", "feasible",
 )
-# Short headers keep the table inside a terminal; the files keep the full names.
+# What a narrow terminal keeps first (then the rest of SHOWN): what the row is, with the score it is
+# ranked by before neck and head (a board without its score says nothing), then accuracies and costs.
+PRIORITY = (
+    "rank", "dataset", "split", "backbone", "weights", "freeze_depth", "neck", "head", "adaptation", "val_acc_lcb",
+    "mean_val_acc_lcb", "val_acc", "mean_val_acc", "test_acc", "mean_test_acc", "mean_rank", "wins", "is_pareto",
+    "train_time_s", "mean_train_time_s", "params_trainable", "mean_params_trainable", "n_seeds", "latency_ms",
+)
+# Short labels keep the table inside a terminal; the files (Markdown, CSV, JSON) keep the full names.
 HEADERS = {"freeze_depth": "freeze", "params_trainable": "trainable", "train_time_s": "time_s",
            "mean_params_trainable": "mean_trainable", "mean_train_time_s": "mean_time_s", "n_seeds": "seeds",
            "val_acc_lcb": "val_lcb", "mean_val_acc_lcb": "mean_val_lcb", "gain_vs_scratch": "gain",
-           "adaptation": "adapt", "latency_ms": "lat_ms"}
+           "adaptation": "adapt", "latency_ms": "lat_ms", "is_pareto": "pareto", "mean_test_acc": "mean_test",
+           "mean_val_acc": "mean_val", "n_datasets": "datasets", "adapter_mb": "adapt_mb"}
 MISSING = "-"
 _IDENTIFIERS = frozenset({"rank", "trial", "seed"})
+_RATES = frozenset({"lr", "weight_decay", "min_lr", "warmup_lr"})
 _PER_DATASET = re.compile(r"\[.*\]$")  # ``val_acc_lcb[digits]`` of across_datasets
 
 
-def shown_columns(frame: pd.DataFrame, *, all_columns: bool = False) -> list[str]:
+def shown_columns(frame: pd.DataFrame, *, all_columns: bool = False, metric: str | None = None) -> list[str]:
     """The columns of the readable view (every column with ``all_columns``); ``is_pareto`` is
-    drawn as its own mark column, not listed here, unless ``all_columns``."""
+    drawn as its own mark column, not listed here, unless ``all_columns``. The ranking ``metric``
+    is shown after the head when SHOWN does not list it."""
     if all_columns:
         return list(frame.columns)
     columns = [c for c in SHOWN if c in frame.columns and not _constant_noise(frame, c)]
-    return columns + [c for c in frame.columns if _PER_DATASET.search(c)]
+    if metric and metric in frame.columns and metric not in SHOWN and not _PER_DATASET.search(metric):
+        columns.insert(columns.index("head") + 1 if "head" in columns else len(columns), metric)
+    return columns + [c for c in frame.columns if _PER_DATASET.search(c) and c not in columns]
 
 
-def view(frame: pd.DataFrame, *, all_columns: bool = False) -> tuple[list[str], list[list[str]], list[bool]]:
-    """The readable view as text: headers, rows of cells, and which columns hold numbers (set
-    right). A ``pareto`` mark column (``*`` on the front) closes it unless ``all_columns``."""
-    columns = shown_columns(frame, all_columns=all_columns)
-    pareto = not all_columns and "is_pareto" in frame.columns
-    headers = [header(c, all_columns=all_columns) for c in columns] + (["pareto"] if pareto else [])
-    numeric = [pd.api.types.is_numeric_dtype(frame[c]) and frame[c].dtype != bool for c in columns] + [False] * pareto
+def view(
+    frame: pd.DataFrame, *, all_columns: bool = False, metric: str | None = None, short: bool = True
+) -> tuple[list[str], list[list[str]], list[bool]]:
+    """The readable view as text: headers (short labels, or with ``short=False`` the CSV's names),
+    rows of cells, and which columns hold numbers (set right). A ``pareto`` mark column (``*`` on
+    the front) closes it unless ``all_columns``."""
+    columns = view_columns(frame, all_columns=all_columns, metric=metric)
+    headers = [header(c, all_columns=all_columns or not short) for c in columns]
+    numeric = [c != "is_pareto" and pd.api.types.is_numeric_dtype(frame[c]) and frame[c].dtype != bool
+               for c in columns]
     rows = []
     for _, row in frame.iterrows():
-        rows.append([cell(row[c], c, row) for c in columns] + (["*" if row["is_pareto"] else ""] if pareto else []))
+        rows.append([cell(row[c], c, row, mark=not all_columns) for c in columns])
     return headers, rows, numeric
 
 
+def view_columns(frame: pd.DataFrame, *, all_columns: bool = False, metric: str | None = None) -> list[str]:
+    """The columns ``view`` shows, in order: ``shown_columns`` and, unless ``all_columns``, the Pareto mark."""
+    columns = shown_columns(frame, all_columns=all_columns, metric=metric)
+    return columns + (["is_pareto"] if not all_columns and "is_pareto" in frame.columns else [])
+
+
+def priority(columns: list[str], metric: str | None = None) -> list[int]:
+    """Positions of ``columns`` in the order a narrow table keeps them: ``PRIORITY``, with the score
+    before the neck (the ranking ``metric``, or the first accuracy shown when its column is not) and
+    per-dataset columns after ``wins``, then the rest as shown."""
+    scores = [metric, "val_acc_lcb", "mean_val_acc_lcb", "val_acc", "mean_val_acc"]
+    score = next((c for c in scores if c and c in columns), None)
+    order = [c for c in PRIORITY if c != score]
+    if score:
+        order.insert(order.index("neck"), score)
+    at_wins = order.index("wins") + 1
+    order[at_wins:at_wins] = [c for c in columns if _PER_DATASET.search(c)]
+    rank = {name: i for i, name in enumerate(order)}
+    return sorted(range(len(columns)), key=lambda i: (rank.get(columns[i], len(rank)), i))
+
+
 def header(column: str, *, all_columns: bool = False) -> str:
-    return column if all_columns else HEADERS.get(column, column)
+    """A column's label: its own name with ``all_columns``, else its short label (``val_lcb[digits]``
+    for the per-dataset ``val_acc_lcb[digits]``)."""
+    if all_columns:
+        return column
+    per_dataset = _PER_DATASET.search(column)
+    if per_dataset:
+        base = column[: per_dataset.start()]
+        return HEADERS.get(base, base) + per_dataset.group()
+    return HEADERS.get(column, column)
 
 
-def cell(value: Any, column: str, row: pd.Series) -> str:
+def cell(value: Any, column: str, row: pd.Series, *, mark: bool = False) -> str:
     """One cell of the readable view: the spread over seeds beside a mean accuracy, finished
-    over started seeds, why a trial has no accuracy, and every number written by ``format_number``."""
+    over started seeds, why a trial has no accuracy, and every number written by ``format_number``;
+    with ``mark``, ``is_pareto`` as ``*`` on the front."""
+    if mark and column == "is_pareto":
+        return "*" if value is True or value == 1 else ""
     if _missing(value):
         if column in ("test_acc", "val_acc") and row.get("state") in ("PRUNED", "FAIL", "RUNNING"):
             return outcome_text(row.get("state"), row.get("pruned_epoch"))  # why there is no accuracy
@@ -103,11 +153,13 @@ def format_number(value: Any, column: str) -> str:
         return f"{number:.4f}"
     if kind == "time":
         return f"{number:,.2f}"
+    if kind == "rate":
+        return f"{number:.2e}" if 0 < abs(number) < 0.01 else f"{number:.3g}"
     return f"{number:,.0f}" if abs(number) >= 1000 else f"{number:.4g}"
 
 
 def column_kind(column: str) -> str:
-    """``identifier``, ``count``, ``accuracy``, ``time`` or ``other``: how a column's numbers are written."""
+    """``identifier``, ``count``, ``accuracy``, ``time``, ``rate`` or ``other``: how a column's numbers are written."""
     base = _PER_DATASET.sub("", column)
     base = base.removeprefix("mean_") if base != "mean_rank" else "mean_rank"
     if base in _IDENTIFIERS:
@@ -118,6 +170,8 @@ def column_kind(column: str) -> str:
         return "accuracy"
     if base.endswith("_s"):
         return "time"
+    if base in _RATES or base.endswith("_lr"):
+        return "rate"
     return "other"
 
 
@@ -147,4 +201,5 @@ def _constant_noise(frame: pd.DataFrame, column: str) -> bool:
     return False
 
 
-__all__ = ["HEADERS", "MISSING", "SHOWN", "cell", "column_kind", "format_number", "header", "shown_columns", "view"]
+__all__ = ["HEADERS", "MISSING", "PRIORITY", "SHOWN", "cell", "column_kind", "format_number", "header", "priority",
+           "shown_columns", "view", "view_columns"]

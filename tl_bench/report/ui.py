@@ -1,7 +1,9 @@
 """The MLflow UI on a study's store: ``mlflow server`` as a child process, bound to loopback.
 
-Runs show as MLflow lays them out: a parent run per dataset with its trials
-nested, params and metrics available as columns and in the compare view.
+The server runs tl-bench's app (``tracking.ui_app``: MLflow's own plus one page),
+so that every URL printed opens in MLflow's model-training view and stays there;
+each study's URL opens its trials with the dataset, recipe and cost columns and
+the charts of ``tracking.view``.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from typing import Callable
 from tl_bench.errors import TLBenchError
 from tl_bench.redact import redact
 from tl_bench.tracking import is_server, local_store_path, require_store
-from tl_bench.tracking.view import trial_views
+from tl_bench.tracking.ui_app import APP_NAME, open_route
+from tl_bench.tracking.view import experiments_path, trial_views
 
 LOOPBACK = "127.0.0.1"
 
@@ -100,12 +103,21 @@ def ui_command(
     """
     command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri,
                "--host", host, "--port", str(port), "--workers", str(workers)]
+    if has_app():
+        command += ["--app-name", APP_NAME]
     path = local_store_path(tracking_uri)
     if artifact_root is None and path is not None and tracking_uri.startswith("sqlite:///"):
         artifact_root = _beside(path)
     if artifact_root is not None:
         command += ["--default-artifact-root", artifact_root, "--artifacts-destination", artifact_root]
     return command
+
+
+def has_app() -> bool:
+    """Whether tl-bench's MLflow app is installed (the ``mlflow.app`` entry point of its package metadata)."""
+    from importlib.metadata import entry_points
+
+    return any(e.name == APP_NAME for e in entry_points(group="mlflow.app"))
 
 
 def _beside(store: Path) -> str:
@@ -134,21 +146,23 @@ def serve_ui(
     trials in the model-training view, ranked by validation accuracy, with the recipe columns.
     """
     require_store(tracking_uri)  # a server must answer, a local store must exist
+    own = not is_server(tracking_uri) and has_app()  # the server started here opens routes through its page
     try:
-        views = trial_views(tracking_uri, study)
+        views = trial_views(tracking_uri, study, shared=not own)
     except Exception:  # the UI still serves the store; only the direct links are left out
         views = []
     if is_server(tracking_uri):  # it already serves its own UI: there is nothing to start
         base = redact(tracking_uri.rstrip("/"))
-        announce(f"MLflow UI: {base} (served by the tracking server)")
-        _announce_views(base, views, announce)
+        announce(f"MLflow UI: {base}/#{experiments_path()} (served by the tracking server)")
+        _announce_views(base, views, announce, own=False)
         return 0
     check_port(host, port)
     command = ui_command(tracking_uri, host=host, port=port, workers=workers, artifact_root=artifact_root)
     # Own process group: stopping the UI stops mlflow's uvicorn workers with it.
     server = subprocess.Popen(command, start_new_session=True)
-    announce(f"MLflow UI: {ui_url(host, port)}  (store {redact(tracking_uri)}; Ctrl-C stops it)")
-    _announce_views(ui_url(host, port), views, announce)
+    announce(f"MLflow UI: {_link(ui_url(host, port), experiments_path(), own)}  "
+             f"(store {redact(tracking_uri)}; Ctrl-C stops it)")
+    _announce_views(ui_url(host, port), views, announce, own=own)
 
     def _stop(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
@@ -164,12 +178,27 @@ def serve_ui(
             _shutdown(server)
 
 
-def _announce_views(base: str, views: list[tuple[str, str]], announce: Callable[[str], None]) -> None:
+def plain_ui_link(tracking_uri: str, study: str, port: int = 5000) -> str:
+    """Where to open ``study`` in a plain ``mlflow ui`` on this machine (MLflow's default port): its trials
+    in the model-training view with the shared trials view; the experiment list when the study has none."""
+    try:
+        views = trial_views(tracking_uri, study)
+    except Exception:  # a store that cannot be read now: the list still opens in the right view
+        views = []
+    return f"{ui_url(LOOPBACK, port)}/#{views[0][1] if views else experiments_path()}"
+
+
+def _link(base: str, route: str, own: bool) -> str:
+    return base + (open_route(route) if own else f"/#{route}")
+
+
+def _announce_views(base: str, views: list[tuple[str, str]], announce: Callable[[str], None], *, own: bool) -> None:
     for name, path in views:
-        announce(f"  trials of {name}: {base}/#{path}")
+        announce(f"  trials of {name}: {_link(base, path, own)}")
     if views:
-        announce("  (MLflow's model-training view, best val_acc first, recipe columns; the sidebar's "
-                 "'Model training' switch keeps that view for this browser)")
+        announce("  (MLflow's model-training view: best val_acc first, dataset, recipe and cost columns, charts of "
+                 "val_acc against cost and recipe" + ("" if own else "; the sidebar's 'Model training' switch keeps "
+                                                      "that view when you follow MLflow's own links") + ")")
 
 
 def _shutdown(server: subprocess.Popen[bytes], grace_s: float = 10.0) -> int:
@@ -184,4 +213,5 @@ def _shutdown(server: subprocess.Popen[bytes], grace_s: float = 10.0) -> int:
     return 0
 
 
-__all__ = ["HOSTS", "LOOPBACK", "check_host", "check_port", "free_port", "is_loopback", "serve_ui", "ui_command", "ui_url"]
+__all__ = ["HOSTS", "LOOPBACK", "check_host", "check_port", "free_port", "has_app", "is_loopback", "plain_ui_link", "serve_ui",
+           "ui_command", "ui_url"]

@@ -9,16 +9,18 @@ Every weights of one backbone has the same values, so they tie there.
 from __future__ import annotations
 
 import math
+import os
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 
 import tl_bench
-from tl_bench.config import TrialConfig
+from tl_bench.config import TrialConfig, Weights
 from tl_bench.spec import DatasetSpec, StudySpec
 from tl_bench.screen.features import candidate_features
 from tl_bench.screen.scores import SCORES, knn_accuracy, logme
-from tl_bench.tracking import DATASET, KIND, KIND_SCREEN, STUDY, VERSION, Tracker
+from tl_bench.tracking import DATASET, HOST, KIND, KIND_SCREEN, PID, STUDY, VERSION, Tracker
 from tl_bench.train import FeatureCache
 
 SEP = "|"  # candidate keys: "<backbone>|<weights>", as in the grid sampler's combinations
@@ -41,6 +43,11 @@ class Candidate:
     @property
     def key(self) -> str:
         return f"{self.backbone}{SEP}{self.weights}"
+
+    @property
+    def label(self) -> str:
+        """The key as shown and recorded in MLflow: a checkpoint file by its short label (``Weights.short``)."""
+        return f"{self.backbone}{SEP}{Weights.parse(self.weights).short}"
 
     @property
     def rank_label(self) -> str:
@@ -127,19 +134,24 @@ def record_screening(
     keep: int | None, start_ms: int,
 ) -> str:
     """One MLflow run of kind ``screen``: a metric per candidate and score or static value
-    (``knn/<backbone>/<weights>``, ``params/...``, ``flops/...``), the ranking as params."""
+    (``knn/<backbone>/<weights>``, ``params/...``, ``flops/...``; a checkpoint file by its short label,
+    its path in the param ``weights_path/<label>``), the ranking as params. The run ends FINISHED, or
+    FAILED when a write fails; the writer's host and pid let ``tl-bench doctor`` end one whose
+    process died."""
     if not tracker.enabled:
         return ""
     kept_now, dropped = kept(candidates, keep)
-    metrics = [(f"{name}/{c.backbone}/{c.weights}".replace("|", "/"), c.score(name), 0)
-               for c in candidates for name in RECORDED]
-    params = {"score": score, "keep": str(keep), "kept": ", ".join(c.key for c in kept_now)[:6000],
-              "dropped": ", ".join(c.key for c in dropped)[:6000] or "none",
+    metrics = [(f"{name}/{c.label}".replace(SEP, "/"), c.score(name), 0) for c in candidates for name in RECORDED]
+    params = {"score": score, "keep": str(keep), "kept": ", ".join(c.label for c in kept_now)[:6000],
+              "dropped": ", ".join(c.label for c in dropped)[:6000] or "none",
               # the candidates ranked first: several when they tie, none of them ahead of the others
-              "best": ", ".join(c.key for c in candidates if c.rank == 1)[:6000] or "none",
-              "ties": "; ".join(f"rank {g[0].rank}: " + " = ".join(c.key for c in g)
+              "best": ", ".join(c.label for c in candidates if c.rank == 1)[:6000] or "none",
+              "ties": "; ".join(f"rank {g[0].rank}: " + " = ".join(c.label for c in g)
                                 for g in ties(candidates))[:6000] or "none"}
-    tags = {KIND: KIND_SCREEN, STUDY: spec.name, DATASET: dataset.key, VERSION: tl_bench.__version__}
+    files = {Weights.parse(c.weights) for c in candidates}
+    params |= {f"weights_path/{w.short}": w.path[:6000] for w in files if w.kind == "file"}
+    tags = {KIND: KIND_SCREEN, STUDY: spec.name, DATASET: dataset.key, VERSION: tl_bench.__version__,
+            HOST: socket.gethostname(), PID: str(os.getpid())}
     return tracker.record_run(run_name=f"screen-{dataset.key}", tags=tags, params=params, metrics=metrics,
                               state="COMPLETE", start_ms=start_ms, end_ms=int(time.time() * 1000))
 

@@ -53,6 +53,9 @@ def explain_validation_error(err: ValidationError, root: type[BaseModel]) -> tup
         return text, f"expected a mapping (got {_show(first['input'])})", accepted
     if kind == "string_pattern_mismatch":
         return text, f"invalid name {_show(first['input'])}", accepted
+    if kind == "string_too_long":  # the input itself is too long to show
+        limit = ctx.get("max_length")
+        return text, f"{len(first['input'])} characters, more than {limit}", f"{accepted}, at most {limit} characters"
     what = f"{first['msg'][0].lower()}{first['msg'][1:]} (got {_show(first['input'])})"
     return text, what, accepted
 

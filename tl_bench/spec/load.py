@@ -22,6 +22,7 @@ from tl_bench.spec.check_refs import (
 )
 from tl_bench.spec.check_values import check_baselines, check_fixed, check_hyper, check_tuning
 from tl_bench.spec.explain import explain_validation_error
+from tl_bench.spec.memory_bound import check_img_sizes
 from tl_bench.spec.study import StudySpec
 
 _TOP_WORDS = "a mapping with keys " + ", ".join(StudySpec.model_fields)
@@ -49,7 +50,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 
 def load_spec(path: str | Path) -> StudySpec:
-    """Read and validate a study file; relative paths in it resolve against its folder."""
+    """Read and validate a study file; relative paths in it resolve against its folder (the real one,
+    when ``path`` is a symbolic link)."""
     path = Path(path)
     display = str(path)
     try:
@@ -118,7 +120,9 @@ def _parse(data: Any, source: Path, display: str) -> StudySpec:
     if not isinstance(data, dict):
         what = f"expected a mapping, got {type(data).__name__}"
         raise SpecError(what, _TOP_WORDS, source=display, field="top level")
-    absolute = source.absolute()
+    # A study file reached through a symbolic link is the file it links to: its folder anchors relative
+    # paths and the default runs/ stores, whichever link names it (the message keeps the name as typed).
+    absolute = source.resolve()
     context = {"base_dir": absolute.parent, "source": absolute, "display": display}
     try:
         spec = StudySpec.model_validate(data, context=context)
@@ -133,6 +137,7 @@ def _parse(data: Any, source: Path, display: str) -> StudySpec:
         check_freeze_depths(spec, counts)
     check_hyper(spec)
     check_fixed(spec)
+    check_img_sizes(spec)  # with batch sizes converted: one batch must fit in memory
     check_tuning(spec)
     check_baselines(spec, counts)
     return spec

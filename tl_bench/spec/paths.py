@@ -1,6 +1,8 @@
 """Paths and URLs in a study file resolve against the file's folder, never the current directory.
 
-A study then means the same thing whichever folder a worker starts in.
+A study then means the same thing whichever folder a worker starts in. A study file reached through
+a symbolic link resolves from the folder of the file it links to (``Path.resolve``), so every link to
+one file names the same study, with the same ``runs/`` stores.
 """
 
 from __future__ import annotations
@@ -56,11 +58,14 @@ def resolve_storage_url(url: str, base: Path) -> str:
 
 
 def resolve_tracking_uri(uri: str, base: Path) -> str:
-    """A plain folder becomes a ``file://`` URI; SQLite files resolve like storages; servers are kept."""
+    """A plain path to a ``.db`` file (``runs/mlflow.db``) becomes its ``sqlite:///`` URI; another plain
+    path a ``file://`` URI; SQLite URLs resolve like storages; servers are kept."""
     if uri.startswith("sqlite:///"):
         return resolve_storage_url(uri, base)
     if _SCHEME.match(uri) and not re.match(r"^[A-Za-z]:[\\/]", uri):  # a drive letter is a path
         return uri
+    if Path(uri).suffix.lower() in (".db", ".sqlite", ".sqlite3"):
+        return f"sqlite:///{resolve_path(uri, base)}"
     return Path(resolve_path(uri, base)).as_uri()
 
 

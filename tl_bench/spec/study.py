@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
-import os
 from pathlib import Path
 from typing import Any, Literal, NoReturn, Sequence
 
@@ -13,9 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, 
 
 from tl_bench.errors import SpecError, did_you_mean
 from tl_bench.spec.explain import spec_issue
+from tl_bench.spec.identity import space_digest, study_identity
 from tl_bench.spec.constraints import Constraints
 from tl_bench.spec.keep import KeepModelsSpec
-from tl_bench.config import Weights
 from tl_bench.spec.sections import (
     BudgetSpec,
     DatasetSpec,
@@ -32,6 +29,13 @@ from tl_bench.spec.paths import is_url, resolve_storage_url, resolve_tracking_ur
 from tl_bench.spec.tuning import PRUNER_NAMES, SAMPLER_NAMES, NopPrunerSpec, PrunerSpec, SamplerSpec, TPESamplerSpec
 
 STORAGE_WORDS = "a database URL such as sqlite:///PATH or postgresql://USER:PASSWORD@HOST/DB"
+# MLflow's bounds (mlflow/utils/validation.py), met when the study file is read rather than inside MLflow once the
+# stores exist. An experiment name may have 500 characters, but MLflow's SQL columns of experiment and registered
+# model names hold 256, and the registered model is ``<name>-<dataset key>``.
+NAME_MAX = 200
+# The description is the note tag of each parent run (MAX_TAG_VAL_LENGTH: 8000, longer values are cut) and of the
+# experiment (20000); the study summary adds its lines to the run's note after it.
+DESCRIPTION_MAX = 6000
 
 
 class StudySpec(BaseModel):
@@ -39,8 +43,9 @@ class StudySpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: SafeName = Field(description="a name of letters, digits, '_', '.' and '-' (the MLflow experiment)")
-    description: str = ""
+    name: SafeName = Field(max_length=NAME_MAX,
+                           description="a name of letters, digits, '_', '.' and '-' (the MLflow experiment)")
+    description: str = Field(default="", max_length=DESCRIPTION_MAX)
     datasets: list[DatasetSpec] = Field(min_length=1)
     space: SpaceSpec
     fixed: dict[str, Any] = Field(default_factory=dict)  # TrialConfig fields not searched
@@ -159,17 +164,15 @@ class StudySpec(BaseModel):
         return {**dataclasses.asdict(ds.data_settings), **self.latency.config_fields(), **self.fixed}
 
     def space_digest(self) -> str:
-        """Short hash of the search space; a stored study with another digest is a different search."""
-        base = self._source_path.parent
-        space = self.space.model_dump(mode="json")
-        for backbone in space["backbones"]:
-            # relative to the spec folder, so moving the whole folder keeps the digest
-            backbone["weights"] = [
-                os.path.relpath(w, base) if Weights.parse(w).kind == "file" else w for w in backbone["weights"]
-            ]
-        space["hyper"] = {k: [type(v).__name__, v.model_dump(mode="json")] for k, v in self.space.hyper.items()}
-        blob = json.dumps(space, sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
+        """Short hash of the search space, as stores of earlier versions recorded it (``identity``
+        is what a stored study is compared with now)."""
+        return space_digest(self)
+
+    def identity(self, dataset: DatasetSpec | str, fingerprint: str | None = None) -> dict[str, Any]:
+        """What the dataset study on ``dataset`` is: everything that changes what a trial measures
+        (``tl_bench.spec.identity``); ``fingerprint`` is the loaded dataset's when known."""
+        return study_identity(self, dataset if isinstance(dataset, DatasetSpec) else self.dataset(dataset),
+                              fingerprint)
 
     # -- overrides -------------------------------------------------------------------------
     def with_overrides(

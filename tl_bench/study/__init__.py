@@ -16,7 +16,7 @@ from tl_bench.study.options import DatasetOutcome, RunOptions
 # Loaded on first use: the runner brings torch and the trainer, which `tl-bench doctor` and the
 # light modules of this package (states, storage, reconcile) never need.
 _LAZY = {"run_spec": "runner", "DatasetStudy": "dataset_study", "RunEnv": "dataset_study", "Budget": "budget",
-         "check_stores": "setup", "make_storage": "storage", "open_study": "storage", "Terminated": "trial"}
+         "check_stores": "preflight", "make_storage": "storage", "open_study": "storage", "Terminated": "trial"}
 
 
 def __getattr__(name: str) -> Any:

@@ -4,7 +4,8 @@ Optuna's ``MaxTrialsCallback(n_trials, states)`` is the model: a budget is a
 number with the states that use it up. A finished trial (complete or pruned)
 counts, and so does one still running somewhere (another worker's), so that
 workers never start more than the budget between them; failed trials do not
-count (a trial that fails is tried again). Every reader of "is the budget
+count (a trial that fails is tried again, up to as many failures as the budget
+had trials left: ``DatasetStudy.top_up``). Every reader of "is the budget
 spent" (the runner's loop, a trial asked after the others took the budget,
 the progress display, ``tl-bench doctor``) goes through this value.
 """

@@ -7,16 +7,21 @@ places and restarts them: no scheduling of trials of its own. ``local`` starts
 a ``LocalCluster`` on 127.0.0.1; an address joins a running scheduler
 (``dask scheduler`` / ``dask worker``, dask-jobqueue, dask-kubernetes).
 A task whose worker dies is run again elsewhere (bounded by ``RETRIES`` and
-Dask's ``allowed-failures``); its trial is failed through the heartbeat.
+Dask's ``allowed-failures``); its trial is failed through the heartbeat. Each
+task, and a task run again, draws from a sampler stream of its own
+(``samplers.sampler_stream``: its process and the trials the study holds), so
+retries do not replay the configurations of the attempt before.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import time
 from collections.abc import Callable
 
 from tl_bench.errors import StorageError
+from tl_bench.redact import redact
 from tl_bench.spec import StudySpec
 from tl_bench.study.options import DatasetOutcome, RunOptions, SummaryCallback
 from tl_bench.study.workers import device_of, threads_per_worker
@@ -26,6 +31,30 @@ RunSpec = Callable[..., list[DatasetOutcome]]
 
 RETRIES = 2
 GPU = "GPU"  # the Dask worker resource a task asks for: `dask worker --resources GPU=1`
+CONNECT_TIMEOUT_S = 5.0  # a scheduler that does not take a connection in this long is told as dead
+DEFAULT_PORT = 8786  # `dask scheduler`'s
+SCHEDULER_WORDS = "'local', or the address of a running `dask scheduler` (tcp://HOST:8786)"
+
+
+def check_scheduler(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """StorageError in one line naming ``address`` (its password hidden) unless a scheduler there takes a
+    connection within ``timeout_s``; ``run_spec`` asks before it creates a study or a run. Transports
+    other than TCP and TLS are left to the Dask client."""
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    shown = redact(address)
+    try:
+        scheme, location = parse_address(address)
+        host, port = parse_host_port(location, DEFAULT_PORT)
+    except ValueError:
+        raise StorageError(f"--dask {shown!r} is not a scheduler address", SCHEDULER_WORDS) from None
+    if scheme not in ("tcp", "tls"):
+        return
+    try:
+        socket.create_connection((host, port), timeout=timeout_s).close()
+    except OSError as err:
+        reason = err.strerror or f"no answer within {timeout_s:g} s"
+        raise StorageError(f"no Dask scheduler answers at {shown!r} ({reason})", SCHEDULER_WORDS) from None
 
 
 def worker_task(
@@ -70,8 +99,8 @@ def run_on_dask(
         try:
             client = Client(options.dask, timeout=30)
         except (OSError, TimeoutError) as err:
-            raise StorageError(f"no Dask scheduler answers at {options.dask!r} ({type(err).__name__})",
-                               "'local', or the address of a running `dask scheduler` (tcp://HOST:8786)") from None
+            raise StorageError(f"no Dask scheduler answers at {redact(options.dask)!r} ({type(err).__name__})",
+                               SCHEDULER_WORDS) from None
         # Remote workers bring their own devices (CUDA_VISIBLE_DEVICES of their launcher) and cores.
         threads, devices = None, []
     try:
@@ -95,4 +124,4 @@ def run_on_dask(
             cluster.close()
 
 
-__all__ = ["GPU", "RETRIES", "run_on_dask", "worker_task"]
+__all__ = ["GPU", "RETRIES", "check_scheduler", "run_on_dask", "worker_task"]

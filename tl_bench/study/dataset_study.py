@@ -23,26 +23,35 @@ import optuna
 from optuna.trial import TrialState
 
 from tl_bench.config import TrialResult
-from tl_bench.errors import warn
 from tl_bench.screen import Candidate, kept
 from tl_bench.spec import DatasetSpec, StudySpec
 from tl_bench.study.budget import Budget
-from tl_bench.study.keep import ModelKeeper, keeper_for, publish_champion
+from tl_bench.study.ending import claim_end, summarise
+from tl_bench.study.interrupts import during
+from tl_bench.study.keep import ModelKeeper, keeper_for
 from tl_bench.study.options import DatasetOutcome, SummaryCallback
 from tl_bench.study.reconcile import ENDED, reconcile
-from tl_bench.study.samplers import grid_exhausted, make_pruner, make_sampler
+from tl_bench.study.samplers import grid_exhausted, make_pruner, make_sampler, sampler_seed, sampler_stream
 from tl_bench.study.screen import record_screen
 from tl_bench.study.preflight import parent_run
 from tl_bench.study.space import SearchSpace
 from tl_bench.study.start import candidate_starts
-from tl_bench.study.storage import HEARTBEAT_S, claim_summary, make_storage, open_study
-from tl_bench.study.summary import count_states, failure_reasons, write_summary
+from tl_bench.study.storage import (
+    HEARTBEAT_S,
+    adopt_identity,
+    identity_change_note,
+    make_storage,
+    open_study,
+)
+from tl_bench.study.summary import count_states, failure_reasons
 from tl_bench.study.trial import run_trial
 from tl_bench.study.warm_start import record_data, warm_start
-from tl_bench.tracking import START, WARM_START, Tracker
+from tl_bench.tracking import IDENTITY_CHANGED, START, WARM_START, Tracker
+from tl_bench.tracking.names import RUN_STATUS, STATE
 from tl_bench.train import FeatureCache
 
 RECONCILE_S = 1.0  # between trials, dead workers are looked for at most this often
+MAX_FAILURES = 10  # failed trials that end a call of a study without a trial limit
 Progress = Callable[[dict[str, Any]], None]
 
 
@@ -58,6 +67,7 @@ class RunEnv:
     fingerprints: dict[str, str] = field(default_factory=dict)  # dataset key -> data fingerprint
     screened: dict[str, list[Candidate]] = field(default_factory=dict)  # dataset key -> ranked candidates
     cache: FeatureCache | None = None
+    continue_changed: bool = False  # a stored study that now measures something else goes on, the change recorded
 
 
 class DatasetStudy:
@@ -65,8 +75,9 @@ class DatasetStudy:
 
     def __init__(self, env: RunEnv, dataset: DatasetSpec, study: optuna.Study, *, created: bool,
                  storage: optuna.storages.BaseStorage, space: SearchSpace, parent_run_id: str,
-                 candidates: list[str] | None) -> None:
+                 candidates: list[str] | None, sampler_seed: int | None = None) -> None:
         self.env, self.dataset, self.study, self.created, self.storage = env, dataset, study, created, storage
+        self.sampler_seed = sampler_seed  # of this process's sampler, recorded on each trial it proposes
         self.space, self.parent_run_id, self.candidates = space, parent_run_id, candidates
         spec = env.spec
         self.keeper: ModelKeeper | None = keeper_for(spec, study, env.tracker, dataset.key)
@@ -84,20 +95,31 @@ class DatasetStudy:
         candidates = [c.key for c in kept(screened, keep)[0]] if screened else None
         space = SearchSpace(spec, env.stage_counts, candidates=candidates)
         storage = make_storage(spec.storage_url)
+        identity = spec.identity(dataset, env.fingerprints.get(dataset.key))
         study, created = open_study(
             storage,
             spec.study_name(dataset),
             directions=list(spec.objective.directions),
             metric_names=list(spec.objective.metrics),
-            sampler=make_sampler(spec, grid_space=space.grid_space() if space.grid else None,
-                                 seed_offset=worker_index),
+            sampler=make_sampler(spec, grid_space=space.grid_space() if space.grid else None),
             pruner=make_pruner(spec),
             space_digest=spec.space_digest(),
             source=str(spec.source_path),
+            identity=identity,
+            continue_changed=env.continue_changed,
         )
+        # A study another process created or ran before: a sampler stream of this process's own.
+        stream = sampler_stream(created=created, trials_before=len(study.get_trials(deepcopy=False)),
+                                worker_index=worker_index)
+        if stream:
+            study.sampler = make_sampler(spec, grid_space=space.grid_space() if space.grid else None,
+                                         seed_offset=stream)
+        changes = [] if created else adopt_identity(study, space_digest=spec.space_digest(), identity=identity)
         parent = parent_run(study, created, env.tracker, spec, dataset)
+        if changes and env.tracker.enabled and parent:
+            env.tracker.set_tags(parent, {IDENTITY_CHANGED: identity_change_note(study)})
         return cls(env, dataset, study, created=created, storage=storage, space=space, parent_run_id=parent,
-                   candidates=candidates)
+                   candidates=candidates, sampler_seed=sampler_seed(spec, stream))
 
     @property
     def spec(self) -> StudySpec:
@@ -144,11 +166,16 @@ class DatasetStudy:
     def top_up(self, budget: Budget, *, timeout_s: float | None = None,
                on_progress: Progress | None = None) -> DatasetOutcome:
         """Run trials in this process until ``budget`` is spent, ``timeout_s`` passes, the grid is done or
-        too many trials failed in a row of this call; returns the study's outcome."""
+        too many trials of this call failed; returns the study's outcome.
+
+        A failed trial does not use the budget up (another is tried), but as many failed trials as the budget
+        had trials left when the call began end the call (``MAX_FAILURES`` without a trial limit): a budget of
+        N trials never starts more than N when every one fails."""
         start = time.monotonic()
         checked = stale_checked = start  # ``prepare`` asked for dead workers and stale heartbeats just now
         failures = 0
-        max_failures = max(3, budget.n_trials or 10)  # a study whose every trial fails must still end
+        left = budget.left(self.study)
+        max_failures = MAX_FAILURES if left == float("inf") else max(1, int(left))
         while True:
             # A worker that died elsewhere holds a RUNNING trial that counts against the budget: free it. Asked
             # at most once a second (stale heartbeats once per interval), and always before the budget ends it.
@@ -178,25 +205,34 @@ class DatasetStudy:
     def end(self, on_summary: SummaryCallback | None = None) -> None:
         """Summarise the study and close its parent run, unless a trial of it still runs somewhere.
 
-        Any process may be the last of a study's workers, so each one that stops asks; one of them
-        writes the summary for this count of ended trials (then calls ``on_summary``: the caller's
-        dashboard, and registers the champion), and closing the parent run twice does no harm. A later
-        top-up does it again.
+        Any process may be the last of a study's workers, so each one that stops asks; the one that claims
+        the end (``ending.claim_end``) writes the summary, calls ``on_summary`` (the caller's dashboard) and
+        registers the champion, and closing the parent run twice does no harm. An end whose process died
+        before it was all written is taken over by the next one; a later top-up ends the study again.
         """
         spec, tracker = self.spec, self.tracker
         study = optuna.load_study(study_name=self.study.study_name, storage=make_storage(spec.storage_url))
         trials = study.get_trials(deepcopy=False)
         if any(t.state == TrialState.RUNNING for t in trials):
             return  # another worker is still at it: the last one ends the study
-        if claim_summary(study, sum(t.state in ENDED for t in trials)):
-            write_summary(study, tracker, self.parent_run_id, spec.description)
-            if on_summary is not None:
-                on_summary(spec, tracker, self.dataset.key, self.parent_run_id)
-            try:
-                publish_champion(spec, tracker, study, self.dataset.key)
-            except Exception as err:
-                warn(f"the best model of {study.study_name} was not registered", err)
+        with during(f"the summary of {study.study_name}", kind="summary"):
+            claim = claim_end(study, sum(t.state in ENDED for t in trials))
+            if claim is not None:
+                summarise(spec, tracker, study, self.dataset.key, self.parent_run_id, claim, on_summary)
         tracker.close_parent(self.parent_run_id)
+
+    def close_interrupted(self) -> bool:
+        """After Ctrl-C or SIGTERM: end the parent run KILLED with ``tlb.state=INTERRUPTED`` when no trial of
+        the study still runs (another worker at work keeps it open); returns whether it was closed. The
+        next top-up reopens it, as after any stop short of the budget."""
+        if not (self.tracker.enabled and self.parent_run_id):
+            return False
+        study = optuna.load_study(study_name=self.study.study_name, storage=make_storage(self.spec.storage_url))
+        if any(t.state == TrialState.RUNNING for t in study.get_trials(deepcopy=False)):
+            return False
+        self.tracker.set_tags(self.parent_run_id, {STATE: "INTERRUPTED"})
+        self.tracker.close_parent(self.parent_run_id, status=RUN_STATUS["INTERRUPTED"])
+        return True
 
 
 __all__ = ["DatasetStudy", "RECONCILE_S", "RunEnv"]

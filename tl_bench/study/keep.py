@@ -16,11 +16,16 @@ with its evaluation report logged on its trial run (``tl_bench.champion``).
 The ``champion`` alias moves to it only when the promotion gate (the study
 file's ``promote.rule``) says the evidence is better than the champion's;
 otherwise it gets ``challenger``, and the version's tags say why either way.
+Before it ranks, the models dead workers left PENDING are finished or removed
+(``study.pending``); a first setting left without a model is said, not passed over.
+Kept models carry their study's ``tlb.optuna_study_id``, so a namesake deleted with
+Optuna lends this study none of its models.
 """
 
 from __future__ import annotations
 
 import io
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,8 +37,10 @@ from torch import nn
 
 import tl_bench
 from tl_bench.champion import gate_version, recorded_score, report_version, score_tags
+from tl_bench.champion.description import SeedRun, version_description
 from tl_bench.champion.version_report import RegisteredVersion
 from tl_bench.config import TrialConfig, TrialResult
+from tl_bench.crash_points import crash_point
 from tl_bench.data import LazyImages
 from tl_bench.errors import warn
 from tl_bench.evaluation import SettingScore
@@ -41,9 +48,23 @@ from tl_bench.models import InferenceNetwork, merged_adapters, save_bundle
 from tl_bench.models.accounting import adapter_state
 from tl_bench.models.bundle import preprocessing_of
 from tl_bench.spec import StudySpec
-from tl_bench.study.ranked import RankedSetting, ranked_settings, setting_of, top_trials
+from tl_bench.study.ranked import SEED_PARAM, RankedSetting, ranked_settings, setting_of, setting_seeds, top_trials
+from tl_bench.study.pending import abandoned_models, settle
+from tl_bench.study.storage import RUN_ATTR, optuna_study_id
 from tl_bench.study.summary import best_trial
-from tl_bench.tracking import DATASET, KIND, MODEL_ID, OPTUNA_STUDY, RUN_ID, STUDY, TRIAL, VERSION, Tracker, config_params
+from tl_bench.tracking import (
+    DATASET,
+    KIND,
+    MODEL_ID,
+    OPTUNA_STUDY,
+    OPTUNA_STUDY_ID,
+    RUN_ID,
+    STUDY,
+    TRIAL,
+    VERSION,
+    Tracker,
+    config_params,
+)
 from tl_bench.tracking import logged_models as tracked
 from tl_bench.tracking import model_registry
 from tl_bench.tracking.evaluation_record import REPORT_LINK, read_val_predictions
@@ -82,7 +103,8 @@ class ModelKeeper:
     def prune(self, top: set[int] | None = None) -> list[int]:
         """Delete the models of trials outside the top (registered ones stay); returns their trial numbers."""
         top = set(top_trials(self.study, self.top_k)) if top is None else top
-        kept = tracked.kept_models(self._uri, self.tracker.experiment_id, self.study.study_name)
+        kept = tracked.kept_models(self._uri, self.tracker.experiment_id, self.study.study_name,
+                                   optuna_study_id(self.study))
         dropped = []
         for number, model in sorted(kept.items()):
             if number in top or self._registered(model):
@@ -97,12 +119,14 @@ class ModelKeeper:
 
     def _log(self, number: int, run_id: str, config: TrialConfig, result: TrialResult, trained: TrainedModel) -> str:
         return log_model(self.tracker, run_id, config, result, trained, optuna_study=self.study.study_name,
-                         spec_name=self.spec_name, dataset=self.dataset, trial=number)
+                         spec_name=self.spec_name, dataset=self.dataset, trial=number,
+                         optuna_study_id=optuna_study_id(self.study))
 
 
 def log_model(
     tracker: Tracker, run_id: str, config: TrialConfig, result: TrialResult, trained: TrainedModel, *,
     optuna_study: str | None, spec_name: str, dataset: str, trial: int, extra_tags: dict[str, str] | None = None,
+    optuna_study_id: str = "",
 ) -> str:
     """Log ``trained`` as the MLflow model of run ``run_id`` (its preprocessing and two test images with it);
     returns the model id. ``trial`` is the study trial the model comes from; without ``optuna_study`` the
@@ -117,6 +141,8 @@ def log_model(
     tags = {STUDY: spec_name, DATASET: dataset, TRIAL: str(trial), **(extra_tags or {})}
     if optuna_study is not None:
         tags[OPTUNA_STUDY] = optuna_study
+    if optuna_study_id:
+        tags[OPTUNA_STUDY_ID] = optuna_study_id
     with tempfile.TemporaryDirectory() as tmp:
         bundle = save_bundle(model, Path(tmp) / "bundle", config=config, class_names=list(trained.data.class_names),
                              interpolation=trained.interpolation, extra=facts)
@@ -158,11 +184,16 @@ def publish_champion(
     keeper = keeper_for(spec, study, tracker, dataset)
     if keeper is None:
         return None
+    uri = str(tracker.tracking_uri)
+    _settle_abandoned(uri, tracker.experiment_id, study)
     keeper.prune()  # workers that finished together may each have kept one
     ranked = ranked_settings(study)
-    uri = str(tracker.tracking_uri)
-    kept = tracked.kept_models(uri, tracker.experiment_id, study.study_name)
-    if not ranked or ranked[0].trial not in kept:
+    kept = tracked.kept_models(uri, tracker.experiment_id, study.study_name, optuna_study_id(study))
+    if not ranked:
+        return None
+    if ranked[0].trial not in kept:
+        print(f"warning: trial {ranked[0].trial} of {study.study_name}, the first setting's best seed, holds no "
+              "model: no version was registered", file=sys.stderr)
         return None
     first = ranked[0]
     best = best_trial(study, ranked)
@@ -175,15 +206,15 @@ def publish_champion(
     tags = {TRIAL: str(first.trial), "val_acc": repr(float(best.values[0])),
             "test_acc": repr(float(best.user_attrs.get("test_acc", float("nan")))),
             **score_tags(score), RUN_ID: model.run_id, VERSION: tl_bench.__version__}
-    description = (f"The first setting of study {spec.name!r} on {dataset} by the leaderboard's rule "
-                   f"(val_acc lcb {first.val_acc_lcb:.4f}, mean {first.val_acc:.4f} over {first.n_seeds} seed(s)); "
-                   f"its best seed, trial {first.trial}.")
+    description = _description(uri, spec.name, dataset, study, first, model, score,
+                               float(best.user_attrs.get("test_acc", float("nan"))))
     registered = model_registry.register_version(uri, name, model_id=model.model_id, run_id=model.run_id, tags=tags,
                                                  description=description, alias=None)
+    crash_point("version_registered")
     if current is not None and str(current.version) == registered.version:
         return registered  # still the champion: nothing to judge
     if not registered.created:  # judged before: its setting may have gained seeds since
-        model_registry.describe_version(uri, name, registered.version, tags=tags)
+        model_registry.describe_version(uri, name, registered.version, tags=tags, description=description)
     version = model_registry.get_version(uri, name, registered.version)
     val = None
     try:
@@ -197,6 +228,27 @@ def publish_champion(
     return model_registry.Registered(name, registered.version, registered.created, decision.promote)
 
 
+def _description(uri: str, spec_name: str, dataset: str, study: optuna.Study, first: RankedSetting,
+                 model: tracked.KeptModel, score: SettingScore, test_acc: float) -> str:
+    """The version's description: the setting, its recipe, the bound and the seeds behind it."""
+    trials = setting_seeds(study, first.trial)
+    seeds = [SeedRun(t.number, str(t.params.get(SEED_PARAM)), float(t.values[0])) for t in trials]
+    n_stages = next((t.user_attrs.get("n_stages") for t in trials if t.number == first.trial), None)
+    headline = (f"**{spec_name}-{dataset}**: the first setting of study `{spec_name}` on `{dataset}` by the "
+                f"leaderboard's rule (validation lcb over seeds); the model is its best seed's, trial {first.trial}.")
+    return version_description(headline, tracked.model_params(uri, model.model_id), score=score, seeds=seeds,
+                               n_stages=n_stages, test_acc=test_acc, trial=first.trial, run_id=model.run_id,
+                               model_id=model.model_id)
+
+
+def _settle_abandoned(tracking_uri: str, experiment_id: str, study: optuna.Study) -> None:
+    """The models dead workers left PENDING (``study.pending``): finished when whole, else removed, saying so."""
+    for number, model in abandoned_models(study, tracking_uri, experiment_id):
+        if not settle(tracking_uri, experiment_id, model):
+            print(f"warning: the model of trial {number} of {study.study_name} was cut short when its process "
+                  "stopped, and was removed", file=sys.stderr)
+
+
 def _refresh_score(tracking_uri: str, champion: RegisteredVersion, study: optuna.Study,
                    ranked: list[RankedSetting]) -> None:
     """Record the champion's setting's current score on it when it is a trial of this study (more seeds
@@ -205,6 +257,9 @@ def _refresh_score(tracking_uri: str, champion: RegisteredVersion, study: optuna
     number = tags.get(TRIAL, "")
     if tags.get(KIND) or not number.isdigit():
         return  # a refit, a soup or an ensemble: its recorded score is its own
+    trial = next((t for t in study.get_trials(deepcopy=False) if t.number == int(number)), None)
+    if trial is None or (RUN_ID in tags and trial.user_attrs.get(RUN_ATTR) != tags[RUN_ID]):
+        return  # the trial of a namesake deleted with Optuna, not of this study
     setting = setting_of(study, int(number), ranked)
     if setting is None:
         return

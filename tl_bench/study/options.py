@@ -24,6 +24,8 @@ class RunOptions:
     gpus_per_worker: int = 0  # GPU resources each Dask task asks for
     track: bool = True  # False switches MLflow off (benchmarks)
     summarize: bool = True  # write the study summary to the parent run at the end
+    # Go on with a stored study although the study file now measures something else (recorded in the study).
+    continue_changed: bool = False
     # Called by whichever process summarises a study, after the summary: the caller's dashboard. A plain
     # module-level function, so that workers started as Dask tasks can be handed it too.
     on_summary: SummaryCallback | None = None

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import optuna
 
 from tl_bench.config import Weights
 from tl_bench.spec import DatasetSpec, StudySpec
 from tl_bench.errors import StorageError
+from tl_bench.faults import check_links
 from tl_bench.redact import redact
-from tl_bench.study.storage import PARENT_RUN, check_study, make_storage, storage_faults
+from tl_bench.study.storage import PARENT_RUN, check_study, make_storage, optuna_study_id, storage_faults
 from tl_bench.tracking import Tracker, check_tracking_uri, flat_params, run_exists, store_missing
 
 PARENT_WAIT_S = 60
@@ -26,7 +27,9 @@ def checkpoint_resolver(
     spec: StudySpec, tracker: Tracker | None, *, pretrain: bool = True
 ) -> Callable[[str, str], str | None]:
     """Map (backbone, weights label) to the checkpoint file it names: a file as given, or the
-    local pretraining's checkpoint (pretrained now when missing, unless ``pretrain`` is off)."""
+    local pretraining's checkpoint (pretrained now when missing, unless ``pretrain`` is off). A file
+    that is truncated or damaged is refused in one line (``models.verify_checkpoint``)."""
+    from tl_bench.models import verify_checkpoint
     from tl_bench.pretrain import checkpoint_path, ensure_pretrained
 
     def checkpoint_for(backbone: str, weights: str) -> str | None:
@@ -35,10 +38,23 @@ def checkpoint_resolver(
             name = parsed.name
             if not pretrain:
                 return str(checkpoint_path(spec, name, backbone))
-            return str(ensure_pretrained(spec, name, backbone, tracker=tracker))
-        return parsed.path if parsed.kind == "file" else None
+            path = str(ensure_pretrained(spec, name, backbone, tracker=tracker))
+        elif parsed.kind == "file":
+            path = parsed.path
+        else:
+            return None
+        verify_checkpoint(path)
+        return path
 
     return checkpoint_for
+
+
+def check_hub(spec: StudySpec) -> None:
+    """WeightsError before anything is loaded or recorded when weights of the space come from the Hugging
+    Face hub, which cannot be reached, and are not in the local cache (``tl_bench.models.hub``)."""
+    from tl_bench.models.hub import check_hub as check
+
+    check((b.name, w) for b in spec.space.backbones for w in b.weights)
 
 
 def dataset_fingerprint(dataset: DatasetSpec, *, quiet: bool = True) -> str:
@@ -58,16 +74,21 @@ def dataset_fingerprint(dataset: DatasetSpec, *, quiet: bool = True) -> str:
     return loaded.fingerprint
 
 
-def check_stores(spec: StudySpec, *, tracking: bool = True) -> None:
-    """StorageError or SpecError when a store cannot be used, or a stored study was made from another
-    space or recorded in another MLflow store (``tracking``: the MLflow store is checked too)."""
+def check_stores(spec: StudySpec, *, tracking: bool = True, fingerprints: Mapping[str, str] | None = None,
+                 continue_changed: bool = False) -> None:
+    """StorageError or SpecError when a store cannot be used, or a stored study measures something else
+    (unless ``continue_changed``; ``fingerprints``: dataset key -> its loaded data's fingerprint) or was
+    recorded in another MLflow store (``tracking``: the MLflow store is checked too)."""
+    check_links(spec.runs_dir, f"folder {str(spec.runs_dir)!r} (the study's default stores, cache and checkpoints)")
     if tracking:
         check_tracking_uri(spec.tracking_uri, write=True)
     storage = make_storage(spec.storage_url)
     for ds in spec.datasets:
         with storage_faults(spec.storage_url):
             study = check_study(storage, spec.study_name(ds), directions=list(spec.objective.directions),
-                                space_digest=spec.space_digest(), source=str(spec.source_path))
+                                space_digest=spec.space_digest(), source=str(spec.source_path),
+                                identity=spec.identity(ds, (fingerprints or {}).get(ds.key)),
+                                continue_changed=continue_changed)
         if study is not None and tracking:
             check_recorded_here(spec, study)
 
@@ -103,13 +124,15 @@ def parent_run(study: optuna.Study, created: bool, tracker: Tracker, spec: Study
         study.set_user_attr(PARENT_RUN, run_id)
         return run_id
 
+    study_id = optuna_study_id(study)  # a namesake deleted with Optuna keeps its own parent run
+
     def create() -> str:
         return tracker.create_parent_run(study=spec.name, dataset=dataset.key, optuna_study=study.study_name,
                                          description=spec.description or "", params=search_params(spec),
-                                         study_file=str(spec.source_path))
+                                         study_file=str(spec.source_path), study_id=study_id)
 
     if created:
-        return record(tracker.find_parent_run(study.study_name) or create())
+        return record(tracker.find_parent_run(study.study_name, study_id) or create())
     deadline = time.monotonic() + PARENT_WAIT_S
     while True:
         run_id = study.user_attrs.get(PARENT_RUN)  # read from the storage each time
@@ -121,5 +144,5 @@ def parent_run(study: optuna.Study, created: bool, tracker: Tracker, spec: Study
         time.sleep(0.5)
 
 
-__all__ = ["check_recorded_here", "check_stores", "checkpoint_resolver", "dataset_fingerprint", "parent_run",
+__all__ = ["check_hub", "check_recorded_here", "check_stores", "checkpoint_resolver", "dataset_fingerprint", "parent_run",
            "search_params"]

@@ -1,4 +1,5 @@
-"""Progress display for long studies: trials done, best so far, current trial's epoch."""
+"""Progress display for long studies: trials done, best so far, current trial's epoch, and a line for each
+distinct error a trial of this run failed with (once, however many trials fail with it)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,14 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from tl_bench.config import weights_label
 from tl_bench.study.states import FINISHED
+from tl_bench.study.storage import ERROR_ATTR, SURPLUS
 
-# Libraries whose log lines (Optuna's "A new study created ...", MLflow's warnings) would otherwise be
-# written straight to the stream their handler captured, in the middle of the live display.
-LIBRARY_LOGGERS = ("optuna", "mlflow")
+# Libraries whose log lines (Optuna's "A new study created ...", MLflow's warnings, a hub download's
+# retries) would otherwise be written straight to the stream their handler captured, in the middle of the
+# live display.
+LIBRARY_LOGGERS = ("optuna", "mlflow", "huggingface_hub")
 
 
 class StudyProgress:
@@ -39,6 +43,8 @@ class StudyProgress:
         self._saved_handlers: list[tuple[logging.Logger, list[logging.Handler]]] = []
         self._handler: logging.Handler | None = None
         self._current: str | None = None
+        self._seen_failed: set[tuple[str, int]] = set()  # (study, trial) already looked at
+        self._errors: set[str] = set()  # the errors already shown
 
     def __enter__(self) -> "StudyProgress":
         self.progress.__enter__()
@@ -72,12 +78,21 @@ class StudyProgress:
         task = self.progress.add_task("study", total=total, dataset=dataset, best="-", current="")
         self._tasks[dataset] = (task, study)
         self._current = dataset
+        if study is not None:
+            self._earlier_failures(study)
         self.refresh()
 
     def attach(self, dataset: str, study: optuna.Study) -> None:
         task, _ = self._tasks[dataset]
         self._tasks[dataset] = (task, study)
+        self._earlier_failures(study)
         self.refresh()
+
+    def _earlier_failures(self, study: optuna.Study) -> None:
+        """Trials that failed before this run are not shown again."""
+        if not self.quiet:
+            self._seen_failed |= {(study.study_name, t.number)
+                                  for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))}
 
     def refresh(self) -> None:
         """Re-read trial counts and the best value of every shown study from the storage."""
@@ -86,10 +101,25 @@ class StudyProgress:
         for task, study in self._tasks.values():
             if study is None:
                 continue
-            trials = study.get_trials(deepcopy=False, states=FINISHED)
+            trials = study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.FAIL))
             values = [t.values[0] for t in trials if t.state == TrialState.COMPLETE and t.values]
             best = f"{max(values):.4f}" if values else "-"
-            self.progress.update(task, completed=len(trials), best=best)
+            self.progress.update(task, completed=sum(t.state in FINISHED for t in trials), best=best)
+            self._show_failures(study, [t for t in trials if t.state == TrialState.FAIL])
+
+    def _show_failures(self, study: optuna.Study, failed: list[optuna.trial.FrozenTrial]) -> None:
+        """One line per distinct error a trial of this run failed with, the first time it is seen (as Optuna
+        warns of a failed trial; the MLflow runs and ``tl-bench doctor`` list every one)."""
+        for trial in failed:
+            if (study.study_name, trial.number) in self._seen_failed:
+                continue
+            self._seen_failed.add((study.study_name, trial.number))
+            error = str(trial.user_attrs.get(ERROR_ATTR) or "no error recorded")
+            if error == SURPLUS or error in self._errors:
+                continue
+            self._errors.add(error)
+            self.console.print(f"trial {trial.number} of {study.study_name} failed: {error}", markup=False,
+                               highlight=False, soft_wrap=True)
 
     def on_progress(self, info: dict[str, Any]) -> None:
         """Per-epoch callback of the trial running in this process."""
@@ -98,7 +128,8 @@ class StudyProgress:
         config = info.get("config")
         label = f"trial {info['trial']}"
         if config is not None:
-            label += f": {config.backbone} {config.weights} f{config.freeze_depth} {config.neck}/{config.head}"
+            weights = weights_label(config.weights)
+            label += f": {config.backbone} {weights} f{config.freeze_depth} {config.neck}/{config.head}"
             label += f" epoch {info.get('epoch', 0)}/{config.epochs}"
         self.progress.update(self._tasks[self._current][0], current=label)
         if info.get("epoch", 0) == 0:

@@ -62,9 +62,23 @@ def setting_of(study: optuna.Study, number: int, ranked: list[RankedSetting]) ->
     return next((s for s in ranked if s.trial in trials and _setting(trials[s.trial]) == key), None)
 
 
+def setting_seeds(study: optuna.Study, number: int) -> list[optuna.trial.FrozenTrial]:
+    """The complete trials of trial ``number``'s setting, one per distinct seed (its best), by seed."""
+    trials = {t.number: t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))}
+    if number not in trials:
+        return []
+    key = _setting(trials[number])
+    best: dict[str, optuna.trial.FrozenTrial] = {}
+    for trial in trials.values():
+        seed = str(trial.params.get(SEED_PARAM))
+        if _setting(trial) == key and (seed not in best or trial.values[0] > best[seed].values[0]):
+            best[seed] = trial
+    return [best[seed] for seed in sorted(best, key=lambda s: (len(s), s))]
+
+
 def top_trials(study: optuna.Study, k: int) -> list[int]:
     """Representative trials of the first ``k`` settings."""
     return [s.trial for s in ranked_settings(study)[:k]]
 
 
-__all__ = ["RankedSetting", "SEED_PARAM", "ranked_settings", "setting_of", "top_trials"]
+__all__ = ["RankedSetting", "SEED_PARAM", "ranked_settings", "setting_of", "setting_seeds", "top_trials"]

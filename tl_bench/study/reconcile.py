@@ -20,9 +20,18 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from tl_bench.study.storage import ERROR_ATTR, GRACE_S, HOST_ATTR, PID_ATTR, PIDNS_ATTR, fail_trial, stale_trials
+from tl_bench.study.storage import (
+    ERROR_ATTR,
+    GRACE_S,
+    HOST_ATTR,
+    PID_ATTR,
+    PIDNS_ATTR,
+    fail_trial,
+    optuna_study_id,
+    stale_trials,
+)
 from tl_bench.study.workers import pid_namespace, process_alive
-from tl_bench.tracking import KIND, OPTUNA_STUDY, RUN_STATUS, STATE, TRIAL, Tracker
+from tl_bench.tracking import KIND, OPTUNA_STUDY, OPTUNA_STUDY_ID, RUN_STATUS, STATE, TRIAL, Tracker
 
 ENDED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
@@ -36,16 +45,21 @@ class Repairs:
         return bool(self.failed_trials or self.closed_runs)
 
 
+def ran_here(trial: FrozenTrial) -> bool:
+    """Whether the worker that ran ``trial`` was on this host and in this pid namespace."""
+    namespace = pid_namespace()
+    return trial.user_attrs.get(HOST_ATTR) == socket.gethostname() and trial.user_attrs.get(PIDNS_ATTR, namespace) == namespace
+
+
+def worker_gone(trial: FrozenTrial) -> bool:
+    """Whether the worker that ran ``trial`` was on this host (and pid namespace) and its process is gone."""
+    pid = trial.user_attrs.get(PID_ATTR)
+    return ran_here(trial) and isinstance(pid, int) and not process_alive(pid)
+
+
 def dead_trials(study: optuna.Study) -> list[FrozenTrial]:
     """RUNNING trials whose worker process on this host (and pid namespace) no longer exists."""
-    host, namespace = socket.gethostname(), pid_namespace()
-    out = []
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        pid = trial.user_attrs.get(PID_ATTR)
-        here = trial.user_attrs.get(HOST_ATTR) == host and trial.user_attrs.get(PIDNS_ATTR, namespace) == namespace
-        if here and isinstance(pid, int) and not process_alive(pid):
-            out.append(trial)
-    return out
+    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if worker_gone(t)]
 
 
 def abandoned_trials(study: optuna.Study, *, stale: bool = True) -> list[tuple[FrozenTrial, str]]:
@@ -80,6 +94,13 @@ def study_runs_filter(optuna_study: str, *, running_only: bool = False) -> str:
     return text + (" and attributes.status = 'RUNNING'" if running_only else "")
 
 
+def of_study(run: Any, study_id: str) -> bool:
+    """Whether a run recorded under the study's name is this study's (``optuna_study_id``): a run tagged
+    with another study id is a deleted namesake's; an untagged (older) run is taken as the study's."""
+    tag = run.data.tags.get(OPTUNA_STUDY_ID)
+    return tag is None or tag == study_id
+
+
 def trial_number(run: Any) -> int | None:
     try:
         return int(run.data.tags.get(TRIAL, ""))
@@ -106,9 +127,10 @@ def reconcile(
     if not tracker.enabled or not (all_runs or found.failed_trials):
         return found
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    study_id = optuna_study_id(study)
     for run in tracker.runs(study_runs_filter(study.study_name, running_only=True)):
         trial = trials.get(trial_number(run))  # type: ignore[arg-type]
-        if trial is None or trial.state not in ENDED:
+        if trial is None or trial.state not in ENDED or not of_study(run, study_id):
             continue  # a live trial, or a run without a trial: `tl-bench doctor` reports those
         found.closed_runs.append(run.info.run_id)
         if repair:
@@ -121,9 +143,12 @@ __all__ = [
     "Repairs",
     "abandoned_trials",
     "dead_trials",
+    "of_study",
+    "ran_here",
     "reconcile",
     "run_state",
     "state_agrees",
     "study_runs_filter",
     "trial_number",
+    "worker_gone",
 ]

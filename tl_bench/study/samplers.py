@@ -6,6 +6,9 @@ Optuna. Option names in the spec are the Optuna keyword arguments themselves.
 
 from __future__ import annotations
 
+import os
+import socket
+import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -15,6 +18,7 @@ from tl_bench.spec import StudySpec
 from tl_bench.spec.sections import MAXIMISED_COSTS
 from tl_bench.study.mo_pruner import MOSuccessiveHalving
 from tl_bench.study.feasibility import sampler_options
+from tl_bench.study.workers import pid_namespace
 
 SAMPLER_CLASSES: dict[str, Any] = {
     "tpe": optuna.samplers.TPESampler,
@@ -33,23 +37,57 @@ PRUNER_CLASSES: dict[str, Any] = {
 }
 
 
+# The grid's order and a QMC sequence's scrambling come from the seed, and the storage hands their points
+# out to every process: these keep the spec's seed everywhere, and a stream of their own reseeds only the
+# random choices each process makes (as Optuna does for its parallel jobs).
+SHARED_SEED = ("grid", "qmc")
+SAMPLER_SEED_ATTR = "sampler_seed"  # trial user attribute: the seed of the sampler that proposed it
+
+
 def make_sampler(
     spec: StudySpec,
     *,
     grid_space: Mapping[str, Sequence[Any]] | None = None,
     seed_offset: int = 0,
 ) -> optuna.samplers.BaseSampler:
-    """The spec's sampler. ``seed_offset`` (e.g. the worker index) keeps parallel workers
+    """The spec's sampler. ``seed_offset`` (a ``sampler_stream``) keeps processes that share a study
     with a seeded sampler from proposing the same trials; ``grid_space`` (parameter name ->
     values, as the objective names its parameters) is required by the grid sampler."""
     options = {**spec.sampler.options(), **sampler_options(spec.sampler.name, bool(len(spec.constraints)))}
-    if options.get("seed") is not None:
-        options["seed"] += seed_offset
+    seed = sampler_seed(spec, seed_offset)
+    if seed is not None:
+        options["seed"] = seed
     if spec.sampler.name == "grid":
         if grid_space is None:
             raise ValueError("the grid sampler needs grid_space: parameter name -> list of values")
-        return optuna.samplers.GridSampler({k: list(v) for k, v in grid_space.items()}, **options)
-    return SAMPLER_CLASSES[spec.sampler.name](**options)
+        sampler = optuna.samplers.GridSampler({k: list(v) for k, v in grid_space.items()}, **options)
+    else:
+        sampler = SAMPLER_CLASSES[spec.sampler.name](**options)
+    if seed_offset and spec.sampler.name in SHARED_SEED:
+        sampler.reseed_rng()
+    return sampler
+
+
+def sampler_seed(spec: StudySpec, seed_offset: int = 0) -> int | None:
+    """The seed of the sampler with stream ``seed_offset``: the spec's seed plus the stream (the spec's
+    own for grid and QMC samplers, see ``SHARED_SEED``); None for an unseeded sampler."""
+    seed = spec.sampler.seed
+    if seed is None or spec.sampler.name in SHARED_SEED:
+        return seed
+    return (seed + seed_offset) % 2**32
+
+
+def sampler_stream(*, created: bool, trials_before: int, worker_index: int = 0) -> int:
+    """The stream of this process's sampler in a study: 0 for the process that created the study, so a
+    fresh run draws from the spec's seed alone and is reproduced by the same seed; for any process that
+    opened an existing study (another worker or host, a second ``tl-bench run``, a later top-up), a
+    number of its own, from the trials the study held when it was opened, ``worker_index``, the host, the
+    pid namespace and the pid. Two processes never draw the same configurations, and a top-up does not
+    replay the run before it. Each trial records its sampler's seed (``SAMPLER_SEED_ATTR``)."""
+    if created:
+        return 0
+    key = f"{trials_before}:{worker_index}:{socket.gethostname()}:{pid_namespace()}:{os.getpid()}"
+    return zlib.crc32(key.encode()) or 1
 
 
 def make_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
@@ -84,5 +122,5 @@ def grid_exhausted(study: optuna.Study) -> bool:
     return isinstance(sampler, optuna.samplers.GridSampler) and sampler.is_exhausted(study)
 
 
-__all__ = ["PRUNER_CLASSES", "SAMPLER_CLASSES", "cost_so_far", "grid_exhausted", "make_pruner", "make_sampler",
-           "mo_rule"]
+__all__ = ["PRUNER_CLASSES", "SAMPLER_CLASSES", "SAMPLER_SEED_ATTR", "SHARED_SEED", "cost_so_far", "grid_exhausted",
+           "make_pruner", "make_sampler", "mo_rule", "sampler_seed", "sampler_stream"]

@@ -59,7 +59,7 @@ def screen(spec: StudySpec, dataset: DatasetSpec, *, checkpoint_for, cache: Feat
     chosen, dropped = kept(ranked, settings.keep)
     if not quiet:
         def show(cs: list[Candidate]) -> str:
-            return ", ".join(f"{c.key} ({settings.score} {c.score(settings.score):.3f}{', tie' if c.tied else ''}, "
+            return ", ".join(f"{c.label} ({settings.score} {c.score(settings.score):.3f}{', tie' if c.tied else ''}, "
                              f"{c.params:,.0f} params, {c.flops:.3g} FLOPs)" for c in cs)
 
         sys.stderr.write(f"screening {dataset.key}: searching {show(chosen)}"

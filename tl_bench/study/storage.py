@@ -20,8 +20,8 @@ import time
 import uuid
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
-from datetime import datetime
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from datetime import datetime, timezone
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
@@ -40,17 +40,24 @@ from optuna.trial import FrozenTrial, TrialState  # noqa: E402
 from sqlalchemy.engine import URL, make_url  # noqa: E402
 
 from tl_bench.errors import SpecError, StorageError, first_line  # noqa: E402
+from tl_bench.spec.identity import Change, identity_changes  # noqa: E402
 from tl_bench.faults import LOCK_WAIT_S, check_sqlite_path, classify, faults_of, store_error
+from tl_bench.file_lock import LockHeldError, creating
 from tl_bench.redact import redact
+from tl_bench.study.reconnect import ReconnectingStorage, retried
 
 HEARTBEAT_S = 10
 CLAIM_SETTLE_S = 0.25  # longer than two workers' writes of one attribute take to land
 GRACE_S = 40
 # Attributes tl-bench keeps in Optuna. Study: the space it was made from, its MLflow parent run.
-SPACE_DIGEST = "space_digest"
+SPACE_DIGEST = "space_digest"  # what stores of earlier versions recorded of the study's identity
+IDENTITY = "study_identity"  # everything that changes what a trial measures (tl_bench.spec.identity)
+IDENTITY_CHANGES = "identity_changes"  # [{"at": UTC time, "changes": [...]}] each --continue-changed accepted
 PARENT_RUN = "mlflow_parent_run_id"
 SCREEN_SCORES = "screen_scores"  # {"<backbone>|<weights>": {"logme": ..., "knn": ...}} when screened
-SUMMARY_CLAIM = "summary_claim"  # "<ended trials>:<token>" of the process that writes that summary
+SUMMARY_CLAIM = "summary_claim"  # the process that ends the study (tl_bench.study.ending.Claim)
+SUMMARY_DONE = "summary_done"  # the token of the last claim whose end was written whole
+STUDY_UID = "study_uid"  # random, set at creation: SQLite gives a deleted study's id to the next one
 # Trial: the worker that runs it (host, pid, pid namespace), its MLflow run, why it failed.
 HOST_ATTR = "host"
 PID_ATTR = "pid"
@@ -74,14 +81,15 @@ def _postgres_driver(parsed: URL) -> URL:
     return parsed
 
 
-def _open_rdb(url: str, engine_kwargs: dict[str, Any], attempts: int = 3) -> optuna.storages.RDBStorage:
+def _open_rdb(url: str, engine_kwargs: dict[str, Any], attempts: int = 3, *,
+              server: bool = False) -> optuna.storages.RDBStorage:
+    # A database server may restart under a long study: its storage reconnects (tl_bench.study.reconnect).
+    kind = ReconnectingStorage if server else optuna.storages.RDBStorage
     for attempt in range(attempts):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return optuna.storages.RDBStorage(
-                    url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S
-                )
+                return kind(url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S)
         except Exception as err:
             # Two processes creating the schema of a new storage at once: the loser finds it made.
             if "already exists" not in str(err) or attempt == attempts - 1:
@@ -112,8 +120,14 @@ def make_storage(url: str, *, write: bool = True) -> optuna.storages.RDBStorage:
         if parsed.get_backend_name().startswith("postgresql"):
             engine_kwargs["connect_args"] = {"connect_timeout": 10}
             parsed = _postgres_driver(parsed)
+    sqlite_file = parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:")
     try:
-        return _open_rdb(parsed.render_as_string(hide_password=False), engine_kwargs)
+        # Two processes opening a new SQLite storage at once: one creates its schema while the other waits.
+        with creating(Path(str(parsed.database)), STORE) if sqlite_file and write else nullcontext():
+            return _open_rdb(parsed.render_as_string(hide_password=False), engine_kwargs,
+                             server=parsed.get_backend_name() != "sqlite")
+    except LockHeldError:
+        raise
     except Exception as err:
         if new_file is not None and new_file.exists() and new_file.stat().st_size == 0:
             new_file.unlink()  # e.g. a full disk: SQLite made the file, then could not write its tables
@@ -139,18 +153,25 @@ def open_study(
     pruner: optuna.pruners.BasePruner,
     space_digest: str,
     source: str,
+    identity: Mapping[str, Any] | None = None,
+    continue_changed: bool = False,
 ) -> tuple[optuna.Study, bool]:
-    """Create the study, or load it and check it was made from the same search space.
+    """Create the study, or load it and check it measures what it was made to measure.
 
     Returns ``(study, created)``: exactly one caller across every worker and
     host gets ``created=True``, which makes it the one to set the study up.
     ``metric_names`` name the values (``val_acc``, a cost) in Optuna's own tools.
+    ``identity`` (``StudySpec.identity``) is recorded with a new study and compared with a stored
+    one; a difference is a SpecError unless ``continue_changed`` (then ``adopt_identity`` records it).
     """
     try:
         study = optuna.create_study(
             storage=storage, study_name=name, directions=directions, sampler=sampler, pruner=pruner
         )
         study.set_user_attr(SPACE_DIGEST, space_digest)
+        study.set_user_attr(STUDY_UID, uuid.uuid4().hex)
+        if identity is not None:
+            study.set_user_attr(IDENTITY, dict(identity))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(metric_names)
@@ -158,15 +179,17 @@ def open_study(
     except optuna.exceptions.DuplicatedStudyError:
         pass
     study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
-    _check_same(study, directions=directions, space_digest=space_digest, source=source)
+    _check_same(study, directions=directions, space_digest=space_digest, source=source, identity=identity,
+                continue_changed=continue_changed)
     return study, False
 
 
 def check_study(
-    storage: optuna.storages.BaseStorage, name: str, *, directions: list[str], space_digest: str, source: str
+    storage: optuna.storages.BaseStorage, name: str, *, directions: list[str], space_digest: str, source: str,
+    identity: Mapping[str, Any] | None = None, continue_changed: bool = False,
 ) -> optuna.Study | None:
-    """Study ``name`` when it exists, else None; SpecError when it was made from another search space
-    or objective.
+    """Study ``name`` when it exists, else None; SpecError when it was made with another objective, or
+    (unless ``continue_changed``) measures something else than ``identity`` says.
 
     Writes nothing, so a command can check every study before it records anything.
     """
@@ -174,20 +197,73 @@ def check_study(
         study = optuna.load_study(study_name=name, storage=storage)
     except KeyError:
         return None
-    _check_same(study, directions=directions, space_digest=space_digest, source=source)
+    _check_same(study, directions=directions, space_digest=space_digest, source=source, identity=identity,
+                continue_changed=continue_changed)
     return study
 
 
-def _check_same(study: optuna.Study, *, directions: list[str], space_digest: str, source: str) -> None:
-    name = study.study_name
+# How a refusal names the part of the study file that changed.
+_SECTION_WORDS = {"space": "search space", "fixed": "fixed values", "dataset": "dataset", "objective": "objective",
+                  "constraints": "constraints", "latency": "latency measurement", "pretrain": "pretraining"}
+CHANGED_WORDS = ("a new spec name (name: in the study file) for a new study, or `tl-bench run --continue-changed` "
+                 "to go on with this study, the change recorded")
+
+
+def study_changes(study: optuna.Study, *, space_digest: str,
+                  identity: Mapping[str, Any] | None = None) -> list[Change]:
+    """How ``identity`` differs from what ``study`` recorded; a store that recorded only the space's
+    digest (earlier versions) is compared on that."""
+    recorded = study.user_attrs.get(IDENTITY)
+    if isinstance(recorded, dict) and identity is not None:
+        return identity_changes(recorded, identity)
     found = study.user_attrs.get(SPACE_DIGEST)
     if found is not None and found != space_digest:
-        raise SpecError(f"study {name!r} already exists in this storage with a different search space",
-                        "a new spec name, or the original search space", source=source, field="name")
+        return [Change("space", f"digest {found}", f"digest {space_digest}")]
+    return []
+
+
+def _check_same(study: optuna.Study, *, directions: list[str], space_digest: str, source: str,
+                identity: Mapping[str, Any] | None = None, continue_changed: bool = False) -> None:
+    name = study.study_name
     have = [d.name.lower() for d in study.directions]
     if have != [d.lower() for d in directions]:
         raise SpecError(f"study {name!r} was created with directions {have}, the spec asks for {directions}",
                         "a new spec name, or the original objective", source=source, field="objective")
+    changes = study_changes(study, space_digest=space_digest, identity=identity)
+    if changes and not continue_changed:
+        sections = list(dict.fromkeys(_SECTION_WORDS.get(c.field.split(".")[0], c.field) for c in changes))
+        shown = "; ".join(str(c) for c in changes[:3]) + (f" (and {len(changes) - 3} more)" if len(changes) > 3 else "")
+        raise SpecError(f"study {name!r} already exists in this storage with a different {' and '.join(sections)}: "
+                        f"{shown}", CHANGED_WORDS, source=source, field=changes[0].field)
+
+
+def adopt_identity(study: optuna.Study, *, space_digest: str, identity: Mapping[str, Any]) -> list[Change]:
+    """Record ``identity`` as the study's, and return how it differs from the one recorded before.
+
+    A study stored before the identity was recorded (only its space's digest) takes it without a
+    change being noted when the space is the same; a change (accepted with ``--continue-changed``) is
+    appended, with its time, to the study's ``identity_changes``.
+    """
+    changes = study_changes(study, space_digest=space_digest, identity=identity)
+    if changes:
+        history = list(study.user_attrs.get(IDENTITY_CHANGES) or [])
+        history.append({"at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                        "changes": [str(c) for c in changes]})
+        study.set_user_attr(IDENTITY_CHANGES, history)
+    recorded = study.user_attrs.get(IDENTITY)
+    # A section this caller did not compute (a fingerprint) stays as recorded.
+    merged = {**(recorded if isinstance(recorded, dict) else {}), **identity}
+    if changes or json.dumps(recorded, sort_keys=True) != json.dumps(merged, sort_keys=True):
+        study.set_user_attr(IDENTITY, merged)
+        study.set_user_attr(SPACE_DIGEST, space_digest)
+    return changes
+
+
+def identity_change_note(study: optuna.Study) -> str:
+    """Every change ``--continue-changed`` accepted in ``study``, one ``TIME: change; change`` entry each,
+    newest first (the parent run's tag, which a long history overruns at its end)."""
+    history = study.user_attrs.get(IDENTITY_CHANGES) or []
+    return " | ".join(f"{entry['at']}: {'; '.join(entry['changes'])}" for entry in reversed(history))
 
 
 def ask(study: optuna.Study) -> optuna.Trial:
@@ -225,8 +301,11 @@ def set_trial_attrs(
         for step, value in steps.items():
             trial.report(value, step)
         return
-    with _create_scoped_session(backend.scoped_session, True) as session:
-        _write_attrs(session, backend, trial, attrs, steps)
+    def write() -> None:
+        with _create_scoped_session(backend.scoped_session, True) as session:
+            _write_attrs(session, backend, trial, attrs, steps)
+
+    retried(backend, write)
 
 
 def _write_attrs(session: Any, backend: optuna.storages.RDBStorage, trial: optuna.Trial,
@@ -290,12 +369,18 @@ def tell(
     try:
         study.sampler.after_trial(optuna.pruners._filter_study(study, frozen), frozen, state, values)
     finally:
-        with _create_scoped_session(backend.scoped_session, True) as session:
-            row = _write_attrs(session, backend, trial, attrs or {}, steps)
-            for objective, value in enumerate(values or []):
-                backend._set_trial_value_without_commit(session, row, objective, value)
-            row.state = state
-            row.datetime_complete = datetime.now()
+        retried(backend, lambda: _write_end(backend, trial, state, values, attrs or {}, steps))
+
+
+def _write_end(backend: optuna.storages.RDBStorage, trial: optuna.Trial, state: TrialState,
+               values: Sequence[float] | None, attrs: Mapping[str, Any], steps: dict[int, float]) -> None:
+    """A trial's last ``attrs`` and ``steps``, its values and its state, in one transaction."""
+    with _create_scoped_session(backend.scoped_session, True) as session:
+        row = _write_attrs(session, backend, trial, attrs, steps)
+        for objective, value in enumerate(values or []):
+            backend._set_trial_value_without_commit(session, row, objective, value)
+        row.state = state
+        row.datetime_complete = datetime.now()
 
 
 def _outcome(study: optuna.Study, frozen: FrozenTrial, values: Sequence[float] | None,
@@ -346,20 +431,12 @@ def heartbeat(study: optuna.Study, trial: optuna.Trial) -> Iterator[None]:
         thread.join()
 
 
-def claim_summary(study: optuna.Study, ended: int) -> bool:
-    """True for one process of those that ask to summarise the study at ``ended`` ended trials.
-
-    Optuna has no compare-and-set: each asker writes its own token, waits for
-    the others' writes to land, and the one whose token stayed wins. A study
-    already claimed at this count is left to its claimer.
-    """
-    current = str(study.user_attrs.get(SUMMARY_CLAIM, ""))
-    if current.partition(":")[0] == str(ended):
-        return False
-    token = f"{ended}:{uuid.uuid4().hex}"
-    study.set_user_attr(SUMMARY_CLAIM, token)
-    time.sleep(CLAIM_SETTLE_S)
-    return study.user_attrs.get(SUMMARY_CLAIM) == token
+def optuna_study_id(study: optuna.Study) -> str:
+    """The study's identity in MLflow (the ``tlb.optuna_study_id`` tag): Optuna's study id, and the random
+    ``study_uid`` of a study created since it was recorded, so that a study deleted with Optuna and created
+    again under its name (SQLite may give it the same id) is another study."""
+    uid = study.user_attrs.get(STUDY_UID)
+    return f"{study._study_id}-{uid}" if uid else str(study._study_id)
 
 
 def stale_trials(study: optuna.Study) -> list[FrozenTrial]:
@@ -396,13 +473,21 @@ __all__ = [
     "PID_ATTR",
     "RUN_ATTR",
     "SPACE_DIGEST",
+    "IDENTITY",
+    "IDENTITY_CHANGES",
+    "CHANGED_WORDS",
+    "adopt_identity",
+    "identity_change_note",
+    "study_changes",
     "SCREEN_SCORES",
+    "STUDY_UID",
     "SUMMARY_CLAIM",
+    "SUMMARY_DONE",
     "SURPLUS",
     "THREADS_ATTR",
     "ask",
     "check_study",
-    "claim_summary",
+    "optuna_study_id",
     "fail_trial",
     "heartbeat",
     "make_storage",

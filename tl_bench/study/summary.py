@@ -9,6 +9,7 @@ Optuna's plots as one self-contained HTML artifact.
 
 from __future__ import annotations
 
+import html
 import logging
 import re
 import warnings
@@ -27,9 +28,12 @@ from tl_bench.tracking import (
     BEST_TRIAL,
     IMPORTANCE_EVALUATOR,
     IMPORTANCE_PREFIX,
+    IMPORTANCE_TRIALS,
+    MIN_IMPORTANCE_TRIALS,
     RUN_NOTE,
     Tracker,
 )
+from tl_bench.study.merged_params import merged_study
 from tl_bench.tracking.view import run_path
 
 log = logging.getLogger(__name__)
@@ -73,12 +77,26 @@ def _evaluator() -> optuna.importance.BaseImportanceEvaluator:
         return optuna.importance.PedAnovaImportanceEvaluator()
 
 
+def complete_trials(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+
+
+def importance_note(n_complete: int, target: str = "val_acc") -> str:
+    """The line that says what the importances rest on, or why there are none."""
+    if n_complete < MIN_IMPORTANCE_TRIALS:
+        return (f"No parameter importances: {n_complete} complete trials, fewer than {MIN_IMPORTANCE_TRIALS}; "
+                "below that they are noise (compare settings on the leaderboard instead).")
+    return (f"Importances of {target} over {n_complete} complete trials: optuna.importance.{EVALUATOR_NAME}, "
+            "the evaluator optuna-dashboard uses; a parameter chosen per backbone (freeze_depth, weights) counts as one.")
+
+
 def importances(study: optuna.Study) -> dict[str, float]:
     """Parameter importances of the primary objective, as optuna-dashboard computes them
-    (PED-ANOVA, target ``values[0]``); empty when Optuna cannot tell yet."""
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    if len(complete) < 2:
+    (PED-ANOVA, target ``values[0]``), each per-backbone parameter as one (``merged_study``); empty below
+    ``MIN_IMPORTANCE_TRIALS`` complete trials or when Optuna cannot tell."""
+    if complete_trials(study) < MIN_IMPORTANCE_TRIALS:
         return {}
+    study = merged_study(study)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -99,6 +117,8 @@ def plots_html(study: optuna.Study, importance: dict[str, float], plotly_head: s
     objective, the Pareto front.
     """
     vis = optuna.visualization
+    n_complete = complete_trials(study)
+    study = merged_study(study)  # freeze_depth and weights as one parameter each, also in the parallel plot
     multi = len(study.directions) > 1
     names = study.metric_names or ["val_acc", "cost"][: len(study.directions)]
     # One objective: Optuna draws the best-so-far line itself; with two it needs a target.
@@ -133,8 +153,7 @@ def plots_html(study: optuna.Study, importance: dict[str, float], plotly_head: s
     parts = [fig.to_html(full_html=False, include_plotlyjs=(i == 0 and plotly_head is None))
              for i, fig in enumerate(figures)]
     body = "\n".join(parts) or "<p>Not enough finished trials for Optuna's plots yet.</p>"
-    note = (f"<p>Importances: optuna.importance.{EVALUATOR_NAME} on {names[0]}, "
-            "the evaluator optuna-dashboard uses.</p>")
+    note = f"<p>{html.escape(importance_note(n_complete, names[0]))}</p>"
     return (f"<html><head><meta charset='utf-8'><title>{study.study_name}</title>{plotly_head or ''}</head>"
             f"<body>{note}{body}</body></html>")
 
@@ -188,6 +207,8 @@ def write_summary(study: optuna.Study, tracker: Tracker, parent_run_id: str, des
         tags[RUN_NOTE] = "\n\n".join([description, *lines] if description else lines)
     imp = importances(study)
     metrics.update({f"{IMPORTANCE_PREFIX}{_metric_name(k)}": v for k, v in imp.items()})
+    if imp:
+        metrics[IMPORTANCE_TRIALS] = float(complete_trials(study))
     tags[IMPORTANCE_EVALUATOR] = EVALUATOR_NAME
     tracker.log_summary(parent_run_id, metrics, tags)
     if tracker.enabled and parent_run_id:

@@ -24,11 +24,12 @@ from optuna.trial import TrialState
 
 from tl_bench.config import TrialConfig, TrialResult
 from tl_bench.errors import StorageError, first_line, warn
+from tl_bench.file_lock import LockHeldError
 from tl_bench.spec import DatasetSpec
 from tl_bench.study.budget import Budget
 from tl_bench.study.feasibility import feasibility_marks, record_constraints, verdict
 from tl_bench.study.mo_pruner import check_rung
-from tl_bench.study.samplers import cost_so_far, mo_rule
+from tl_bench.study.samplers import SAMPLER_SEED_ATTR, cost_so_far, mo_rule
 from tl_bench.study.keep import ModelKeeper
 from tl_bench.study.space import SearchSpace, build_config
 from tl_bench.study.storage import (
@@ -43,10 +44,12 @@ from tl_bench.study.storage import (
     ask,
     heartbeat,
     set_trial_attrs,
+    optuna_study_id,
     tell,
 )
+from tl_bench.study.interrupts import during, mark
 from tl_bench.study.workers import pid_namespace
-from tl_bench.tracking import CUDA_VISIBLE_DEVICES, OPTUNA_STUDY, THREADS, Tracker, pruned_tags
+from tl_bench.tracking import CUDA_VISIBLE_DEVICES, OPTUNA_STUDY, OPTUNA_STUDY_ID, THREADS, Tracker, pruned_tags
 from tl_bench.tracking.system import system_metrics
 from tl_bench.train import FeatureCache, TrainedModel
 
@@ -63,6 +66,7 @@ class TrialOwner(Protocol):
     parent_run_id: str
     metrics: list[str]
     keeper: ModelKeeper | None
+    sampler_seed: int | None  # of the process's sampler (samplers.sampler_stream); None when unseeded
 
     @property
     def tracker(self) -> Tracker: ...
@@ -102,7 +106,7 @@ def run_trial(owner: TrialOwner, budget: Budget, on_progress: Progress) -> Trial
     if budget.surplus(owner.study, trial.number):
         _tell(owner.study, trial, state=TrialState.FAIL, attrs={ERROR_ATTR: SURPLUS})
         return None
-    with heartbeat(owner.study, trial):
+    with heartbeat(owner.study, trial), during(f"trial {trial.number} of {owner.study.study_name}", kind="trial"):
         return _train_and_tell(owner, trial, on_progress)
 
 
@@ -116,7 +120,8 @@ def _start_run(owner: TrialOwner, trial: optuna.Trial, config: TrialConfig | dic
         dataset=owner.dataset.key,
         trial_number=trial.number,
         fingerprint=owner.fingerprint,
-        extra_tags={OPTUNA_STUDY: owner.study.study_name, THREADS: str(torch.get_num_threads()),
+        extra_tags={OPTUNA_STUDY: owner.study.study_name, OPTUNA_STUDY_ID: optuna_study_id(owner.study),
+                    THREADS: str(torch.get_num_threads()),
                     CUDA_VISIBLE_DEVICES: os.environ.get("CUDA_VISIBLE_DEVICES", "")},
     )
     set_trial_attrs(trial, {
@@ -127,6 +132,7 @@ def _start_run(owner: TrialOwner, trial: optuna.Trial, config: TrialConfig | dic
         DEVICES_ATTR: os.environ.get("CUDA_VISIBLE_DEVICES", ""),
         THREADS_ATTR: torch.get_num_threads(),
         RUN_ATTR: run_id,
+        **({} if owner.sampler_seed is None else {SAMPLER_SEED_ATTR: owner.sampler_seed}),
     })
     return run_id
 
@@ -157,6 +163,9 @@ def classify(err: BaseException, epochs_done: int, chosen: Mapping[str, Any]) ->
                         reraise=err)
     if isinstance(err, StorageError):  # the tracking store failed: say why in Optuna, then stop the study
         return _store_failed(err, chosen)
+    if isinstance(err, LockHeldError):  # another process's pretraining held past the wait: said, then stop
+        message = str(err)[:1000]
+        return TrialEnd(TrialState.FAIL, "FAIL", attrs={**chosen, ERROR_ATTR: message}, error=message, reraise=err)
     if isinstance(err, Exception):  # a failing trial is recorded as failed; the study goes on
         message = f"{type(err).__name__}: {first_line(err, 1000)}"[:1000]
         return TrialEnd(TrialState.FAIL, "FAIL", attrs={**chosen, ERROR_ATTR: message}, error=message)
@@ -254,6 +263,8 @@ def _record(owner: TrialOwner, trial: optuna.Trial, end: TrialEnd, *, run_id: st
     else:
         _tell(owner.study, trial, state=end.state, attrs=end.attrs, steps=steps)
     if end.reraise is not None:
+        if end.run_state == "INTERRUPTED":
+            mark(end.reraise, f"trial {trial.number} of {owner.study.study_name}", kind="trial", trial_failed=True)
         raise end.reraise
     if end.state == TrialState.COMPLETE and owner.keeper is not None and trained and end.result is not None:
         try:  # complete in both stores first: only complete trials keep a model

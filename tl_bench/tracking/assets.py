@@ -14,6 +14,10 @@ and each page loads it from the MLflow server that shows the page:
 
 Opened outside MLflow (a downloaded file), such a page says where to see it;
 ``tl-bench dashboard --out`` still writes self-contained files.
+
+MLflow lists experiments newest first (its home page shows the five latest):
+the assets experiment is made before a store's first study experiment
+(``ensure_assets_experiment``), so that a study, never it, heads that list.
 """
 
 from __future__ import annotations
@@ -36,26 +40,29 @@ def plotly_asset_name() -> str:
     return f"plotly-{plotly.__version__}.min.mjs"
 
 
+def ensure_assets_experiment(client: MlflowClient, artifact_location: str | None = None) -> str:
+    """The id of the store's assets experiment, made (or restored) when missing."""
+    found = client.get_experiment_by_name(ASSETS_EXPERIMENT)
+    if found is None:
+        try:
+            return client.create_experiment(ASSETS_EXPERIMENT, artifact_location=artifact_location,
+                                            tags={"mlflow.note.content": "Files shared by tl-bench's HTML artifacts "
+                                                                         "(plotly.js); nothing to browse here."})
+        except Exception:  # another process created it first
+            found = client.get_experiment_by_name(ASSETS_EXPERIMENT)
+            if found is None:
+                raise
+    if found.lifecycle_stage == "deleted":
+        client.restore_experiment(found.experiment_id)
+    return found.experiment_id
+
+
 def shared_plotly_run(client: MlflowClient, artifact_location: str | None = None) -> str:
     """The run holding this store's copy of plotly.js, logged on first use; returns its run id."""
     import plotly.offline
 
     name = plotly_asset_name()
-    found = client.get_experiment_by_name(ASSETS_EXPERIMENT)
-    if found is None:
-        try:
-            experiment_id = client.create_experiment(ASSETS_EXPERIMENT, artifact_location=artifact_location,
-                                                     tags={"mlflow.note.content": "Files shared by tl-bench's "
-                                                                                  "HTML artifacts (plotly.js)."})
-        except Exception:  # another process created it first
-            found = client.get_experiment_by_name(ASSETS_EXPERIMENT)
-            if found is None:
-                raise
-            experiment_id = found.experiment_id
-    else:
-        if found.lifecycle_stage == "deleted":
-            client.restore_experiment(found.experiment_id)
-        experiment_id = found.experiment_id
+    experiment_id = ensure_assets_experiment(client, artifact_location)
     runs = client.search_runs([experiment_id], f"tags.`{ASSET}` = '{name}' and attributes.status = 'FINISHED'",
                               max_results=1, order_by=["attributes.start_time ASC"])
     if runs:
@@ -87,4 +94,4 @@ def plotly_loader(run_id: str) -> str:
     )
 
 
-__all__ = ["ASSETS_EXPERIMENT", "plotly_asset_name", "plotly_loader", "shared_plotly_run"]
+__all__ = ["ASSETS_EXPERIMENT", "ensure_assets_experiment", "plotly_asset_name", "plotly_loader", "shared_plotly_run"]

@@ -46,8 +46,11 @@ VAL_PREDICTIONS = "val_predictions.csv"  # id, label, predicted, correct: one ro
 
 
 def report_route(experiment_id: str, run_id: str, file: str = "report.md") -> str:
-    """The MLflow UI route (after ``#``) that opens a report file of a run in its artifact view."""
-    return f"/experiments/{experiment_id}/runs/{run_id}/artifactPath/{REPORT_DIR}/{file}"
+    """The MLflow UI route (after ``#``) that opens a report file of a run in its artifact view, in the
+    model-training view (``tracking.view``)."""
+    from tl_bench.tracking.view import run_path
+
+    return run_path(experiment_id, run_id, f"{REPORT_DIR}/{file}")
 
 
 def run_facts(tracking_uri: str, run_id: str) -> tuple[str, dict[str, str]]:

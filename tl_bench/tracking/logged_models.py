@@ -1,8 +1,11 @@
 """Kept trials' models in MLflow, and the Model Registry: log, list, delete, register, resolve.
 
-A kept trial's model is an MLflow LoggedModel named ``model`` whose source run
-is the trial run (so ``runs:/<run_id>/model`` and ``models:/<model_id>`` both
-name it, and the MLflow UI lists it in the run's Models column). It is a pyfunc
+A kept trial's model is an MLflow LoggedModel named for its trial
+(``<study>-<dataset>-t<trial>``, ``names.logged_model_name``) whose source run is
+the trial run: ``models:/<model_id>`` and ``runs:/<run_id>/<name>`` name it,
+tl-bench also reads ``runs:/<run_id>/model`` as the run's model, and the MLflow UI
+lists it in the run's Models column with the registered versions made from it.
+Models are found by their tags, never by name. It is a pyfunc
 model from code (``model_code.py``) whose artifacts are the network as an MLflow
 PyTorch model in ``torch.export`` form, ``config.json`` and ``model.safetensors``.
 
@@ -39,10 +42,22 @@ from mlflow.types import ColSpec, DataType, Schema, TensorSpec
 from mlflow.types.schema import Array
 from torch import nn
 
+from tl_bench.data import decode as image_decoder
+from tl_bench.crash_points import crash_point
 from tl_bench.errors import StorageError
-from tl_bench.tracking.names import DATASET, KIND, KIND_REFIT, MODEL_NAME, OPTUNA_STUDY, STUDY, TRIAL
+from tl_bench.tracking.names import (
+    DATASET,
+    KIND,
+    KIND_REFIT,
+    OPTUNA_STUDY,
+    OPTUNA_STUDY_ID,
+    STUDY,
+    TRIAL,
+    logged_model_name,
+)
 
 CODE_FILE = Path(__file__).with_name("model_code.py")
+DECODER_FILE = Path(image_decoder.__file__)  # logged with the model: it decodes as training did
 IMAGE_COLUMN = "image"  # the input column model_code.py reads
 # What loading the model needs (for environment managers other than `--env-manager local`).
 _PACKAGES = ("mlflow", "torch", "torchvision", "pillow", "numpy", "pandas")
@@ -78,11 +93,12 @@ def quiet_mlflow() -> Iterator[None]:
 
 
 def image_signature() -> ModelSignature:
-    """Encoded image files in (binary, base64 in JSON), top class and every probability out."""
+    """Encoded image files in (binary, base64 in JSON); out: the top class and its probability, every
+    class's probability and the class names in the same order."""
     return ModelSignature(
         inputs=Schema([ColSpec(DataType.binary, IMAGE_COLUMN)]),
         outputs=Schema([ColSpec(DataType.string, "label"), ColSpec(DataType.double, "probability"),
-                        ColSpec(Array(DataType.double), "probabilities")]),
+                        ColSpec(Array(DataType.double), "probabilities"), ColSpec(Array(DataType.string), "classes")]),
     )
 
 
@@ -106,8 +122,9 @@ def log_trial_model(
     ``bundle_dir`` holds ``config.json`` and ``model.safetensors``.
     """
     client = client_for(tracking_uri)
-    model = client.create_logged_model(experiment_id, name=MODEL_NAME, source_run_id=run_id, tags=tags,
+    model = client.create_logged_model(experiment_id, name=logged_model_name(tags), source_run_id=run_id, tags=tags,
                                        params=params, model_type="image-classifier")
+    crash_point("model_created")
     try:
         with tempfile.TemporaryDirectory() as tmp, quiet_mlflow():
             network_dir, local = Path(tmp) / "network", Path(tmp) / "model"
@@ -123,7 +140,8 @@ def log_trial_model(
             mlflow.pyfunc.save_model(
                 str(local),
                 python_model=str(CODE_FILE),
-                artifacts={"network": str(network_dir), "config": str(bundle_dir / "config.json"),
+                artifacts={"network": str(network_dir), "decoder": str(DECODER_FILE),
+                           "config": str(bundle_dir / "config.json"),
                            "weights": str(bundle_dir / "model.safetensors")},
                 signature=image_signature(),
                 input_example=pd.DataFrame({IMAGE_COLUMN: encoded}),
@@ -134,6 +152,7 @@ def log_trial_model(
                                    model_uuid=model.model_id, model_id=model.model_id),
             )
             client.log_model_artifacts(model.model_id, str(local))
+        crash_point("model_files_logged")
         client.log_outputs(run_id, [LoggedModelOutput(model.model_id, step=0)])
         client.finalize_logged_model(model.model_id, LoggedModelStatus.READY)
     except BaseException:
@@ -177,6 +196,7 @@ class KeptModel:
     study: str = ""
     dataset: str = ""
     val_acc: float = math.nan
+    study_id: str = ""  # the Optuna study's ``tlb.optuna_study_id`` ("" on models logged before it was tagged)
 
     @classmethod
     def of(cls, model: LoggedModel) -> KeptModel | None:
@@ -188,7 +208,7 @@ class KeptModel:
         except ValueError:
             val_acc = math.nan
         return cls(int(number), model.model_id, model.source_run_id or "", model.tags.get(STUDY, ""),
-                   model.tags.get(DATASET, ""), val_acc)
+                   model.tags.get(DATASET, ""), val_acc, model.tags.get(OPTUNA_STUDY_ID, ""))
 
 
 def filter_value(name: str, value: str) -> str:
@@ -198,13 +218,14 @@ def filter_value(name: str, value: str) -> str:
     return f"'{value}'"
 
 
-def kept_models(tracking_uri: str, experiment_id: str, optuna_study: str) -> dict[int, KeptModel]:
-    """The trials of an Optuna study that hold a (finished, not deleted) model, by trial number."""
-    query = f"name = '{MODEL_NAME}' AND tags.`{OPTUNA_STUDY}` = {filter_value('study', optuna_study)}"
+def kept_models(tracking_uri: str, experiment_id: str, optuna_study: str, study_id: str = "") -> dict[int, KeptModel]:
+    """The trials of an Optuna study that hold a (finished, not deleted) model, by trial number; with
+    ``study_id``, not those of a namesake deleted with Optuna (models tagged with another study id)."""
+    query = f"tags.`{OPTUNA_STUDY}` = {filter_value('study', optuna_study)}"
     found: dict[int, KeptModel] = {}
     for model in logged_models(client_for(tracking_uri), [experiment_id], query):
         kept = KeptModel.of(model)
-        if kept is not None:
+        if kept is not None and not (study_id and kept.study_id and kept.study_id != study_id):
             found.setdefault(kept.trial, kept)
     return found
 
@@ -217,7 +238,7 @@ def find_models(tracking_uri: str, *, dataset: str, study: str | None = None) ->
         ids = [found.experiment_id] if found is not None else []
     else:
         ids = [e.experiment_id for e in client.search_experiments(max_results=50_000)]
-    query = f"name = '{MODEL_NAME}' AND tags.`{DATASET}` = {filter_value('dataset', dataset)}"
+    query = f"tags.`{DATASET}` = {filter_value('dataset', dataset)}"
     # a refit's model is the registry's (alias challenger), not a trial's kept model
     kept = [KeptModel.of(model) for model in logged_models(client, ids, query) if model.tags.get(KIND) != KIND_REFIT]
     return sorted((k for k in kept if k is not None), key=lambda k: (k.study, k.trial))
@@ -245,6 +266,11 @@ def files_missing(tracking_uri: str, model_id: str) -> bool:
     return "MLmodel" not in names
 
 
+def model_params(tracking_uri: str, model_id: str) -> dict[str, str]:
+    """The params a logged model was logged with (its trial's TrialConfig, as ``names.config_params``)."""
+    return dict(client_for(tracking_uri).get_logged_model(model_id).params)
+
+
 def experiment_id(tracking_uri: str, name: str) -> str | None:
     found = client_for(tracking_uri).get_experiment_by_name(name)
     return found.experiment_id if found is not None else None
@@ -266,5 +292,6 @@ __all__ = [
     "log_adapter",
     "log_trial_model",
     "logged_models",
+    "model_params",
     "quiet_mlflow",
 ]

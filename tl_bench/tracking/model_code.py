@@ -10,18 +10,21 @@ program (no pickled code), which normalises uint8 pixels itself; the
 Input: a DataFrame with a binary column ``image`` (the bytes of any file PIL
 reads: PNG, JPEG, ...; base64 in JSON, as the signature says). Output: one row
 per image with ``label`` (the top class name), ``probability`` (its
-probability) and ``probabilities`` (every class, in ``class_names`` order).
+probability), ``probabilities`` (every class) and ``classes`` (the class names,
+in the order of ``probabilities``): each answer says which number is which class.
 
-Decoding repeats ``tl_bench.data.images`` step for step (JPEG draft decoding,
-RGB, antialiased square resize of the uint8 image) because this file must run
-without tl-bench; ``tests/tracking/test_models.py`` pins that both give the same pixels.
+Decoding is the model folder's ``decoder`` artifact: ``tl_bench/data/decode.py`` as it was
+when the model was logged, the very function its training data went through (16-bit
+images, JPEG draft decoding, the pixel bound, the antialiased square resize). It imports
+nothing of tl-bench, so this file still runs without tl-bench.
 
 No ``from __future__ import annotations`` here: MLflow reads ``predict``'s
 annotation at run time (``pd.DataFrame`` tells it not to infer a schema from it).
 """
 
-import io
+import importlib.util
 import json
+import types
 from pathlib import Path
 
 import mlflow
@@ -30,23 +33,17 @@ import pandas as pd
 import torch
 from mlflow.pyfunc import PythonModel
 from PIL import Image, UnidentifiedImageError
-from torchvision.transforms import InterpolationMode
-from torchvision.transforms.v2 import functional as TF
 
 IMAGE_COLUMN = "image"
 BATCH_SIZE = 64  # images decoded and classified together
 
 
-def decode_image(data: bytes, size: int, interpolation: str) -> torch.Tensor:
-    """Encoded image bytes -> uint8 (3, size, size), resized as the training data was."""
-    with Image.open(io.BytesIO(data)) as image:
-        # JPEG decoders can scale by 1/2..1/8 while decoding, as the data loader lets them.
-        image.draft("RGB", (size, size))
-        image.load()
-        pixels = TF.pil_to_tensor(image.convert("RGB"))
-    if pixels.shape[-2:] == (size, size):
-        return pixels.contiguous()
-    return TF.resize(pixels, [size, size], interpolation=InterpolationMode(interpolation), antialias=True)
+def load_decoder(path: str) -> types.ModuleType:
+    """The decoding module logged with the model, loaded from its file (not from any installed tl-bench)."""
+    spec = importlib.util.spec_from_file_location("tl_bench_logged_decoder", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _as_bytes(value: object, row: int) -> bytes:
@@ -64,6 +61,7 @@ class ImageClassifier(PythonModel):
         import mlflow.pytorch
 
         self.network = mlflow.pytorch.load_model(context.artifacts["network"])
+        self.decoder = load_decoder(context.artifacts["decoder"])
         card = json.loads(Path(context.artifacts["config"]).read_text())
         self.class_names = [str(name) for name in card["class_names"]]
         self.size = int(card["preprocessing"]["img_size"])
@@ -82,9 +80,11 @@ class ImageClassifier(PythonModel):
             for row, value in enumerate(values[start : start + BATCH_SIZE], start=start):
                 data = _as_bytes(value, row)
                 try:
-                    images.append(decode_image(data, self.size, self.interpolation))
+                    images.append(self.decoder.decode_bytes(data, self.size, self.interpolation))
                 except UnidentifiedImageError:
                     raise ValueError(f"row {row}: not an image") from None
+                except (self.decoder.ImageTooLarge, self.decoder.UnsupportedMode) as err:
+                    raise ValueError(f"row {row}: {err}") from None
                 except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
                     first = (str(err).splitlines() or [type(err).__name__])[0]
                     raise ValueError(f"row {row}: corrupt image ({first})") from None
@@ -97,6 +97,7 @@ class ImageClassifier(PythonModel):
                 "label": [self.class_names[i] for i in top],
                 "probability": [float(probs[n, i]) for n, i in enumerate(top)],
                 "probabilities": [row.astype(np.float64).tolist() for row in probs],
+                "classes": [list(self.class_names) for _ in range(len(probs))],
             }
         )
 

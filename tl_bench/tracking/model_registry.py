@@ -1,8 +1,10 @@
 """The MLflow Model Registry side of kept models: a study's winner as a version, ``champion`` on the best.
 
-A registered version's source is its logged model's folder and its tags name
-the trial, the run, the accuracies and the logged model (``tlb.model_id``),
-which is how a model already registered is recognised. Which version holds
+A registered version's source is its logged model's folder; it records its run
+(``run_id``) and its logged model (``model_id``, and the tag ``tlb.model_id`` by
+which a model already registered is recognised), and the logged model lists the
+version back (``mlflow.modelVersions``), so the MLflow UI links them both ways.
+Its tags name the trial and the accuracies, its description the setting. Which version holds
 ``champion`` is the promotion gate's decision (``tl_bench.champion``): a new
 version is registered without moving an alias, then the gate's outcome is
 written on it (``set_alias``, ``describe_version``).
@@ -10,11 +12,13 @@ written on it (``set_alias``, ``describe_version``).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
 
 from tl_bench.errors import ModelNotFoundError, first_line
 from tl_bench.tracking.logged_models import client_for
@@ -83,8 +87,23 @@ def register_version(
                                              tags={**tags, MODEL_ID: model_id}, model_id=model_id,
                                              description=description or None)
         created = True
+    _link_model(tracking_uri, model_id, name, str(target.version))
     moved = alias is not None and set_alias(tracking_uri, name, alias, str(target.version))
     return Registered(name, str(target.version), created, moved)
+
+
+def _link_model(tracking_uri: str, model_id: str, name: str, version: str) -> None:
+    """Record the version on its logged model (``mlflow.modelVersions``, as ``mlflow.register_model`` and an
+    MLflow server do): the UI's runs table and Models tab list a model's registered versions from it."""
+    client = client_for(tracking_uri)
+    entry = {"name": name, "version": version}
+    try:
+        known = json.loads(client.get_logged_model(model_id).tags.get(MLFLOW_MODEL_VERSIONS) or "[]")
+    except ValueError:
+        known = []
+    known = known if isinstance(known, list) else []
+    if entry not in known:
+        client.set_logged_model_tags(model_id, {MLFLOW_MODEL_VERSIONS: json.dumps([*known, entry])})
 
 
 def set_alias(tracking_uri: str, name: str, alias: str, version: str) -> bool:

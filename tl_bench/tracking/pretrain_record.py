@@ -3,6 +3,7 @@ with the pretraining's own start and end, so they are never shown or ranked with
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 from collections.abc import Mapping, Sequence
@@ -54,11 +55,17 @@ class PretrainRecords:
         start_ms: int,
         end_ms: int,
     ) -> str:
-        """Write a whole run that has already ended (``metrics`` as name, value, step); returns its id."""
+        """Write a whole run that has already ended (``metrics`` as name, value, step); returns its id.
+        A write that fails ends the run FAILED before the error goes on: none is left RUNNING."""
         assert self._client is not None
         run_id = self._client.create_run(self.experiment_id, start_time=start_ms, run_name=run_name,
                                         tags={k: v[:MAX_TAG] for k, v in tags.items()}).info.run_id
-        self._log(run_id, params=params, metrics=[Metric(k, float(v), end_ms, step) for k, v, step in metrics])
+        try:
+            self._log(run_id, params=params, metrics=[Metric(k, float(v), end_ms, step) for k, v, step in metrics])
+        except BaseException:
+            with contextlib.suppress(Exception):  # the store itself may be what failed
+                self._client.set_terminated(run_id, status="FAILED", end_time=_now_ms())
+            raise
         self._client.set_terminated(run_id, status=RUN_STATUS[state], end_time=end_ms)
         return run_id
 

@@ -45,6 +45,8 @@ def apply() -> None:
     logger = logging.getLogger("mlflow.store.db.utils")
     if not any(isinstance(f, _DropReported) for f in logger.filters):
         logger.addFilter(_DropReported())
+    if logger.level == logging.NOTSET:  # "Creating initial MLflow database tables...": not news to a user
+        logger.setLevel(logging.WARNING)
 
 
 __all__ = ["DEFAULTS", "apply"]

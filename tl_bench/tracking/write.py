@@ -13,6 +13,7 @@ store and what to do (``tl_bench.faults``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import tempfile
@@ -36,6 +37,7 @@ from tl_bench.tracking.names import (
     KIND_STUDY,
     N_STAGES,
     OPTUNA_STUDY,
+    OPTUNA_STUDY_ID,
     RUN_NOTE,
     RUN_STATUS,
     STATE,
@@ -43,15 +45,18 @@ from tl_bench.tracking.names import (
     STUDY_FILE_DIR,
     VERSION,
     config_params,
+    result_flags,
+    shown_value,
+    result_metrics,
     trial_run_name,
     trial_tags,
 )
-from tl_bench.tracking.assets import plotly_loader, shared_plotly_run
+from tl_bench.tracking.assets import ASSETS_EXPERIMENT, ensure_assets_experiment, plotly_loader, shared_plotly_run
 from tl_bench.tracking.batch import log_batches
 from tl_bench.tracking.guard import _guarded, _now_ms
 from tl_bench.tracking.pretrain_record import PretrainRecords
 from tl_bench.tracking.read import search_runs
-from tl_bench.tracking.store import check_tracking_uri, is_server, store_label
+from tl_bench.tracking.store import check_artifact_home, check_tracking_uri, creating_store, is_server, store_label
 from tl_bench.tracking.view import experiment_tags
 
 DATASET_ATTEMPTS = 3  # concurrent writers of one new dataset: each retry finds it stored by another
@@ -77,11 +82,13 @@ class Tracker(PretrainRecords):
         self._artifact_uris: dict[str, str] = {}  # run id -> artifact root, for runs this tracker started
         self._plotly: str | None = None
         self._artifact_location: str | None = None
+        self._write = write
         if enabled:
             check_tracking_uri(tracking_uri or "", write=write)
             if is_server(tracking_uri):
                 artifact_location = None  # the server's artifact root, reachable from every host
-            self._client = MlflowClient(tracking_uri)
+            with creating_store(tracking_uri or "") if write else contextlib.nullcontext():
+                self._client = MlflowClient(tracking_uri)  # MLflow creates a new store's schema here
             self._artifact_location = artifact_location
             self.experiment_id = self._experiment(experiment, artifact_location)
 
@@ -91,9 +98,13 @@ class Tracker(PretrainRecords):
         try:
             found = self._client.get_experiment_by_name(name)
             if found is not None:
+                if self._write:
+                    check_artifact_home(self.tracking_uri or "", name, found.artifact_location, artifact_location)
                 if found.lifecycle_stage == "deleted":
                     self._client.restore_experiment(found.experiment_id)
                 return found.experiment_id
+            if name != ASSETS_EXPERIMENT:  # older than every study experiment: listed after them
+                ensure_assets_experiment(self._client, artifact_location)
             return self._client.create_experiment(name, artifact_location=artifact_location)
         except MlflowException:
             # Two workers may create it at once: the loser reads the winner's.
@@ -123,9 +134,11 @@ class Tracker(PretrainRecords):
         return str(self._client.get_run(run_id).info.status)
 
     # -- parent run -------------------------------------------------------
-    def find_parent_run(self, optuna_study: str) -> str | None:
-        """The first parent run of an Optuna study (workers that start together may each make one)."""
-        found = list(self.runs(f"tags.`{KIND}` = '{KIND_STUDY}' and tags.`{OPTUNA_STUDY}` = '{optuna_study}'"))
+    def find_parent_run(self, optuna_study: str, study_id: str | None = None) -> str | None:
+        """The first parent run of an Optuna study (workers that start together may each make one); with
+        ``study_id`` (``tlb.optuna_study_id``) only that study's, not a deleted namesake's."""
+        query = f"tags.`{KIND}` = '{KIND_STUDY}' and tags.`{OPTUNA_STUDY}` = '{optuna_study}'"
+        found = list(self.runs(query + (f" and tags.`{OPTUNA_STUDY_ID}` = '{study_id}'" if study_id else "")))
         return min(found, key=lambda r: (r.info.start_time or 0, r.info.run_id)).info.run_id if found else None
 
     @_guarded
@@ -143,7 +156,7 @@ class Tracker(PretrainRecords):
     @_guarded
     def create_parent_run(
         self, *, study: str, dataset: str, optuna_study: str, description: str = "",
-        params: Mapping[str, str] | None = None, study_file: str | None = None,
+        params: Mapping[str, str] | None = None, study_file: str | None = None, study_id: str = "",
     ) -> str:
         """The dataset study's run: ``params`` (the search settings, flat) and ``study_file`` (logged under
         ``study/``) are written once, when it is made."""
@@ -152,6 +165,8 @@ class Tracker(PretrainRecords):
         assert self._client is not None
         tags = {KIND: KIND_STUDY, STUDY: study, DATASET: dataset, OPTUNA_STUDY: optuna_study,
                 VERSION: tl_bench.__version__}
+        if study_id:
+            tags[OPTUNA_STUDY_ID] = study_id
         if description:
             tags[RUN_NOTE] = description
         run = self._client.create_run(self.experiment_id, run_name=dataset, tags=tags)
@@ -167,6 +182,8 @@ class Tracker(PretrainRecords):
         if self.enabled and run_id:
             assert self._client is not None
             self._client.update_run(run_id, status="RUNNING")
+            if STATE in self._client.get_run(run_id).data.tags:  # closed as interrupted before: running again
+                self._client.delete_tag(run_id, STATE)
 
     @_guarded
     def close_parent(self, run_id: str, status: str = RunStatus.to_string(RunStatus.FINISHED)) -> None:
@@ -195,7 +212,8 @@ class Tracker(PretrainRecords):
         assert self._client is not None
         tags = trial_tags(study=study, dataset=dataset, trial_number=trial_number, state="RUNNING",
                           parent_run_id=parent_run_id) | (extra_tags or {})
-        run = self._client.create_run(self.experiment_id, run_name=trial_run_name(config, trial_number), tags=tags)
+        run = self._client.create_run(self.experiment_id, run_name=trial_run_name(config, trial_number, dataset),
+                                      tags=tags)
         run_id = run.info.run_id
         self._artifact_uris[run_id] = run.info.artifact_uri
         self._log(run_id, params=config_params(config))
@@ -248,14 +266,15 @@ class Tracker(PretrainRecords):
             for name in CURVES:
                 value = row.get(name)
                 if value is not None and math.isfinite(value):
-                    metrics.append(Metric(f"epoch_{name}", float(value), now, step))
+                    metrics.append(Metric(f"epoch_{name}", shown_value(value), now, step))
         if result is not None:
-            for name, value in result.metrics().items():
+            for name, value in result_metrics(result).items():
                 if math.isfinite(value):
-                    metrics.append(Metric(name, value, now, 0))
+                    metrics.append(Metric(name, shown_value(value), now, 0))
         tags = {STATE: state, **(tags or {})}
         if result is not None:
             tags[N_STAGES] = str(result.n_stages)
+            tags.update(result_flags(result))
         if error:
             tags[ERROR] = error
         self._log(run_id, metrics=metrics, tags=tags)

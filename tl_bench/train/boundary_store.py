@@ -5,6 +5,8 @@ one tensor of shape (items, ...) in the dtype the frozen pass produced: ``<key>.
 bytes, ``<key>.json`` its shape, dtype and what filling it cost (``FillCost``). Both are written to
 temporary files and renamed into place, data first, so a reader that finds the description finds
 the whole entry; two processes filling the same key write the same bytes and the last rename wins.
+The description also records the digest of the bytes, checked the first time a process reads the
+entry: a damaged entry is filled again (with one line saying so) instead of being trained on.
 
 The activation is written batch by batch while it is computed and read back with
 ``torch.from_file`` (a private mapping), so neither filling nor training holds a split in process
@@ -16,6 +18,7 @@ entry larger than the bound is refused (``fits``), which the caller reports as i
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 import threading
@@ -25,9 +28,14 @@ from typing import Any, BinaryIO, Iterable
 
 import torch
 
+from tl_bench.digest import hasher
 from tl_bench.train.fill_cost import FillCost
+from tl_bench.train.notices import warn_once
 
 _MB = 2**20
+log = logging.getLogger(__name__)
+# (data file, size, mtime) of entries whose bytes this process found matching their digest
+_verified: set[tuple[str, int, int]] = set()
 
 
 class BoundaryStore:
@@ -61,6 +69,9 @@ class BoundaryStore:
             numel = int(torch.Size(shape).numel())
             if cost is None or data.stat().st_size != numel * torch.empty((), dtype=dtype).element_size():
                 return None
+            if not _intact(data, described.get("digest")):
+                warn_once(log, f"boundary cache entry {data} is damaged (its digest does not match); filling it again")
+                return None
             tensor = torch.from_file(str(data), shared=False, size=numel, dtype=dtype).view(shape)
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
@@ -86,13 +97,14 @@ class BoundaryStore:
         data, meta = self._paths(key)
         shape: list[int] | None = None
         dtype = torch.float32
+        digest = hasher()
         fd, tmp = tempfile.mkstemp(dir=self.root, prefix=f".{key}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as handle:
                 for batch in batches:
                     shape = [int(n) for n in batch.shape] if shape is None else [shape[0] + len(batch), *shape[1:]]
                     dtype = batch.dtype
-                    _write(handle, batch)
+                    _write(handle, batch, digest)
             cost = measure()
             assert shape is not None, "a split with no items has no boundary entry"
             self._make_room(os.path.getsize(tmp), max_mb, keep={key, *keep})
@@ -101,12 +113,14 @@ class BoundaryStore:
             Path(tmp).unlink(missing_ok=True)
             raise
         described = {"key": key, "shape": shape, "dtype": str(dtype).removeprefix("torch."),
-                     "cost": json.loads(cost.to_json()), **(describe or {})}
+                     "cost": json.loads(cost.to_json()), "digest": digest.hexdigest(), **(describe or {})}
         fd, tmp_meta = tempfile.mkstemp(dir=self.root, prefix=f".{key}.", suffix=".tmp")
         with os.fdopen(fd, "w") as handle:
             json.dump(described, handle, default=str)
         os.replace(tmp_meta, meta)
         _touch(meta)
+        written = data.stat()
+        _verified.add((str(data), written.st_size, written.st_mtime_ns))  # just hashed while written
         with self._lock:
             self.stats["computed"] += 1
         entry = self._read(key)
@@ -141,10 +155,28 @@ def _touch(path: Path) -> None:
     os.utime(path, ns=(now, now))
 
 
-def _write(handle: BinaryIO, batch: torch.Tensor) -> None:
+def _write(handle: BinaryIO, batch: torch.Tensor, digest: Any) -> None:
     # raw bytes through a uint8 view: numpy has no bfloat16, the bytes are the same either way
-    flat = batch.detach().to("cpu").contiguous().reshape(-1)
-    handle.write(flat.view(torch.uint8).numpy())
+    raw = batch.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy()
+    digest.update(raw)
+    handle.write(raw)
+
+
+def _intact(data: Path, recorded: object) -> bool:
+    """Whether the bytes of ``data`` have the digest recorded with them; read once per process and version
+    of the file (an entry is read at every trial that uses it)."""
+    info = data.stat()
+    seen = (str(data), info.st_size, info.st_mtime_ns)
+    if seen in _verified:
+        return True
+    digest = hasher()
+    with open(data, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(chunk)
+    if digest.hexdigest() != recorded:
+        return False
+    _verified.add(seen)
+    return True
 
 
 __all__ = ["BoundaryStore"]

@@ -8,6 +8,12 @@ writes go to a temporary file that is then renamed over the final name, so
 two processes writing the same key never leave a torn file: the last rename
 wins and both wrote the same content.
 
+An entry on disk records the digest of its tensors, checked when it is read: a
+damaged file (a flipped byte, a partial copy) is computed again, and replaced,
+with one line saying so, instead of being trained on. The disk copy is optional:
+when it cannot be written (the disk is full, read-only), the entry stays in
+memory and one line says the copies are skipped.
+
 Each entry records what computing it cost (``FillCost``: seconds, FLOPs, peak
 memory of the backbone pass). Every trial that uses the entry is charged that
 record, whether it computed the entry or found it, so a trial's cost does not
@@ -16,8 +22,10 @@ depend on which trial happened to come first.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import logging
 import os
 import tempfile
 import threading
@@ -27,13 +35,21 @@ from typing import Any, Callable
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save as to_safetensors
 
+from tl_bench.digest import hasher, tensor_digest
+from tl_bench.errors import first_line
 from tl_bench.train.boundary_store import BoundaryStore
 from tl_bench.train.fill_cost import FillCost
+from tl_bench.train.notices import warn_once
 
-_FORMAT = "2"  # bump when the meaning of a stored entry changes (2: entries carry their FillCost)
+# bump when the meaning of a stored entry changes (2: entries carry their FillCost; 3: and their digest)
+_FORMAT = "3"
 _COST_KEY = "fill_cost"  # safetensors metadata key of an entry's FillCost (JSON)
+_DIGEST_KEY = "digest"  # safetensors metadata key of the digest of an entry's tensors
+# Write failures that leave an entry in memory only: the disk copy is a convenience.
+_SKIPPABLE = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+log = logging.getLogger(__name__)
 Features = list[torch.Tensor]
 
 
@@ -46,33 +62,17 @@ def feature_key(parts: dict[str, Any]) -> str:
 _file_digests: dict[tuple[str, int, int], str] = {}
 
 
-def _hasher() -> "hashlib._Hash":
-    # blake2b: as collision-safe as sha256 here and about twice as fast on
-    # CPUs without SHA extensions; weights can be gigabytes.
-    return hashlib.blake2b(digest_size=32)
-
-
 def file_digest(path: str | os.PathLike[str]) -> str:
     """Digest of a file's content, remembered per (path, size, mtime) within the process."""
     stat = os.stat(path)
     memo = (os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
     if memo not in _file_digests:
-        digest = _hasher()
+        digest = hasher()
         with open(path, "rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 22), b""):
                 digest.update(chunk)
         _file_digests[memo] = digest.hexdigest()
     return _file_digests[memo]
-
-
-def tensor_digest(tensors: list[torch.Tensor]) -> str:
-    """Digest of the shapes, dtypes and bytes of ``tensors`` (read through CPU copies when on a device)."""
-    digest = _hasher()
-    for tensor in tensors:
-        flat = tensor.detach().to("cpu").contiguous().reshape(-1)
-        digest.update(str((tuple(tensor.shape), str(tensor.dtype))).encode())
-        digest.update(flat.view(torch.uint8).numpy())
-    return digest.hexdigest()
 
 
 def _nbytes(features: Features) -> int:
@@ -135,11 +135,17 @@ class FeatureCache:
         self, key: str, features: Features, describe: dict[str, Any] | None = None, cost: FillCost | None = None
     ) -> None:
         """Store CPU copies of ``features`` (and what computing them cost) in memory and, with a root,
-        atomically on disk."""
+        atomically on disk (skipped, with one line, when the disk cannot take it)."""
         features = [t.detach().to("cpu") for t in features]
         self._remember(key, features, cost)
         if self.root is not None:
-            self._save(key, features, describe or {}, cost)
+            try:
+                self._save(key, features, describe or {}, cost)
+            except OSError as err:
+                if err.errno not in _SKIPPABLE:
+                    raise
+                warn_once(log, f"feature cache: entries are kept in memory only, their disk copies under {self.root} "
+                               f"are skipped ({err.strerror or err})")
 
     def get_or_compute(
         self,
@@ -176,8 +182,12 @@ class FeatureCache:
             with safe_open(str(path), framework="pt") as handle:
                 metadata = handle.metadata() or {}
                 features = [handle.get_tensor(f"feat_{i}") for i in range(len(handle.keys()))]
-        except (SafetensorError, OSError):
-            # An unreadable entry is a miss; the recomputed one replaces it.
+            damage = None if metadata.get(_DIGEST_KEY) == tensor_digest(features) else "its digest does not match"
+        except (SafetensorError, OSError) as err:
+            damage = f"{type(err).__name__}: {first_line(err)}"
+        if damage is not None:
+            # A damaged entry is a miss: the recomputed one replaces it.
+            warn_once(log, f"feature cache entry {path} is damaged ({damage}); computing it again")
             return None
         return features, FillCost.from_json(metadata.get(_COST_KEY))
 
@@ -185,13 +195,17 @@ class FeatureCache:
         assert self.root is not None
         self.root.mkdir(parents=True, exist_ok=True)
         tensors = {f"feat_{i}": t.contiguous() for i, t in enumerate(features)}
-        metadata = {"key": key, **{k: json.dumps(v, default=str) for k, v in describe.items()}}
+        metadata = {"key": key, **{k: json.dumps(v, default=str) for k, v in describe.items()},
+                    _DIGEST_KEY: tensor_digest(features)}
         if cost is not None:
             metadata[_COST_KEY] = cost.to_json()
+        # Serialised here and written by Python: a full disk is then an OSError with its errno
+        # (safetensors' own file writer reports it as a SafetensorError with the errno in its text).
+        blob = to_safetensors(tensors, metadata=metadata)
         fd, tmp = tempfile.mkstemp(dir=self.root, prefix=f".{key}.", suffix=".tmp")
-        os.close(fd)
         try:
-            save_file(tensors, tmp, metadata=metadata)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(blob)
             os.replace(tmp, self.path(key))
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
