@@ -38,6 +38,7 @@ def test_every_script_in_bench_has_a_smoke_run_here() -> None:
     assert sorted(p.stem for p in BENCH.glob("*.py")) == sorted([*SCRIPTS, *NOT_BENCHMARKS])
 
 
+@pytest.mark.bench  # minutes of CPU for all twelve: run with `-m bench` (bench/README.md), not in the default suite
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_a_benchmark_runs_in_its_smoke_mode_and_ends_on_its_json_line(script: str, tmp_path: Path) -> None:
     # every temporary folder a script makes lands in this test's; one thread each, as the test workers run
