@@ -16,25 +16,18 @@ JSON object.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
-import time
 
 import torch
 
 from tl_bench.config import TrialConfig, TrialResult
-from tl_bench.data import DatasetSplits, load_dataset
-from tl_bench.train import FeatureCache, build_for, train_trial
+from tl_bench.data import load_dataset
+from tl_bench.train import FeatureCache, build_for
+
+from cache import parse_args, timed  # bench/cache.py: the same options and the same timed trial
 
 TARGET = 3.0
-
-
-def timed(config: TrialConfig, data: DatasetSplits, cache: FeatureCache | None) -> tuple[float, TrialResult]:
-    model = build_for(config, data.num_classes)
-    start = time.perf_counter()
-    result = train_trial(config, model, data, cache=cache)
-    return time.perf_counter() - start, result
 
 
 def same_accuracies(a: TrialResult, b: TrialResult) -> bool:
@@ -44,19 +37,7 @@ def same_accuracies(a: TrialResult, b: TrialResult) -> bool:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backbone", default="resnet18")
-    parser.add_argument("--img-size", type=int, default=32)
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
-    parser.add_argument("--smoke", action="store_true",
-                        help="test_resnet, 256 training images, 2 epochs, 1 repeat: proves it runs")
-    args = parser.parse_args()
-    if args.smoke:
-        args.backbone, args.epochs, args.repeats = "test_resnet", 2, 1
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse_args(__doc__.splitlines()[0])
 
     probe = build_for(TrialConfig(dataset="digits", backbone=args.backbone, img_size=args.img_size), 10)
     config = TrialConfig(

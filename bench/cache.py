@@ -36,8 +36,9 @@ def timed(config: TrialConfig, data: DatasetSplits, cache: FeatureCache | None) 
     return time.perf_counter() - start, result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_args(description: str) -> argparse.Namespace:
+    """The options of a cache benchmark (this one and bench/boundary_cache.py), torch's threads set from them."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--backbone", default="resnet18")
     parser.add_argument("--img-size", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=10)
@@ -50,6 +51,11 @@ def main() -> None:
         args.backbone, args.epochs, args.repeats = "test_resnet", 2, 1
     if args.threads:
         torch.set_num_threads(args.threads)
+    return args
+
+
+def main() -> None:
+    args = parse_args(__doc__.splitlines()[0])
 
     config = TrialConfig(
         dataset="digits",
